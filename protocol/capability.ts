@@ -1,0 +1,91 @@
+/**
+ * Capabilities: the permission vocabulary and the claims a capability token carries.
+ * See docs/security-model.md for the prose version of this file.
+ */
+
+/** JWT header `typ` of every Toka capability token. */
+export const TOKEN_TYPE = 'toka.cap+jwt';
+/** Longest lifetime a token may have: `exp - iat` ≤ this many seconds. */
+export const MAX_TOKEN_LIFETIME_S = 30 * 60;
+/** Clock skew tolerated on `exp` and `iat`, in seconds. */
+export const CLOCK_SKEW_S = 5;
+/** Longest delegation chain below a grant-minted token. */
+export const MAX_DELEGATION_DEPTH = 5;
+/** Bounds on claim shapes. */
+export const CLAIM_LIMITS = {
+  subjectChars: 256,
+  vaultChars: 256,
+  permissions: 100,
+  permissionChars: 64,
+  tokenBytes: 8192,
+} as const;
+
+/**
+ * The permission vocabulary. A permission is `area:verb`. Wildcards in a *held* permission:
+ * `*` covers everything, `area:*` covers every verb of that area. A *required* permission is always concrete.
+ */
+export const PERMISSIONS = {
+  'agent:spawn': 'Spawn a sub-agent under an agent of the vault (SpawnSubAgent).',
+  'task:schedule': 'Queue a task on an agent of the vault (ScheduleAgentTask).',
+  'observation:emit': 'Record an observation for an agent of the vault (EmitObservation).',
+  'state:read': 'Read the world state of the vault: agents, tasks, observation counts.',
+  'events:read': 'Query and subscribe to the event log of the vault.',
+  'capability:grant': 'Create grants (mint tokens) for other subjects, never wider than the caller holds.',
+  'capability:delegate': 'Mint a narrower child token from the token presented.',
+  'capability:revoke': 'Revoke grants and tokens of the vault.',
+  'capability:read': 'List the grants of the vault.',
+  'host:read': 'Read host information and health details.',
+} as const;
+
+export type Permission = keyof typeof PERMISSIONS;
+
+const PERMISSION_SHAPE = /^(\*|[a-z][a-z0-9-]*:(\*|[a-z][a-z0-9-]*))$/;
+
+/** True when `p` is `*`, `area:*` for a known area, or a permission of the vocabulary. */
+export function isKnownPermission(p: string): boolean {
+  if (!PERMISSION_SHAPE.test(p)) return false;
+  if (p === '*') return true;
+  if (p.endsWith(':*')) {
+    const area = p.slice(0, -2);
+    return Object.keys(PERMISSIONS).some((k) => k.startsWith(`${area}:`));
+  }
+  return Object.prototype.hasOwnProperty.call(PERMISSIONS, p);
+}
+
+/** Does holding `held` allow the concrete permission `required`? */
+export function permits(held: readonly string[], required: string): boolean {
+  const area = required.slice(0, required.indexOf(':'));
+  for (const h of held) {
+    if (h === required || h === '*' || h === `${area}:*`) return true;
+  }
+  return false;
+}
+
+/** Is every permission in `child` covered by `parent` (wildcards honoured on both sides)? */
+export function isSubset(child: readonly string[], parent: readonly string[]): boolean {
+  return child.every((c) => {
+    if (c === '*') return parent.includes('*');
+    if (c.endsWith(':*')) return parent.includes('*') || parent.includes(c);
+    return permits(parent, c);
+  });
+}
+
+/** The claims of a verified capability token. */
+export interface CapabilityClaims {
+  /** The principal the token speaks for. Must equal the origin of every message sent with it. */
+  sub: string;
+  /** The vault (isolation domain) the token acts in. */
+  vault: string;
+  /** Held permissions, `area:verb` with wildcards. */
+  permissions: string[];
+  /** Issued at, seconds since the epoch. */
+  iat: number;
+  /** Expires at, seconds since the epoch; `exp - iat` ≤ 30 min. */
+  exp: number;
+  /** Unique token id; revocable. */
+  jti: string;
+  /** Id of the grant this token (or its delegation root) was minted from. */
+  grant: string;
+  /** Delegation chain: ancestor `jti`s, nearest parent first. Absent or empty for a grant-minted token. */
+  dlg?: string[];
+}

@@ -1,0 +1,282 @@
+/**
+ * The kernel's wire contract: operations, the envelope the host wraps them in, events, world state,
+ * kernel errors and limits. See docs/kernel.md.
+ */
+import type { CapabilityClaims } from './capability.js';
+
+export type TaskPriority = 'critical' | 'high' | 'medium' | 'low';
+
+/** Queue a task on an agent. Requires `task:schedule`. */
+export interface ScheduleAgentTask {
+  type: 'ScheduleAgentTask';
+  /** Target agent id (must be in the token's vault). */
+  agent: string;
+  task: {
+    /** What to do: not blank, ≤ 4096 UTF-8 bytes. */
+    description: string;
+    /** Defaults to `medium`. */
+    priority?: TaskPriority;
+  };
+}
+
+/** Spawn a child agent under `parent`. Requires `agent:spawn`. */
+export interface SpawnSubAgent {
+  type: 'SpawnSubAgent';
+  /** Parent agent id, or the literal `root` for the vault's root agent. */
+  parent: string;
+  spec: {
+    /** Display name: not blank, ≤ 256 characters. */
+    name: string;
+  };
+}
+
+/** Record an observation for an agent. Requires `observation:emit`. */
+export interface EmitObservation {
+  type: 'EmitObservation';
+  agent: string;
+  /** Any JSON value; its JSON encoding is ≤ 1 MiB. */
+  data: unknown;
+}
+
+/** Create a grant: the durable record tokens are minted from. Requires `capability:grant`. */
+export interface CreateGrant {
+  type: 'CreateGrant';
+  /** Who the grant is for. */
+  subject: string;
+  /** Permissions granted; must be covered by the caller's own. */
+  permissions: string[];
+  /** Grant expiry, ms since the epoch; absent = no expiry. */
+  expiresAt?: number;
+  /** Free-text label shown in listings (≤ 256 chars). */
+  label?: string;
+}
+
+/** Revoke a grant: every token minted from it, and every token delegated below those, dies. */
+export interface RevokeGrant {
+  type: 'RevokeGrant';
+  grant: string;
+  reason?: string;
+}
+
+/** Revoke one token by `jti`: it and every token delegated below it die. */
+export interface RevokeToken {
+  type: 'RevokeToken';
+  jti: string;
+  /** When the token expires anyway (seconds since the epoch); lets the revocation be forgotten after. */
+  exp: number;
+  reason?: string;
+}
+
+/**
+ * Record a delegation: the presenting token mints a narrower child token.
+ * Requires `capability:delegate`; the host signs the child only after this op succeeds.
+ */
+export interface DelegateCapability {
+  type: 'DelegateCapability';
+  /** Subject of the child token. */
+  subject: string;
+  /** ⊆ the presenting token's permissions. */
+  permissions: string[];
+  /** Child expiry (seconds since the epoch), ≤ the presenting token's `exp`. */
+  exp: number;
+}
+
+/** An operation of a family registered by a handler (runtime task lifecycle, ...). */
+export interface ExtensionOperation {
+  type: string;
+  [field: string]: unknown;
+}
+
+export type CoreOperation =
+  | ScheduleAgentTask
+  | SpawnSubAgent
+  | EmitObservation
+  | CreateGrant
+  | RevokeGrant
+  | RevokeToken
+  | DelegateCapability;
+
+export type Operation = CoreOperation | ExtensionOperation;
+
+/** What the host hands the kernel: an operation plus everything the kernel must not decide itself. */
+export interface OperationEnvelope<O extends Operation = Operation> {
+  /** Operation id, assigned by the host. */
+  id: string;
+  /** Timestamp, ms since the epoch, assigned by the host. The kernel never reads a clock. */
+  at: number;
+  /** The principal the message comes from (the session's subject). Must equal `claims.sub`. */
+  origin: string;
+  /** Verified token claims of the caller. */
+  claims: CapabilityClaims;
+  /** Fresh ids for entities this operation creates, used in order. The host supplies enough (see `ID_BUDGET`). */
+  ids: string[];
+  op: O;
+}
+
+/** How many fresh ids the host pre-assigns per envelope. */
+export const ID_BUDGET = 4;
+
+/** Who caused an event: the token's subject and id (never the token itself). */
+export interface Principal {
+  sub: string;
+  jti: string;
+}
+
+/** Fields every event carries. */
+export interface EventBase {
+  type: string;
+  /** Id of the operation that produced the event. */
+  opId: string;
+  /** Timestamp of that operation (ms since the epoch). */
+  at: number;
+  /** Who caused it. */
+  by: Principal;
+  /** The vault the event belongs to. */
+  vault: string;
+  /** The agent the event is about, when there is one (used for filtering). */
+  agent?: string;
+}
+
+export interface AgentSpawned extends EventBase {
+  type: 'AgentSpawned';
+  agent: string;
+  /** Parent agent id; null for a vault's root agent. */
+  parent: string | null;
+  name: string;
+}
+
+export interface TaskScheduled extends EventBase {
+  type: 'TaskScheduled';
+  agent: string;
+  task: TaskRecord;
+}
+
+export interface ObservationEmitted extends EventBase {
+  type: 'ObservationEmitted';
+  agent: string;
+  /** 1-based index of this observation for the agent. */
+  index: number;
+  data: unknown;
+}
+
+export interface GrantCreated extends EventBase {
+  type: 'GrantCreated';
+  grant: GrantRecord;
+}
+
+export interface GrantRevoked extends EventBase {
+  type: 'GrantRevoked';
+  grant: string;
+  reason?: string;
+}
+
+export interface TokenRevoked extends EventBase {
+  type: 'TokenRevoked';
+  jti: string;
+  exp: number;
+  reason?: string;
+}
+
+export interface CapabilityDelegated extends EventBase {
+  type: 'CapabilityDelegated';
+  /** The child token's id. */
+  jti: string;
+  /** The presenting (parent) token's id. */
+  parentJti: string;
+  subject: string;
+  permissions: string[];
+  exp: number;
+  /** Chain below the grant: 1 for a child of a grant-minted token. */
+  depth: number;
+}
+
+export type CoreEvent =
+  | AgentSpawned
+  | TaskScheduled
+  | ObservationEmitted
+  | GrantCreated
+  | GrantRevoked
+  | TokenRevoked
+  | CapabilityDelegated;
+
+/** Any event: core or from a registered handler (which must still carry the `EventBase` fields). */
+export type KernelEvent = CoreEvent | (EventBase & Record<string, unknown>);
+
+export type AgentStatus = 'active' | 'idle' | 'stopped';
+
+export interface AgentRecord {
+  id: string;
+  /** Null for the vault's root agent. */
+  parent: string | null;
+  vault: string;
+  name: string;
+  status: AgentStatus;
+  /** ms since the epoch (from the spawning operation). */
+  createdAt: number;
+}
+
+export interface TaskRecord {
+  id: string;
+  description: string;
+  priority: TaskPriority;
+  /** ms since the epoch (from the scheduling operation). */
+  scheduledAt: number;
+}
+
+export interface GrantRecord {
+  id: string;
+  subject: string;
+  vault: string;
+  permissions: string[];
+  /** ms since the epoch; absent = no expiry. */
+  expiresAt?: number;
+  createdAt: number;
+  createdBy: string;
+  label?: string;
+  revoked: boolean;
+}
+
+/**
+ * The whole world state, as plain JSON. `canonicalJson(state)` is what the state digest hashes,
+ * so this shape is part of the determinism contract.
+ */
+export interface WorldState {
+  /** Agents by id. */
+  agents: Record<string, AgentRecord>;
+  /** Queued tasks per agent id, oldest first. */
+  tasks: Record<string, TaskRecord[]>;
+  /** Observation count per agent id. */
+  observations: Record<string, number>;
+  /** Root agent id per vault. */
+  roots: Record<string, string>;
+  /** Grants by id. */
+  grants: Record<string, GrantRecord>;
+  /** Revoked token ids → the token's `exp` (seconds). */
+  revokedTokens: Record<string, number>;
+  /** State owned by registered handlers, by namespace (each handler keeps its own JSON). */
+  ext: Record<string, unknown>;
+}
+
+/** The id of a vault's root agent. Deterministic, so no id needs assigning. */
+export function rootAgentId(vault: string): string {
+  return `root:${vault}`;
+}
+
+/** Kernel limits; each violation is a `LimitExceeded` error naming the limit. */
+export const KERNEL_LIMITS = {
+  taskDescriptionBytes: 4096,
+  agentNameChars: 256,
+  observationBytes: 1024 * 1024,
+  queuedTasksPerAgent: 10_000,
+  registeredHandlers: 64,
+  grantLabelChars: 256,
+  reasonChars: 1024,
+} as const;
+
+/** Stable kernel error codes. */
+export type KernelErrorCode =
+  | 'CapabilityDenied'
+  | 'UnknownEntity'
+  | 'InvalidOperation'
+  | 'UnsupportedOperation'
+  | 'LimitExceeded';

@@ -1,0 +1,74 @@
+/**
+ * The event log behind one interface. Implementations: SQLite (default, durable) and memory (tests).
+ * Nothing here is SQLite-specific, so a distributed engine can implement it later.
+ */
+import type { EventFilter, LogRecord } from '../../protocol/events.js';
+import type { KernelEvent, WorldState } from '../../protocol/kernel.js';
+
+export interface ReadOptions {
+  /** Records with seq > afterSeq (default 0). */
+  afterSeq?: number;
+  /** At most this many records (default and maximum: 10,000). */
+  limit?: number;
+  filter?: EventFilter;
+}
+
+/** A state snapshot: the state after applying every record up to and including `seq`. */
+export interface Snapshot {
+  seq: number;
+  /** Hex SHA-256 of canonicalJson(state). */
+  digest: string;
+  state: WorldState;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** Records checked. */
+  checked: number;
+  /** Highest sequence number in the log. */
+  headSeq: number;
+  /** The first record that does not verify, and why. */
+  firstBad?: { seq: number; reason: string };
+}
+
+/** Why a subscription ended. `overflow`: the subscriber fell more than its buffer behind. */
+export type SubscriptionEnd = { reason: 'closed' } | { reason: 'overflow'; lastDeliveredSeq: number; limit: number };
+
+export interface SubscribeOptions {
+  /** Deliver records with seq > afterSeq: stored ones first, then live ones, no gap, no duplicate. */
+  afterSeq: number;
+  filter?: EventFilter;
+  /** Most undelivered records held for this subscriber before it is ended with `overflow` (default 10,000). */
+  bufferLimit?: number;
+}
+
+export interface SubscriptionListener {
+  /** Called once per record, in seq order; the next call waits for a returned promise. */
+  onRecord(record: LogRecord): void | Promise<void>;
+  /** Called once when the subscription ends for any reason other than `unsubscribe()`. */
+  onEnd?(end: SubscriptionEnd): void;
+}
+
+export interface Subscription {
+  unsubscribe(): void;
+}
+
+export interface EventLog {
+  readonly kind: string;
+  /**
+   * Appends `events` as one atomic batch and resolves with their records once they are durable.
+   * Appends issued in the same tick share one transaction (group commit).
+   */
+  append(events: KernelEvent[]): Promise<LogRecord[]>;
+  /** Sequence number and hash of the last record (0 and 64 zeros when empty). */
+  head(): { seq: number; hash: string };
+  read(options?: ReadOptions): Promise<LogRecord[]>;
+  /** Walk the whole chain: recompute every hash and link. */
+  verify(): Promise<VerifyReport>;
+  writeSnapshot(snapshot: Snapshot): Promise<void>;
+  /** The newest snapshot, or null. */
+  latestSnapshot(): Promise<Snapshot | null>;
+  subscribe(options: SubscribeOptions, listener: SubscriptionListener): Subscription;
+  /** Waits for pending appends, ends subscriptions, releases the storage. */
+  close(): Promise<void>;
+}
