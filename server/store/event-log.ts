@@ -31,8 +31,14 @@ export interface VerifyReport {
   firstBad?: { seq: number; reason: string };
 }
 
-/** Why a subscription ended. `overflow`: the subscriber fell more than its buffer behind. */
-export type SubscriptionEnd = { reason: 'closed' } | { reason: 'overflow'; lastDeliveredSeq: number; limit: number };
+/**
+ * Why a subscription ended. `overflow`: the subscriber fell more than its buffer behind.
+ * `error`: its `onRecord` threw or rejected (the record at `lastDeliveredSeq` is the one it failed on).
+ */
+export type SubscriptionEnd =
+  | { reason: 'closed' }
+  | { reason: 'overflow'; lastDeliveredSeq: number; limit: number }
+  | { reason: 'error'; lastDeliveredSeq: number; message: string };
 
 export interface SubscribeOptions {
   /** Deliver records with seq > afterSeq: stored ones first, then live ones, no gap, no duplicate. */
