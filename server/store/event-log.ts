@@ -33,7 +33,7 @@ export interface VerifyReport {
 
 /**
  * Why a subscription ended. `overflow`: the subscriber fell more than its buffer behind.
- * `error`: its `onRecord` threw or rejected (the record at `lastDeliveredSeq` is the one it failed on).
+ * `error`: its `onRecord` threw or rejected; `lastDeliveredSeq` is the last record it took, so the failed one follows it.
  */
 export type SubscriptionEnd =
   | { reason: 'closed' }
