@@ -1,0 +1,25 @@
+/**
+ * The event log's hash chain and the world-state digest.
+ * record hash = hex SHA-256 of `prevHash + "\n" + seq + "\n" + canonicalJson(event)`.
+ */
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../protocol/canonical.js';
+import type { KernelEvent, WorldState } from '../../protocol/kernel.js';
+
+/** The `prevHash` of record 1, and the head hash of an empty log. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** Hash of the record at `seq` whose predecessor hashed to `prevHash`. */
+export function recordHash(prevHash: string, seq: number, event: KernelEvent): string {
+  return hashBody(prevHash, seq, canonicalJson(event));
+}
+
+/** Same as `recordHash` for an event already encoded with `canonicalJson`. */
+export function hashBody(prevHash: string, seq: number, body: string): string {
+  return createHash('sha256').update(`${prevHash}\n${seq}\n${body}`, 'utf8').digest('hex');
+}
+
+/** Hex SHA-256 of `canonicalJson(state)`: equal states have equal digests. */
+export function stateDigest(state: WorldState): string {
+  return createHash('sha256').update(canonicalJson(state), 'utf8').digest('hex');
+}
