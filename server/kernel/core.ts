@@ -1,0 +1,305 @@
+/**
+ * The seven core opcode handlers (protocol/kernel.ts `CoreOperation`). Their `apply` functions replace
+ * records instead of mutating them, so a transaction's shallow working copy never aliases committed state.
+ */
+import {
+  CLAIM_LIMITS,
+  MAX_DELEGATION_DEPTH,
+  isKnownPermission,
+  isSubset,
+} from '../../protocol/capability.js';
+import { canonicalJson } from '../../protocol/canonical.js';
+import {
+  KERNEL_LIMITS,
+  type AgentRecord,
+  type AgentSpawned,
+  type CreateGrant,
+  type DelegateCapability,
+  type EmitObservation,
+  type GrantCreated,
+  type GrantRecord,
+  type GrantRevoked,
+  type ObservationEmitted,
+  type Operation,
+  type OperationEnvelope,
+  type RevokeGrant,
+  type RevokeToken,
+  type ScheduleAgentTask,
+  type SpawnSubAgent,
+  type TaskPriority,
+  type TaskRecord,
+  type TaskScheduled,
+  type TokenRevoked,
+} from '../../protocol/kernel.js';
+import { KernelError } from './errors.js';
+import type { OpcodeHandler } from './handler.js';
+import { deepCopy } from './state.js';
+import {
+  onlyFields,
+  optionalText,
+  requireId,
+  requireJson,
+  requireObject,
+  requireString,
+  requireStringArray,
+  requireText,
+  requireTime,
+  utf8ByteLength,
+} from './validate.js';
+
+const PRIORITIES: readonly TaskPriority[] = ['critical', 'high', 'medium', 'low'];
+
+/** The `index`-th fresh id of the envelope; `InvalidOperation` if the host supplied too few. */
+function freshId(env: OperationEnvelope, index: number): string {
+  if (index >= env.ids.length) throw KernelError.invalid(`missing fresh id #${index + 1} in envelope ids`);
+  return env.ids[index];
+}
+
+function fields(op: Operation): Record<string, unknown> {
+  return op as unknown as Record<string, unknown>;
+}
+
+/** Permissions of a grant or delegation: non-empty, bounded, each of the vocabulary. */
+function requirePermissions(v: unknown): string[] {
+  const perms = requireStringArray(v, 'permissions');
+  if (perms.length === 0) throw KernelError.invalid('permissions must not be empty');
+  if (perms.length > CLAIM_LIMITS.permissions) throw KernelError.limit('permissions', CLAIM_LIMITS.permissions, perms.length);
+  for (const p of perms) {
+    if (!isKnownPermission(p)) throw KernelError.invalid(`unknown permission ${JSON.stringify(p)}`);
+  }
+  return perms;
+}
+
+function requireReason(v: unknown): void {
+  optionalText(v, 'reason', 'reasonChars', KERNEL_LIMITS.reasonChars);
+}
+
+/** An agent id that `SpawnSubAgent` may use for a new agent. */
+function newAgentId(env: OperationEnvelope, taken: (id: string) => boolean): string {
+  const id = freshId(env, 0);
+  if (id.startsWith('root:')) throw KernelError.invalid(`id ${JSON.stringify(id)} is reserved for root agents`);
+  if (taken(id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
+  return id;
+}
+
+export const scheduleAgentTask: OpcodeHandler = {
+  opcode: 'ScheduleAgentTask',
+  permission: 'task:schedule',
+  eventTypes: ['TaskScheduled'],
+  validate(op) {
+    const o = fields(op);
+    onlyFields(o, ['type', 'agent', 'task'], 'ScheduleAgentTask');
+    requireId(o.agent, 'agent');
+    const task = requireObject(o.task, 'task');
+    onlyFields(task, ['description', 'priority'], 'task');
+    const description = requireString(task.description, 'task.description');
+    if (description.trim() === '') throw KernelError.invalid('task.description must not be blank');
+    const bytes = utf8ByteLength(description);
+    if (bytes > KERNEL_LIMITS.taskDescriptionBytes) throw KernelError.limit('taskDescriptionBytes', KERNEL_LIMITS.taskDescriptionBytes, bytes);
+    if (task.priority !== undefined && !PRIORITIES.includes(task.priority as TaskPriority)) {
+      throw KernelError.invalid(`task.priority must be one of ${PRIORITIES.join(', ')}`);
+    }
+  },
+  execute(env, view) {
+    const op = env.op as ScheduleAgentTask;
+    const agent = view.agent(op.agent);
+    const queued = view.queuedTasks(agent.id);
+    if (queued >= KERNEL_LIMITS.queuedTasksPerAgent) {
+      throw KernelError.limit('queuedTasksPerAgent', KERNEL_LIMITS.queuedTasksPerAgent, queued + 1);
+    }
+    const task: TaskRecord = {
+      id: freshId(env, 0),
+      description: op.task.description,
+      priority: op.task.priority ?? 'medium',
+      scheduledAt: env.at,
+    };
+    return [view.event('TaskScheduled', { agent: agent.id, task })];
+  },
+  apply(event, state) {
+    const e = event as TaskScheduled;
+    const queue = Object.hasOwn(state.tasks, e.agent) ? state.tasks[e.agent] : [];
+    state.tasks[e.agent] = [...queue, { ...e.task }];
+  },
+};
+
+export const spawnSubAgent: OpcodeHandler = {
+  opcode: 'SpawnSubAgent',
+  permission: 'agent:spawn',
+  eventTypes: ['AgentSpawned'],
+  validate(op) {
+    const o = fields(op);
+    onlyFields(o, ['type', 'parent', 'spec'], 'SpawnSubAgent');
+    requireId(o.parent, 'parent');
+    const spec = requireObject(o.spec, 'spec');
+    onlyFields(spec, ['name'], 'spec');
+    requireText(spec.name, 'spec.name', 'agentNameChars', KERNEL_LIMITS.agentNameChars);
+  },
+  execute(env, view) {
+    const op = env.op as SpawnSubAgent;
+    const parent = view.agent(op.parent);
+    const id = newAgentId(env, (x) => view.taken(x));
+    return [view.event('AgentSpawned', { agent: id, parent: parent.id, name: op.spec.name })];
+  },
+  apply(event, state) {
+    const e = event as AgentSpawned;
+    const record: AgentRecord = { id: e.agent, parent: e.parent, vault: e.vault, name: e.name, status: 'active', createdAt: e.at };
+    state.agents[e.agent] = record;
+    state.tasks[e.agent] = [];
+    state.observations[e.agent] = 0;
+    if (e.parent === null) state.roots[e.vault] = e.agent;
+  },
+};
+
+export const emitObservation: OpcodeHandler = {
+  opcode: 'EmitObservation',
+  permission: 'observation:emit',
+  eventTypes: ['ObservationEmitted'],
+  validate(op) {
+    const o = fields(op);
+    onlyFields(o, ['type', 'agent', 'data'], 'EmitObservation');
+    requireId(o.agent, 'agent');
+    requireJson(o.data, 'data');
+    const bytes = utf8ByteLength(canonicalJson(o.data));
+    if (bytes > KERNEL_LIMITS.observationBytes) throw KernelError.limit('observationBytes', KERNEL_LIMITS.observationBytes, bytes);
+  },
+  execute(env, view) {
+    const op = env.op as EmitObservation;
+    const agent = view.agent(op.agent);
+    const index = view.observationCount(agent.id) + 1;
+    return [view.event('ObservationEmitted', { agent: agent.id, index, data: deepCopy(op.data) })];
+  },
+  apply(event, state) {
+    const e = event as ObservationEmitted;
+    state.observations[e.agent] = e.index;
+  },
+};
+
+export const createGrant: OpcodeHandler = {
+  opcode: 'CreateGrant',
+  permission: 'capability:grant',
+  eventTypes: ['GrantCreated'],
+  validate(op) {
+    const o = fields(op);
+    onlyFields(o, ['type', 'subject', 'permissions', 'expiresAt', 'label'], 'CreateGrant');
+    requireText(o.subject, 'subject', 'subjectChars', CLAIM_LIMITS.subjectChars);
+    requirePermissions(o.permissions);
+    if (o.expiresAt !== undefined) requireTime(o.expiresAt, 'expiresAt');
+    optionalText(o.label, 'label', 'grantLabelChars', KERNEL_LIMITS.grantLabelChars);
+  },
+  execute(env, view) {
+    const op = env.op as CreateGrant;
+    if (!isSubset(op.permissions, env.claims.permissions)) throw KernelError.denied("grant widens the caller's permissions");
+    if (op.expiresAt !== undefined && op.expiresAt <= env.at) throw KernelError.invalid('expiresAt is not after the operation time');
+    const id = freshId(env, 0);
+    if (view.taken(id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
+    const grant: GrantRecord = {
+      id,
+      subject: op.subject,
+      vault: view.vault,
+      permissions: [...op.permissions],
+      ...(op.expiresAt !== undefined ? { expiresAt: op.expiresAt } : {}),
+      createdAt: env.at,
+      createdBy: env.claims.sub,
+      ...(op.label !== undefined ? { label: op.label } : {}),
+      revoked: false,
+    };
+    return [view.event('GrantCreated', { grant })];
+  },
+  apply(event, state) {
+    const e = event as GrantCreated;
+    state.grants[e.grant.id] = deepCopy(e.grant);
+  },
+};
+
+export const revokeGrant: OpcodeHandler = {
+  opcode: 'RevokeGrant',
+  permission: 'capability:revoke',
+  eventTypes: ['GrantRevoked'],
+  validate(op) {
+    const o = fields(op);
+    onlyFields(o, ['type', 'grant', 'reason'], 'RevokeGrant');
+    requireId(o.grant, 'grant');
+    requireReason(o.reason);
+  },
+  execute(env, view) {
+    const op = env.op as RevokeGrant;
+    const grant = view.grant(op.grant);
+    if (grant.revoked) throw KernelError.invalid('already revoked');
+    return [view.event('GrantRevoked', { grant: grant.id, ...(op.reason !== undefined ? { reason: op.reason } : {}) })];
+  },
+  apply(event, state) {
+    const e = event as GrantRevoked;
+    if (!Object.hasOwn(state.grants, e.grant)) throw KernelError.unknown('grant', e.grant);
+    state.grants[e.grant] = { ...state.grants[e.grant], revoked: true };
+  },
+};
+
+export const revokeToken: OpcodeHandler = {
+  opcode: 'RevokeToken',
+  permission: 'capability:revoke',
+  eventTypes: ['TokenRevoked'],
+  validate(op) {
+    const o = fields(op);
+    onlyFields(o, ['type', 'jti', 'exp', 'reason'], 'RevokeToken');
+    requireId(o.jti, 'jti');
+    requireTime(o.exp, 'exp');
+    requireReason(o.reason);
+  },
+  /** A holder may always revoke its own token (RFC 7009). */
+  waivePermission(env) {
+    return (env.op as RevokeToken).jti === env.claims.jti;
+  },
+  execute(env, view) {
+    const op = env.op as RevokeToken;
+    if (view.tokenRevoked(op.jti)) throw KernelError.invalid('already revoked');
+    return [view.event('TokenRevoked', { jti: op.jti, exp: op.exp, ...(op.reason !== undefined ? { reason: op.reason } : {}) })];
+  },
+  apply(event, state) {
+    const e = event as TokenRevoked;
+    state.revokedTokens[e.jti] = e.exp;
+  },
+};
+
+export const delegateCapability: OpcodeHandler = {
+  opcode: 'DelegateCapability',
+  permission: 'capability:delegate',
+  eventTypes: ['CapabilityDelegated'],
+  validate(op) {
+    const o = fields(op);
+    onlyFields(o, ['type', 'subject', 'permissions', 'exp'], 'DelegateCapability');
+    requireText(o.subject, 'subject', 'subjectChars', CLAIM_LIMITS.subjectChars);
+    requirePermissions(o.permissions);
+    requireTime(o.exp, 'exp');
+  },
+  execute(env, view) {
+    const op = env.op as DelegateCapability;
+    const { claims } = env;
+    if (!isSubset(op.permissions, claims.permissions)) throw KernelError.denied('delegation widens');
+    if (op.exp > claims.exp) throw KernelError.invalid('exp beyond the parent token exp');
+    if (op.exp * 1000 <= env.at) throw KernelError.invalid('exp is not after the operation time');
+    const depth = (claims.dlg?.length ?? 0) + 1;
+    if (depth > MAX_DELEGATION_DEPTH) throw KernelError.limit('delegationDepth', MAX_DELEGATION_DEPTH, depth);
+    const event = view.event('CapabilityDelegated', {
+      jti: freshId(env, 0),
+      parentJti: claims.jti,
+      subject: op.subject,
+      permissions: [...op.permissions],
+      exp: op.exp,
+      depth,
+    });
+    return [event];
+  },
+  /** A delegation changes no world state: the event is the audit record auth indexes for cascading revocation. */
+  apply() {},
+};
+
+/** Core handlers in registration order (the order of `CoreOperation`). */
+export const CORE_HANDLERS: readonly OpcodeHandler[] = [
+  scheduleAgentTask,
+  spawnSubAgent,
+  emitObservation,
+  createGrant,
+  revokeGrant,
+  revokeToken,
+  delegateCapability,
+];

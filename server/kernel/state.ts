@@ -1,0 +1,74 @@
+/**
+ * World-state helpers: the empty state, JSON deep copies, copy-on-write working copies and read-only views.
+ */
+import type { WorldState } from '../../protocol/kernel.js';
+import { KernelError } from './errors.js';
+import { isPlainObject } from './validate.js';
+
+const STATE_FIELDS = ['agents', 'tasks', 'observations', 'roots', 'grants', 'revokedTokens', 'ext'] as const;
+
+/** The state of a kernel that has applied no event. */
+export function emptyState(): WorldState {
+  return { agents: {}, tasks: {}, observations: {}, roots: {}, grants: {}, revokedTokens: {}, ext: {} };
+}
+
+/** Deep copy of a plain JSON value (`undefined` object members are dropped, as JSON does). */
+export function deepCopy<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => deepCopy(v)) as T;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (v === undefined) continue;
+    // A `__proto__` member (JSON.parse makes it an own property) must stay data, not become the prototype.
+    if (k === '__proto__') Object.defineProperty(out, k, { value: deepCopy(v), enumerable: true, writable: true, configurable: true });
+    else out[k] = deepCopy(v);
+  }
+  return out as T;
+}
+
+/** Deep copy of a restored snapshot, rejecting anything that is not shaped like a `WorldState`. */
+export function restoreState(state: unknown): WorldState {
+  if (!isPlainObject(state)) throw KernelError.invalid('snapshot state must be an object');
+  for (const f of STATE_FIELDS) {
+    if (!isPlainObject(state[f])) throw KernelError.invalid(`snapshot state.${f} must be an object`);
+  }
+  for (const k of Object.keys(state)) {
+    if (!(STATE_FIELDS as readonly string[]).includes(k)) throw KernelError.invalid(`snapshot state: unknown field ${k}`);
+  }
+  return deepCopy(state as unknown as WorldState);
+}
+
+/**
+ * A working copy for one transaction: every top-level map is copied shallowly, so writes to the copy's maps
+ * never reach `state`. Apply functions replace records instead of mutating them, which keeps this O(keys).
+ */
+export function workingCopy(state: WorldState): WorldState {
+  return {
+    agents: { ...state.agents },
+    tasks: { ...state.tasks },
+    observations: { ...state.observations },
+    roots: { ...state.roots },
+    grants: { ...state.grants },
+    revokedTokens: { ...state.revokedTokens },
+    ext: { ...state.ext },
+  };
+}
+
+/**
+ * A deep read-only view of `value`: reads see the live data, any write throws a `TypeError` naming `label`.
+ * Costs nothing up front (nested objects are wrapped when read).
+ */
+export function readOnly<T>(value: T, label: string): T {
+  if (value === null || typeof value !== 'object') return value;
+  const deny = (): never => {
+    throw new TypeError(`${label} is read-only`);
+  };
+  return new Proxy(value as object, {
+    get: (target, key, receiver) => readOnly(Reflect.get(target, key, receiver), label),
+    set: deny,
+    defineProperty: deny,
+    deleteProperty: deny,
+    setPrototypeOf: deny,
+    preventExtensions: deny,
+  }) as T;
+}

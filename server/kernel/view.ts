@@ -1,0 +1,69 @@
+/**
+ * The `KernelView` handed to `execute`: read-only, vault-scoped accessors over the committed state.
+ */
+import { rootAgentId, type AgentRecord, type EventBase, type GrantRecord, type OperationEnvelope, type WorldState } from '../../protocol/kernel.js';
+import { KernelError } from './errors.js';
+import type { KernelView } from './handler.js';
+import { readOnly } from './state.js';
+
+const OUTSIDE_VAULT = 'target outside the token vault';
+
+export class StateView implements KernelView {
+  readonly vault: string;
+  /** Set when the operation referenced the vault's root agent before it existed. */
+  spawnsRoot = false;
+
+  constructor(
+    private readonly state: Readonly<WorldState>,
+    private readonly env: OperationEnvelope,
+  ) {
+    this.vault = env.claims.vault;
+  }
+
+  agent(ref: string): Readonly<AgentRecord> {
+    const root = rootAgentId(this.vault);
+    const id = ref === 'root' ? root : ref;
+    const found = Object.hasOwn(this.state.agents, id) ? this.state.agents[id] : undefined;
+    if (found) {
+      if (found.vault !== this.vault) throw KernelError.denied(OUTSIDE_VAULT);
+      return readOnly(found, 'KernelView');
+    }
+    if (id === root) {
+      this.spawnsRoot = true;
+      return Object.freeze({ id: root, parent: null, vault: this.vault, name: 'root', status: 'active', createdAt: this.env.at });
+    }
+    throw KernelError.unknown('agent', id);
+  }
+
+  grant(id: string): Readonly<GrantRecord> {
+    const found = Object.hasOwn(this.state.grants, id) ? this.state.grants[id] : undefined;
+    if (!found) throw KernelError.unknown('grant', id);
+    if (found.vault !== this.vault) throw KernelError.denied(OUTSIDE_VAULT);
+    return readOnly(found, 'KernelView');
+  }
+
+  queuedTasks(id: string): number {
+    return Object.hasOwn(this.state.tasks, id) ? this.state.tasks[id].length : 0;
+  }
+
+  observationCount(id: string): number {
+    return Object.hasOwn(this.state.observations, id) ? this.state.observations[id] : 0;
+  }
+
+  tokenRevoked(jti: string): boolean {
+    return Object.hasOwn(this.state.revokedTokens, jti);
+  }
+
+  taken(id: string): boolean {
+    return Object.hasOwn(this.state.agents, id) || Object.hasOwn(this.state.grants, id);
+  }
+
+  ext(namespace: string): unknown {
+    return Object.hasOwn(this.state.ext, namespace) ? readOnly(this.state.ext[namespace], 'KernelView') : undefined;
+  }
+
+  event<F extends Record<string, unknown>>(type: string, fields: F): EventBase & F & Record<string, unknown> {
+    const { id, at, claims } = this.env;
+    return { type, opId: id, at, by: { sub: claims.sub, jti: claims.jti }, vault: claims.vault, ...fields };
+  }
+}
