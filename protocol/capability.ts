@@ -34,7 +34,7 @@ export const PERMISSIONS = {
   'capability:delegate': 'Mint a narrower child token from the token presented.',
   'capability:revoke': 'Revoke grants and tokens of the vault.',
   'capability:read': 'List the grants of the vault.',
-  'host:read': 'Read host information and health details.',
+  'log:verify': 'Run a full chain and replay verification of the log (reveals only the verdict, counts and digests).',
 } as const;
 
 export type Permission = keyof typeof PERMISSIONS;
