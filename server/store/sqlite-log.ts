@@ -65,7 +65,7 @@ export class SqliteEventLog extends ChainedEventLog {
   private readonly insertSnapshot: Database.Statement;
   private readonly pruneSnapshots: Database.Statement;
   private readonly newestSnapshot: Database.Statement;
-  /** Read statements by filter shape: vault, agent, types present. */
+  /** Read statements by SQL text (one per filter shape: vault, agent, type present or not). */
   private readonly reads = new Map<string, Database.Statement>();
   private readonly writeRows: Database.Transaction<(rows: StoredRecord[]) => void>;
 
@@ -140,20 +140,27 @@ export class SqliteEventLog extends ChainedEventLog {
   async read(options?: ReadOptions): Promise<LogRecord[]> {
     if (this.closed) throw new LogClosedError();
     const { afterSeq, limit, filter } = normaliseRead(options);
-    if (filter?.types !== undefined && filter.types.length === 0) return [];
+    const types = filter?.types === undefined ? undefined : [...new Set(filter.types)];
+    if (types === undefined || types.length === 1) return this.readShape(afterSeq, limit, filter?.vault, filter?.agent, types?.[0]);
+    // One index range per type (each ≤ limit rows), merged: no scan of every matching row.
+    const merged = types.flatMap((type) => this.readShape(afterSeq, limit, filter?.vault, filter?.agent, type));
+    return merged.sort((a, b) => a.seq - b.seq).slice(0, limit);
+  }
+
+  private readShape(afterSeq: number, limit: number, vault?: string, agent?: string, type?: string): LogRecord[] {
     const params: unknown[] = [afterSeq];
     const where = ['seq > ?'];
-    if (filter?.vault !== undefined) {
+    if (vault !== undefined) {
       where.push('vault = ?');
-      params.push(filter.vault);
+      params.push(vault);
     }
-    if (filter?.agent !== undefined) {
+    if (agent !== undefined) {
       where.push('agent = ?');
-      params.push(filter.agent);
+      params.push(agent);
     }
-    if (filter?.types !== undefined) {
-      where.push('type IN (SELECT value FROM json_each(?))');
-      params.push(JSON.stringify(filter.types));
+    if (type !== undefined) {
+      where.push('type = ?');
+      params.push(type);
     }
     params.push(limit);
     const sql = `SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
