@@ -1,0 +1,51 @@
+/**
+ * A read-only open (what `toka events` / `toka verify` use) reads and verifies the log while another
+ * process is appending to it.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SqliteEventLog } from '../../server/store/sqlite-log.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const WORKER = join(ROOT, 'test', 'fixtures', 'store', 'append-worker.ts');
+
+describe('event log read-only access beside a writing process', function () {
+  this.timeout(60_000);
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'toka-ro-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads, follows the head and verifies while the writer appends', async () => {
+    const dbPath = join(dir, 'events.db');
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, dbPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    let acked = 0;
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (acked += chunk.split('\n').length - 1));
+    try {
+      while (acked < 200) await new Promise((resolve) => setTimeout(resolve, 5));
+      const reader = SqliteEventLog.open(dbPath, { readOnly: true });
+      try {
+        const first = reader.head().seq;
+        assert.ok(first > 0);
+        const report = await reader.verify();
+        assert.equal(report.ok, true, JSON.stringify(report.firstBad));
+        assert.ok(report.checked >= first);
+        while (reader.head().seq <= report.checked) await new Promise((resolve) => setTimeout(resolve, 5));
+        const page = await reader.read({ afterSeq: first - 1, limit: 1 });
+        assert.equal(page[0].seq, first);
+        assert.equal((await reader.read({ filter: { vault: 'crash' }, limit: 10 })).length, 10);
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+});
