@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ErrorCodes } from '../../../protocol/errors.js';
-import type { GrantCreated, TaskScheduled } from '../../../protocol/kernel.js';
+import type { GrantCreated, ObservationEmitted, TaskScheduled } from '../../../protocol/kernel.js';
 import { KernelError } from '../../../server/kernel/errors.js';
 import { Kernel, emptyState } from '../../../server/kernel/kernel.js';
 import { claims, digest, envelope, throwsKernel } from './helpers.js';
@@ -67,8 +67,8 @@ describe('kernel core operations', () => {
 
   it('EmitObservation counts observations and numbers them from 1', () => {
     const { kernel, worker } = withWorker();
-    const a = kernel.execute(envelope({ type: 'EmitObservation', agent: worker, data: { cpu: 0.5, tags: ['x'] } }));
-    const b = kernel.execute(envelope({ type: 'EmitObservation', agent: worker, data: null }));
+    const a = kernel.execute(envelope({ type: 'EmitObservation', agent: worker, data: { cpu: 0.5, tags: ['x'] } })) as ObservationEmitted[];
+    const b = kernel.execute(envelope({ type: 'EmitObservation', agent: worker, data: null })) as ObservationEmitted[];
     assert.equal(a[0].index, 1);
     assert.deepEqual(a[0].data, { cpu: 0.5, tags: ['x'] });
     assert.equal(b[0].index, 2);

@@ -136,7 +136,7 @@ describe('kernel handler registry', () => {
     const kernel = new Kernel();
     kernel.register({
       opcode: 'Forge', permission: 'agent:pause', eventTypes: ['Forged'],
-      execute: (env, view) => [{ ...view.event('Forged', {}), vault: (env.op as { vault: string }).vault }],
+      execute: (env, view) => [{ ...view.event('Forged', {}), vault: (env.op as unknown as { vault: string }).vault }],
       apply: () => undefined,
     });
     kernel.register({
