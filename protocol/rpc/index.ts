@@ -5,3 +5,4 @@ export * from './state.js';
 export * from './events.js';
 export * from './capability.js';
 export * from './host.js';
+export * from './admin.js';
