@@ -13,8 +13,9 @@
 import type { EventFilter, LogRecord } from '../../protocol/events.js';
 import type { SubscribeOptions, Subscription, SubscriptionEnd, SubscriptionListener } from './event-log.js';
 
-/** Default and maximum records per read, and the default subscriber buffer limit. */
+/** Default and maximum records per read. */
 export const MAX_READ_LIMIT = 10_000;
+/** Default most undelivered records a live subscriber may hold before it is ended with `overflow`. */
 export const DEFAULT_BUFFER_LIMIT = 10_000;
 /** Records read from storage per catch-up page. */
 export const CATCH_UP_PAGE = 1_000;
@@ -46,11 +47,6 @@ export class SubscriptionHub {
   private readonly subscribers = new Set<Subscriber>();
 
   constructor(private readonly reader: PageReader) {}
-
-  /** Live subscriptions (catching up or live). */
-  get size(): number {
-    return this.subscribers.size;
-  }
 
   subscribe(options: SubscribeOptions, listener: SubscriptionListener): Subscription {
     const { afterSeq, filter, bufferLimit = DEFAULT_BUFFER_LIMIT } = options;
