@@ -221,7 +221,7 @@ function checkEmitted(handler: OpcodeHandler, e: KernelEvent, env: OperationEnve
 }
 
 function checkHandler(h: OpcodeHandler): void {
-  if (!isPlainObject(h) && (h === null || typeof h !== 'object')) throw KernelError.invalid('handler must be an object');
+  if (h === null || typeof h !== 'object') throw KernelError.invalid('handler must be an object');
   if (typeof h.opcode !== 'string' || h.opcode === '') throw KernelError.invalid('handler.opcode must be a non-empty string');
   if (typeof h.permission !== 'string' || !CONCRETE_PERMISSION.test(h.permission)) {
     throw KernelError.invalid('handler.permission must be a concrete area:verb permission');

@@ -132,6 +132,20 @@ describe('kernel handler registry', () => {
     assert.deepEqual(kernel.state.ext, { lifecycle: { paused: { 'root:A': true } } });
   });
 
+  it('a root created on first use is rolled back when a later event of the operation fails', () => {
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Doomed', permission: 'agent:pause', eventTypes: ['Doomed'],
+      execute: (_env, view) => [view.event('Doomed', { agent: view.agent('root').id })],
+      apply: () => {
+        throw new Error('doomed');
+      },
+    });
+    assert.throws(() => kernel.execute(envelope({ type: 'Doomed' }, withPause)), /doomed/);
+    assert.deepEqual(kernel.state.agents, {});
+    assert.deepEqual(kernel.state.roots, {});
+  });
+
   it('rejects events a handler emits with foreign types or base fields', () => {
     const kernel = new Kernel();
     kernel.register({
