@@ -20,7 +20,7 @@ export class DataDirLock {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const holder = DataDirLock.holder(dataDir);
-        if (holder !== null && holder !== process.pid && isAlive(holder)) {
+        if (holder !== null) {
           throw new HostError('Conflict', `data dir ${dataDir} is in use by process ${holder} (is toka serve running?)`, {
             pid: holder,
           });

@@ -1,0 +1,66 @@
+/**
+ * Benchmark helpers. Every figure is printed as a ratio against a baseline measured in the same run,
+ * alternating candidate and baseline rounds so machine noise hits both alike; the median round counts.
+ */
+export interface Rate {
+  /** Operations per second (median of rounds). */
+  perSecond: number;
+  rounds: number[];
+}
+
+/** Run `round()` `rounds` times; each returns how many operations it did; report the median rate. */
+export async function measure(rounds: number, round: () => Promise<number> | number): Promise<Rate> {
+  const rates: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const started = process.hrtime.bigint();
+    const n = await round();
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    rates.push(n / seconds);
+  }
+  return { perSecond: median(rates), rounds: rates };
+}
+
+/** Measure candidate and baseline in alternation (c, b, c, b, ...). */
+export async function compare(
+  rounds: number,
+  candidate: () => Promise<number> | number,
+  baseline: () => Promise<number> | number,
+): Promise<{ candidate: Rate; baseline: Rate; ratio: number }> {
+  const c: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    c.push((await measure(1, candidate)).perSecond);
+    b.push((await measure(1, baseline)).perSecond);
+  }
+  const candidateRate = { perSecond: median(c), rounds: c };
+  const baselineRate = { perSecond: median(b), rounds: b };
+  return { candidate: candidateRate, baseline: baselineRate, ratio: candidateRate.perSecond / baselineRate.perSecond };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export interface Row {
+  name: string;
+  candidate: number;
+  baselineName: string;
+  baseline: number;
+  ratio: number;
+  /** Minimum acceptable ratio, if the issue sets one. */
+  target?: number;
+}
+
+export function printRows(title: string, rows: Row[]): void {
+  const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
+  process.stdout.write(`\n## ${title}\n\n`);
+  process.stdout.write('| measure | ops/s | baseline | baseline ops/s | ratio | target | met |\n|---|---:|---|---:|---:|---:|---|\n');
+  for (const r of rows) {
+    const met = r.target === undefined ? '' : r.ratio >= r.target ? 'yes' : 'NO';
+    process.stdout.write(
+      `| ${r.name} | ${fmt(r.candidate)} | ${r.baselineName} | ${fmt(r.baseline)} | ${r.ratio.toFixed(2)}× | ${r.target !== undefined ? `≥ ${r.target}×` : ''} | ${met} |\n`,
+    );
+  }
+}

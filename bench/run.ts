@@ -1,0 +1,18 @@
+/**
+ * `npm run bench [-- <section>...]`: runs the benchmark sections and prints Markdown tables of ratios
+ * against baselines measured in the same run. Record results in docs/benchmarks.md.
+ */
+import { benchCore } from './core.js';
+import { printRows, type Row } from './lib.js';
+
+const SECTIONS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
+  core: { title: 'Core: full-path submit, token verification, replay', run: benchCore },
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted) if (!(name in SECTIONS)) throw new Error(`unknown section ${name}; known: ${Object.keys(SECTIONS).join(', ')}`);
+process.stdout.write(`# toka bench — node ${process.version}, ${new Date().toISOString()}\n`);
+for (const [name, section] of Object.entries(SECTIONS)) {
+  if (wanted.length && !wanted.includes(name)) continue;
+  printRows(section.title, await section.run());
+}

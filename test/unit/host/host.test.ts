@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import type { LogRecord } from '../../../protocol/events.js';
+import type { Operation } from '../../../protocol/kernel.js';
+import { HostError } from '../../../server/host/errors.js';
+import { Host, type Session } from '../../../server/host/host.js';
+import { createLogger } from '../../../server/host/logger.js';
+import { stateDigest } from '../../../server/store/hash.js';
+
+const quiet = createLogger({ level: 'silent' });
+
+async function rejectsWith(p: Promise<unknown>, name: string, reason?: string): Promise<HostError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof HostError, `expected HostError, got ${err}`);
+    assert.equal(err.errorName, name, err.message);
+    if (reason !== undefined) assert.equal(err.details.reason, reason);
+    return err;
+  }
+  assert.fail(`expected ${name}`);
+}
+
+describe('host', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'toka-host-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function tokenFor(host: Host, vault: string, permissions: string[], subject = 'alice'): Promise<Session> {
+    const { token } = await host.mint(host.localSession(vault), { subject, permissions, ttlSeconds: 600 });
+    return host.authenticate(token);
+  }
+
+  it('answers a submit only after its events are durable, with their sequence numbers', async () => {
+    const host = await Host.open({ dataDir: join(dir, 'd'), logger: quiet });
+    const alice = await tokenFor(host, 'v', ['agent:spawn', 'state:read']);
+    const result = await host.submit(alice, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'w' } });
+    assert.deepEqual(
+      result.records.map((r) => r.event.type),
+      ['AgentSpawned', 'AgentSpawned'],
+    );
+    await host.close();
+    const reopened = await Host.open({ dataDir: join(dir, 'd'), logger: quiet, readOnly: true });
+    const stored = await reopened.log.read({ afterSeq: 0 });
+    assert.deepEqual(
+      stored.slice(-2).map((r) => r.hash),
+      result.records.map((r) => r.hash),
+    );
+    await reopened.close();
+  });
+
+  it('refuses a revoked token on the next request of an open session', async () => {
+    const host = await Host.open({ dataDir: null, logger: quiet });
+    const alice = await tokenFor(host, 'v', ['agent:spawn']);
+    await host.submit(alice, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'a' } });
+    await host.revoke(host.localSession('v'), { token: alice.token });
+    await rejectsWith(host.submit(alice, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'b' } }), 'Unauthenticated', 'ERR_TOKEN_REVOKED');
+    await host.close();
+  });
+
+  it('revoking a grant kills tokens delegated below it', async () => {
+    const host = await Host.open({ dataDir: null, logger: quiet });
+    const admin = host.localSession('v');
+    const minted = await host.mint(admin, { subject: 'alice', permissions: ['agent:spawn', 'capability:delegate'], ttlSeconds: 600 });
+    const alice = await host.authenticate(minted.token);
+    const child = await host.delegate(alice, { subject: 'bob', permissions: ['agent:spawn'], ttlSeconds: 60 });
+    const bob = await host.authenticate(child.token);
+    assert.deepEqual(bob.claims.dlg, [alice.claims.jti]);
+    await host.submit(bob, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'b' } });
+    await host.revoke(admin, { grant: minted.grant });
+    await rejectsWith(host.submit(bob, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'c' } }), 'Unauthenticated', 'ERR_GRANT_REVOKED');
+    await host.close();
+  });
+
+  it('will not mint wider than the caller holds', async () => {
+    const host = await Host.open({ dataDir: null, logger: quiet });
+    const granter = await tokenFor(host, 'v', ['capability:grant', 'state:read']);
+    await host.mint(granter, { subject: 'bob', permissions: ['state:read'] });
+    await rejectsWith(host.mint(granter, { subject: 'bob', permissions: ['agent:spawn'] }), 'CapabilityDenied');
+    await host.close();
+  });
+
+  it('rate-limits per subject with a retry-after', async () => {
+    let now = 1_800_000_000_000;
+    const host = await Host.open({ dataDir: null, logger: quiet, now: () => now, rateLimit: { ratePerSec: 10, burst: 2 } });
+    const alice = await tokenFor(host, 'v', ['state:read']);
+    await host.getState(alice);
+    await host.getState(alice);
+    const err = await rejectsWith(host.getState(alice), 'RateLimited');
+    assert.ok((err.details.retryAfterMs as number) > 0 && (err.details.retryAfterMs as number) <= 100);
+    now += 100;
+    await host.getState(alice);
+    await host.close();
+  });
+
+  it('keeps vaults apart in state, queries and subscriptions', async () => {
+    const host = await Host.open({ dataDir: null, logger: quiet });
+    const a = await tokenFor(host, 'va', ['agent:spawn', 'state:read', 'events:read'], 'a');
+    const b = await tokenFor(host, 'vb', ['agent:spawn', 'state:read', 'events:read', 'task:schedule'], 'b');
+    const seenByB: LogRecord[] = [];
+    await host.subscribe(b, { afterSeq: 0 }, { onRecord: (r) => void seenByB.push(r), onEnd: () => undefined });
+    const spawned = await host.submit(a, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'secret' } });
+    await host.submit(b, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'mine' } });
+    const agentOfA = spawned.records[1].event.agent!;
+    assert.deepEqual((await host.getState(b)).agents.map((x) => x.name).sort(), ['mine', 'root']);
+    assert.ok((await host.queryEvents(b, {})).every((r) => r.event.vault === 'vb'));
+    await rejectsWith(host.submit(b, { type: 'ScheduleAgentTask', agent: agentOfA, task: { description: 'steal' } }), 'CapabilityDenied');
+    await new Promise((r) => setImmediate(r));
+    assert.ok(seenByB.length > 0 && seenByB.every((r) => r.event.vault === 'vb'));
+    await host.close();
+  });
+
+  it('delivers subscribed events in sequence order, and ends the subscription when the token is revoked', async () => {
+    const host = await Host.open({ dataDir: null, logger: quiet });
+    const alice = await tokenFor(host, 'v', ['agent:spawn', 'events:read', 'observation:emit']);
+    const seqs: number[] = [];
+    let ended = '';
+    await host.subscribe(alice, { afterSeq: 0 }, { onRecord: (r) => void seqs.push(r.seq), onEnd: (e) => (ended = e.reason) });
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => host.submit(alice, { type: 'EmitObservation', agent: 'root', data: { i } })),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
+    assert.equal(new Set(seqs).size, seqs.length);
+    assert.equal(seqs[seqs.length - 1], host.log.head().seq);
+    await host.revoke(host.localSession('v'), { token: alice.token });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(ended, 'unauthenticated');
+    await host.close();
+  });
+
+  it('rejects bad query parameters with InvalidParams and keeps serving', async () => {
+    const host = await Host.open({ dataDir: null, logger: quiet });
+    const alice = await tokenFor(host, 'v', ['state:read', 'events:read']);
+    await rejectsWith(host.getState(alice, { limit: 0 }), 'InvalidParams');
+    await rejectsWith(host.getState(alice, { cursor: 'nope' }), 'InvalidParams');
+    await rejectsWith(host.queryEvents(alice, { afterSeq: -1 }), 'InvalidParams');
+    await rejectsWith(host.submit(alice, 'junk' as unknown as Operation), 'InvalidOperation');
+    assert.equal((await host.getState(alice)).agents.length, 0);
+    await host.close();
+  });
+
+  it('a second writer on the same data dir gets Conflict', async () => {
+    const host = await Host.open({ dataDir: join(dir, 'd'), logger: quiet });
+    await rejectsWith(Host.open({ dataDir: join(dir, 'd'), logger: quiet }), 'Conflict');
+    await host.close();
+    (await Host.open({ dataDir: join(dir, 'd'), logger: quiet })).close();
+  });
+
+  describe('replay (property)', () => {
+    const vaults = ['v1', 'v2'];
+    const opArb = (agents: string[]) =>
+      fc.oneof(
+        fc.record({ type: fc.constant('SpawnSubAgent'), parent: fc.constantFrom('root', ...agents), spec: fc.record({ name: fc.string({ maxLength: 8 }) }) }),
+        fc.record({
+          type: fc.constant('ScheduleAgentTask'),
+          agent: fc.constantFrom('root', ...agents),
+          task: fc.record({ description: fc.string({ maxLength: 12 }), priority: fc.constantFrom('low', 'high', 'nope') }),
+        }),
+        fc.record({ type: fc.constant('EmitObservation'), agent: fc.constantFrom('root', 'missing', ...agents), data: fc.jsonValue({ maxDepth: 2 }) }),
+        fc.record({ type: fc.constant('Bogus') }),
+      );
+
+    it('replaying the SQLite log from zero and from a snapshot gives the live state digest', async () => {
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.tuple(fc.constantFrom(0, 1), fc.nat(10), fc.integer({ min: 0, max: 1_000_000 })), { minLength: 1, maxLength: 40 }),
+          fc.integer({ min: 1, max: 12 }),
+          async (steps, snapshotEvery) => {
+            const data = join(dir, `p${run++}`);
+            const host = await Host.open({ dataDir: data, logger: quiet, snapshotEvery, rateLimit: false });
+            const sessions = await Promise.all(
+              vaults.map((v) => tokenFor(host, v, ['agent:spawn', 'task:schedule', 'observation:emit'], `s-${v}`)),
+            );
+            const known: string[][] = [[], []];
+            for (const [vi, pick, seed] of steps) {
+              const op = fc.sample(opArb(known[vi]), { seed, numRuns: 1 })[0] as Operation;
+              void pick;
+              try {
+                const r = await host.submit(sessions[vi], op);
+                for (const rec of r.records) if (rec.event.type === 'AgentSpawned') known[vi].push(rec.event.agent!);
+              } catch (err) {
+                assert.ok(err instanceof HostError);
+              }
+            }
+            const live = stateDigest(host.worldState() as never);
+            const verified = await host.verify();
+            assert.ok(verified.ok, JSON.stringify(verified));
+            assert.equal(verified.replayDigest, live);
+            await host.close();
+            const reopened = await Host.open({ dataDir: data, logger: quiet, readOnly: true });
+            assert.equal(stateDigest(reopened.worldState() as never), live, 'restart from snapshot + tail');
+            await reopened.close();
+          },
+        ),
+        { numRuns: 25 },
+      );
+    });
+  });
+});
