@@ -193,6 +193,8 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
     const progressToken = typeof workDone === 'string' || typeof workDone === 'number' ? workDone : undefined;
     const abort = new AbortController();
     const cancelled = token.onCancellationRequested(() => abort.abort());
+    // A token cancelled before dispatch notifies its listeners only on a later timer tick: abort now.
+    if (token.isCancellationRequested) abort.abort();
     const report = (value: unknown) => {
       if (progressToken !== undefined && connection.sendProgress) void connection.sendProgress(progressToken, value).catch(() => undefined);
     };
