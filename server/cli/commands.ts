@@ -1,4 +1,8 @@
-/** The CLI commands. Each opens the host on the data dir, does one thing, closes it. */
+/**
+ * The CLI commands. Each opens the host on the data dir, does one thing, closes it. Read commands open it
+ * read-only (they work next to a running host); writing commands go through `withWriter`, which uses the
+ * running host's admin socket when one holds the data dir.
+ */
 import { readFileSync } from 'node:fs';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Operation } from '../../protocol/kernel.js';
@@ -7,6 +11,8 @@ import { HostError } from '../host/errors.js';
 import { createLogger, parseLogLevel } from '../host/logger.js';
 import { stateDigest } from '../store/hash.js';
 import { UsageError, dataDir, parseDuration, parseInteger, parseList, required, tokenFrom } from './args.js';
+import { withWriter, type Writer } from './remote.js';
+import { serveCommand } from './serve.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
@@ -25,13 +31,17 @@ function str(flags: Flags, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+function cliLogger() {
+  return createLogger({ level: parseLogLevel(process.env.TOKA_LOG_LEVEL, 'warn') });
+}
+
+/** A writing command: in process, or over `<data>/admin.sock` while `toka serve` holds the data dir. */
+function write<T>(flags: Flags, fn: (writer: Writer) => Promise<T>): Promise<T> {
+  return withWriter(dataDir(str(flags, 'data')), cliLogger(), fn);
+}
+
 async function withHost<T>(flags: Flags, readOnly: boolean, fn: (host: Host) => Promise<T>): Promise<T> {
-  const host = await Host.open({
-    dataDir: dataDir(str(flags, 'data')),
-    readOnly,
-    logger: createLogger({ level: parseLogLevel(process.env.TOKA_LOG_LEVEL, 'warn') }),
-    rateLimit: false,
-  });
+  const host = await Host.open({ dataDir: dataDir(str(flags, 'data')), readOnly, logger: cliLogger(), rateLimit: false });
   try {
     return await fn(host);
   } finally {
@@ -53,6 +63,8 @@ function readJson(path: string): unknown {
 }
 
 export const COMMANDS: Record<string, Command> = {
+  serve: serveCommand,
+
   init: {
     summary: 'create the data dir, key ring and event log',
     options: { ...DATA },
@@ -86,8 +98,8 @@ export const COMMANDS: Record<string, Command> = {
         label: str(flags, 'label'),
       };
       const vault = required(str(flags, 'vault'), 'vault');
-      return withHost(flags, false, async (host) => {
-        const minted = await host.mint(host.localSession(vault), request);
+      return write(flags, async (writer) => {
+        const minted = await writer.mint(vault, request);
         if (flags.json) out(minted);
         else process.stdout.write(`${minted.token}\n`);
         return 0;
@@ -105,8 +117,8 @@ export const COMMANDS: Record<string, Command> = {
         permissions: parseList(str(flags, 'perm'), '--perm'),
         ttlSeconds: parseDuration(str(flags, 'ttl') ?? '15m', '--ttl'),
       };
-      return withHost(flags, false, async (host) => {
-        const child = await host.delegate(await host.authenticate(token), request);
+      return write(flags, async (writer) => {
+        const child = await writer.delegate(token, request);
         if (flags.json) out(child);
         else process.stdout.write(`${child.token}\n`);
         return 0;
@@ -121,14 +133,23 @@ export const COMMANDS: Record<string, Command> = {
       const target = positionals[0];
       const grant = str(flags, 'grant');
       if ((target === undefined) === (grant === undefined)) throw new UsageError('give a jti or token, or --grant ID');
-      return withHost(flags, false, async (host) => {
-        const isToken = target !== undefined && target.split('.').length === 3;
-        const vault = isToken ? String(decodeJwt(target!).vault ?? '') : required(str(flags, 'vault'), 'vault');
-        const result = await host.revoke(host.localSession(vault), {
+      const isToken = target !== undefined && target.split('.').length === 3;
+      let vault: string;
+      if (isToken) {
+        try {
+          vault = String(decodeJwt(target).vault ?? '');
+        } catch {
+          throw new UsageError('not a JWT');
+        }
+      } else {
+        vault = required(str(flags, 'vault'), 'vault');
+      }
+      return write(flags, async (writer) => {
+        const result = await writer.revoke(vault, {
           ...(grant !== undefined ? { grant } : isToken ? { token: target } : { jti: target }),
           reason: str(flags, 'reason'),
         });
-        process.stderr.write(`toka: revoked (seq ${result.records[result.records.length - 1].seq})\n`);
+        process.stderr.write(`toka: revoked (seq ${result.seq})\n`);
         return 0;
       });
     },
@@ -169,8 +190,8 @@ export const COMMANDS: Record<string, Command> = {
       if (!path) throw new UsageError('submit: give the operation file (or -)');
       const op = readJson(path) as Operation;
       const token = tokenFrom(flags as { token?: string });
-      return withHost(flags, false, async (host) => {
-        const result = await host.submit(await host.authenticate(token), op);
+      return write(flags, async (writer) => {
+        const result = await writer.submit(token, op);
         out(result);
         return 0;
       });

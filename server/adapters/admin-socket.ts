@@ -1,0 +1,270 @@
+/**
+ * The local admin socket: `<data>/admin.sock`, a Unix domain socket (mode 0600 in a 0700 data dir) on which
+ * the serving host speaks `toka/*` over vscode-jsonrpc. It lets the CLI's writing commands work while
+ * `toka serve` holds the data dir lock. Whoever can open the socket is the data dir's owner — the same trust
+ * as reading `keys.json` — so `toka/admin/open { vault }` binds the local admin session of that vault;
+ * `{ token }` binds the token's own session instead (the caller acts as the token's subject).
+ */
+import { chmodSync, statSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { ProgressType, ResponseError } from 'vscode-jsonrpc';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
+import { AdminOpenRequest, type AdminOpenResult } from '../../protocol/rpc/admin.js';
+import { HostError } from '../host/errors.js';
+import type { Host, Session } from '../host/host.js';
+import type { Logger } from '../host/logger.js';
+import { bindTokaProtocol, type RpcConnection } from './rpc.js';
+
+/** File name of the admin socket inside the data dir. */
+export const ADMIN_SOCKET_NAME = 'admin.sock';
+/** Most admin connections open at once; more are refused (closed at once). */
+export const MAX_ADMIN_CONNECTIONS = 64;
+/** Longest socket path accepted (sockaddr_un holds 104 bytes on macOS, 108 on Linux, NUL included). */
+export const MAX_SOCKET_PATH_BYTES = 103;
+/** Longest header block of one framed message. */
+const MAX_HEADER_BYTES = 8 * 1024;
+/** How long `close()` waits for in-flight requests, then for connections to end. */
+const DRAIN_TIMEOUT_MS = 10_000;
+const END_TIMEOUT_MS = 2_000;
+
+export interface AdminSocketOptions {
+  dataDir: string;
+  logger: Logger;
+}
+
+export interface AdminSocket {
+  /** Absolute path of the socket. */
+  readonly path: string;
+  /**
+   * Stop accepting connections and requests (new requests get `Unavailable`), wait for in-flight requests
+   * to be answered, then end every connection and remove the socket file.
+   */
+  close(): Promise<void>;
+}
+
+/** The admin socket path of a data dir. */
+export function adminSocketPath(dataDir: string): string {
+  return join(dataDir, ADMIN_SOCKET_NAME);
+}
+
+/**
+ * Listen on `<dataDir>/admin.sock` for `host`. Call only while holding the data dir lock: an existing socket
+ * file is then stale and is removed.
+ */
+export async function startAdminSocket(host: Host, options: AdminSocketOptions): Promise<AdminSocket> {
+  const { dataDir, logger } = options;
+  const path = adminSocketPath(dataDir);
+  const bytes = Buffer.byteLength(path);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new HostError(
+      'LimitExceeded',
+      `admin socket path ${path} is ${bytes} bytes, Unix sockets allow ${MAX_SOCKET_PATH_BYTES}: use a shorter --data path`,
+      { limit: 'socketPathBytes', max: MAX_SOCKET_PATH_BYTES },
+    );
+  }
+  const mode = statSync(dataDir).mode & 0o777;
+  if (mode & 0o077) {
+    chmodSync(dataDir, 0o700);
+    logger.warn('data dir was open to other users; set its mode to 0700', { dataDir, was: mode.toString(8) });
+  }
+  try {
+    unlinkSync(path);
+    logger.info('removed a stale admin socket', { path });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+
+  const sockets = new Set<Socket>();
+  let draining = false;
+  let inflight = 0;
+  let idle: (() => void)[] = [];
+  const settle = () => {
+    if (inflight > 0) return;
+    const waiting = idle;
+    idle = [];
+    for (const resolve of waiting) resolve();
+  };
+  const track = async <R>(fn: () => Promise<R> | R): Promise<R> => {
+    if (draining) {
+      const e = new HostError('Unavailable', 'host is shutting down');
+      throw new ResponseError(e.code, e.message, e.data);
+    }
+    inflight++;
+    try {
+      return await fn();
+    } finally {
+      inflight--;
+      settle();
+    }
+  };
+
+  const server: Server = createServer((socket) => {
+    if (draining || sockets.size >= MAX_ADMIN_CONNECTIONS) {
+      logger.warn('admin connection refused', { reason: draining ? 'shutting down' : 'too many connections', max: MAX_ADMIN_CONNECTIONS });
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    serveConnection(socket);
+  });
+
+  function serveConnection(socket: Socket): void {
+    const guard = new FrameGuard(MAX_MESSAGE_BYTES);
+    guard.on('error', (err) => {
+      logger.warn('admin connection dropped', { reason: err.message });
+      socket.destroy();
+    });
+    socket.on('error', (err) => logger.debug('admin socket error', { err }));
+    socket.pipe(guard);
+    const connection = createMessageConnection(new StreamMessageReader(guard), new StreamMessageWriter(socket));
+    let session: Session | null = null;
+
+    connection.onRequest(AdminOpenRequest.method, (params: unknown) =>
+      track(async (): Promise<AdminOpenResult> => {
+        try {
+          if (session) throw new HostError('Conflict', 'session already open on this connection');
+          if (host.isClosing) throw new HostError('Unavailable', 'host is shutting down');
+          const p = (typeof params === 'object' && params !== null ? params : {}) as Record<string, unknown>;
+          const vault = p.vault;
+          const token = p.token;
+          if ((vault === undefined) === (token === undefined)) {
+            throw new HostError('InvalidParams', 'give exactly one of vault, token', { field: 'vault' });
+          }
+          if (vault !== undefined) {
+            if (typeof vault !== 'string' || vault === '') throw new HostError('InvalidParams', 'vault must be a non-empty string', { field: 'vault' });
+            session = host.localSession(vault);
+          } else {
+            if (typeof token !== 'string') throw new HostError('InvalidParams', 'token must be a string', { field: 'token' });
+            session = await host.authenticate(token);
+          }
+          logger.debug('admin session open', { principal: session.principal, vault: session.claims.vault, local: session.local });
+          return { principal: session.principal, vault: session.claims.vault, permissions: session.claims.permissions, local: session.local };
+        } catch (err) {
+          const e = HostError.from(err);
+          throw new ResponseError(e.code, e.message, e.data);
+        }
+      }),
+    );
+
+    const progress = new ProgressType<unknown>();
+    const rpc: RpcConnection = {
+      onRequest: (method, handler) => connection.onRequest(method, (params: unknown, token) => track(() => handler(params, token))),
+      sendNotification: (method, params) => connection.sendNotification(method, params),
+      sendProgress: (token, value) => connection.sendProgress(progress, token, value),
+    };
+    const binding = bindTokaProtocol(rpc, host, () => {
+      if (!session) throw new HostError('Unauthenticated', 'send toka/admin/open first', { reason: 'no session' });
+      return session;
+    });
+    socket.on('close', () => {
+      sockets.delete(socket);
+      binding.dispose();
+      connection.dispose();
+    });
+    connection.listen();
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const umask = process.umask(0o177);
+    try {
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(umask);
+    }
+  });
+  chmodSync(path, 0o600);
+  server.on('error', (err) => logger.error('admin socket error', { err }));
+  logger.debug('admin socket listening', { path });
+
+  let closing: Promise<void> | null = null;
+  return {
+    path,
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        server.close();
+        if (inflight > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, DRAIN_TIMEOUT_MS);
+            idle.push(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+          });
+        }
+        // Answers are written after their handler settles: let the writer run before ending the streams.
+        await new Promise((resolve) => setImmediate(resolve));
+        const ended = [...sockets].map(
+          (socket) =>
+            new Promise<void>((resolve) => {
+              const timer = setTimeout(() => {
+                socket.destroy();
+                resolve();
+              }, END_TIMEOUT_MS);
+              socket.once('close', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+              socket.end();
+            }),
+        );
+        await Promise.all(ended);
+        try {
+          unlinkSync(path);
+        } catch {
+          // removed by server.close already
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Checks the `Content-Length` framing of the incoming byte stream and fails the stream (so the connection
+ * is dropped) on a message larger than `maxBytes` or a header block larger than 8 KiB. Bytes pass through
+ * unchanged to the message reader.
+ */
+class FrameGuard extends Transform {
+  private header = '';
+  private remaining = 0;
+
+  constructor(private readonly maxBytes: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, chunk.length - offset);
+        offset += n;
+        this.remaining -= n;
+        continue;
+      }
+      const seen = this.header.length;
+      const text = this.header + chunk.toString('latin1', offset);
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (text.length > MAX_HEADER_BYTES) return callback(new Error(`message header over ${MAX_HEADER_BYTES} bytes`));
+        this.header = text;
+        break;
+      }
+      const match = /(?:^|\r\n)content-length:\s*(\d+)\s*(?:\r\n|$)/i.exec(text.slice(0, end));
+      if (!match) return callback(new Error('message header without Content-Length'));
+      const length = Number(match[1]);
+      if (length > this.maxBytes) return callback(new Error(`message of ${length} bytes over the ${this.maxBytes}-byte limit`));
+      offset += end + 4 - seen;
+      this.header = '';
+      this.remaining = length;
+    }
+    callback(null, chunk);
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * `toka serve`: run the host on a data dir until a signal (HTTP + WebSocket on a loopback port), or as a
+ * language server on stdin/stdout (`--stdio`). Either way the owner's admin socket `<data>/admin.sock` is
+ * open so the CLI's writing commands keep working next to it. Logs are JSON lines on stderr.
+ *
+ * Shutdown (SIGINT/SIGTERM, or the LSP `exit` in stdio mode): stop accepting (HTTP, admin socket), let
+ * in-flight requests and appends finish, close the host (log flushed, lock released), exit 0. A second
+ * signal exits 1 at once. An uncaught error is logged and the host is closed, exit 1.
+ */
+import { Host } from '../host/host.js';
+import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../host/logger.js';
+import { startAdminSocket, type AdminSocket } from '../adapters/admin-socket.js';
+import { startHttpServer, type HttpServer } from '../adapters/http.js';
+import { serveStdio } from '../adapters/stdio.js';
+import { UsageError, dataDir, parseInteger } from './args.js';
+import type { Command } from './commands.js';
+
+export const DEFAULT_PORT = 7420;
+export const DEFAULT_BIND = '127.0.0.1';
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+/** After shutdown, handles still open (a client's idle stdin, a stuck socket) may delay exit this long. */
+const EXIT_GRACE_MS = 1_000;
+/** An uncaught error gives the orderly close this long before the process exits anyway. */
+const CRASH_CLOSE_MS = 5_000;
+
+/** True for names and addresses that only reach this machine. */
+export function isLoopback(bind: string): boolean {
+  const h = bind.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+export const serveCommand: Command = {
+  summary: 'run the host: [--port 7420] [--host 127.0.0.1] [--allow-remote] [--stdio] [--log-level info]',
+  options: {
+    data: { type: 'string' },
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'allow-remote': { type: 'boolean' },
+    stdio: { type: 'boolean' },
+    'log-level': { type: 'string' },
+  },
+  async run(flags) {
+    const str = (name: string) => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
+    const stdio = flags.stdio === true;
+    const levelFlag = str('log-level');
+    if (levelFlag !== undefined && !LOG_LEVELS.includes(levelFlag as LogLevel)) {
+      throw new UsageError(`--log-level: one of ${LOG_LEVELS.join(', ')}`);
+    }
+    const level = (levelFlag as LogLevel | undefined) ?? parseLogLevel(process.env.TOKA_LOG_LEVEL, 'info');
+    if (stdio && (str('port') !== undefined || str('host') !== undefined)) {
+      throw new UsageError('--stdio serves on stdin/stdout: drop --port and --host');
+    }
+    const port = parseInteger(str('port'), '--port', DEFAULT_PORT);
+    if (port > 65535) throw new UsageError(`--port: 0..65535, got ${port}`);
+    const bind = str('host') ?? DEFAULT_BIND;
+    if (!stdio && !isLoopback(bind) && flags['allow-remote'] !== true) {
+      throw new UsageError(
+        `--host ${bind} is not a loopback address; pass --allow-remote to listen on it (put TLS in front; see docs/operations.md)`,
+      );
+    }
+    const dir = dataDir(str('data'));
+    const logger = createLogger({ level });
+    const host = await Host.open({ dataDir: dir, logger });
+    const code = await new Server(host, logger, dir).run(stdio ? { stdio: true } : { stdio: false, bind, port });
+    // Nothing should keep the process alive now; if something does (an idle stdin, a stuck client), leave anyway.
+    setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
+    return code;
+  },
+};
+
+type Mode = { stdio: true } | { stdio: false; bind: string; port: number };
+
+/** One serving run: start the faces, wait for the end, shut down in order. */
+class Server {
+  private admin: AdminSocket | null = null;
+  private http: HttpServer | null = null;
+  private stopping: Promise<number> | null = null;
+  private signals = 0;
+  private finish!: (code: number) => void;
+  private readonly finished = new Promise<number>((resolve) => (this.finish = resolve));
+  private started: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly host: Host,
+    private readonly logger: Logger,
+    private readonly dataDir: string,
+  ) {}
+
+  async run(mode: Mode): Promise<number> {
+    const onSignal = (signal: NodeJS.Signals) => {
+      this.signals++;
+      if (this.signals > 1) {
+        this.logger.warn('second signal: exiting without a clean shutdown', { signal });
+        process.exit(1);
+      }
+      void this.stop(0, { signal });
+    };
+    const onCrash = (err: unknown) => {
+      this.logger.error('uncaught error', { err });
+      setTimeout(() => process.exit(1), CRASH_CLOSE_MS).unref();
+      void this.stop(1, { reason: 'uncaught error' });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('uncaughtException', onCrash);
+    process.on('unhandledRejection', onCrash);
+    try {
+      this.started = this.start(mode);
+      try {
+        await this.started;
+      } catch (err) {
+        await this.stop(1, { reason: 'start failed' }, true);
+        throw err;
+      }
+      return await this.finished;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      process.off('uncaughtException', onCrash);
+      process.off('unhandledRejection', onCrash);
+    }
+  }
+
+  private async start(mode: Mode): Promise<void> {
+    this.admin = await startAdminSocket(this.host, { dataDir: this.dataDir, logger: this.logger });
+    if (mode.stdio) {
+      this.logger.info('serving on stdio', { dataDir: this.dataDir, adminSocket: this.admin.path });
+      void serveStdio(this.host, { logger: this.logger }).then(
+        (result: unknown) => void this.stop(exitCodeOf(result), { reason: 'language server exit' }),
+        (err: unknown) => {
+          this.logger.error('stdio server failed', { err });
+          void this.stop(1, { reason: 'stdio server failed' });
+        },
+      );
+      return;
+    }
+    if (this.stopping) return;
+    this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger });
+    this.logger.info('listening', {
+      url: this.http.url,
+      dataDir: this.dataDir,
+      adminSocket: this.admin.path,
+      hint: `get a first token: toka token mint --data ${shellQuote(this.dataDir)} --sub me --vault default --perm '*' --ttl 15m`,
+    });
+  }
+
+  /**
+   * Stop once: HTTP and admin socket stop accepting and drain their in-flight requests, then the host closes
+   * (pending appends are flushed, the lock released). Resolves `run` with the exit code.
+   */
+  private stop(code: number, why: Record<string, unknown>, startFailed = false): Promise<number> {
+    this.stopping ??= (async () => {
+      if (!startFailed) {
+        await this.started.catch(() => undefined);
+        this.logger.info('shutting down', why);
+      }
+      const faces = await Promise.allSettled([this.http?.close(), this.admin?.close()]);
+      for (const face of faces) {
+        if (face.status === 'rejected') {
+          this.logger.error('closing a listener failed', { err: face.reason });
+          code = code || 1;
+        }
+      }
+      try {
+        await this.host.close();
+      } catch (err) {
+        this.logger.error('closing the host failed', { err });
+        code = code || 1;
+      }
+      if (!startFailed) this.logger.info('stopped', { exitCode: code });
+      this.finish(code);
+      return code;
+    })();
+    return this.stopping;
+  }
+}
+
+function exitCodeOf(result: unknown): number {
+  const code = typeof result === 'object' && result !== null ? (result as { exitCode?: unknown }).exitCode : undefined;
+  return typeof code === 'number' && Number.isInteger(code) ? code : 0;
+}
+
+function shellQuote(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
