@@ -1,0 +1,358 @@
+/**
+ * The HTTP face of `toka serve`: health, Prometheus metrics, the JWKS, RFC 7009 token revocation, and the
+ * WebSocket upgrade to `/rpc` (see websocket.ts). A tiny router (exact path + method) lets other faces
+ * (MCP at `/mcp`, A2A) mount their routes. Every request passes the Host/Origin check first (DNS
+ * rebinding). The adapter never authorises or writes the log itself: it calls the host.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
+import { HostError } from '../host/errors.js';
+import type { Host, Session } from '../host/host.js';
+import type { Logger } from '../host/logger.js';
+import { WebSocketEndpoint, writeRawResponse } from './websocket.js';
+
+export interface HttpServerOptions {
+  /** Interface to bind (default 127.0.0.1). */
+  host: string;
+  /** Port (7420 by default in `toka serve`; 0 = any free port). */
+  port: number;
+  logger: Logger;
+  /** Browser origins (e.g. `https://app.example`) allowed besides same-origin loopback. */
+  allowedOrigins?: string[];
+  /** Most open WebSocket connections (default 256). */
+  maxConnections?: number;
+  /** Largest WebSocket message (default MAX_MESSAGE_BYTES). */
+  maxPayloadBytes?: number;
+  /** Bytes queued for one WebSocket client before it is cut off (default 4 MiB). */
+  maxBufferedBytes?: number;
+  /** WebSocket ping interval; a client that misses a pong is terminated (default 30000). */
+  pingIntervalMs?: number;
+}
+
+export interface HttpServer {
+  readonly url: string;
+  readonly port: number;
+  /** stop accepting, close WS connections with 1001, wait for in-flight requests */
+  close(): Promise<void>;
+  /** register extra routes (MCP and A2A will mount here later) */
+  route(
+    method: string,
+    path: string,
+    handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>,
+  ): void;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+/** Largest form body accepted by POST /oauth/revoke. */
+export const MAX_REVOKE_BODY_BYTES = 16 * 1024;
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
+
+export async function startHttpServer(host: Host, options: HttpServerOptions): Promise<HttpServer> {
+  const logger = options.logger;
+  const routes = new Map<string, Map<string, Handler>>();
+  const inFlight = new Set<Promise<void>>();
+  const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.replace(/\/+$/, '').toLowerCase()));
+  let allowedHosts = new Set<string>();
+  let closing = false;
+
+  const ws = new WebSocketEndpoint(host, {
+    logger,
+    maxConnections: options.maxConnections ?? 256,
+    maxPayloadBytes: options.maxPayloadBytes ?? MAX_MESSAGE_BYTES,
+    maxBufferedBytes: options.maxBufferedBytes ?? 4 * 1024 * 1024,
+    pingIntervalMs: options.pingIntervalMs ?? 30_000,
+  });
+
+  const route = (method: string, path: string, handler: Handler): void => {
+    if (!path.startsWith('/')) throw new TypeError(`route path must start with "/": ${path}`);
+    const byMethod = routes.get(path) ?? new Map<string, Handler>();
+    const m = method.toUpperCase();
+    if (byMethod.has(m)) throw new TypeError(`route ${m} ${path} is already registered`);
+    byMethod.set(m, handler);
+    routes.set(path, byMethod);
+  };
+
+  /** The DNS-rebinding check: null when the request may proceed, else why not. */
+  const refuse = (req: IncomingMessage): string | null => {
+    const hostHeader = (req.headers.host ?? '').toLowerCase();
+    if (!allowedHosts.has(hostHeader)) return 'Host header not allowed';
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      const o = origin.replace(/\/+$/, '').toLowerCase();
+      if (!allowedOrigins.has(o) && !sameOriginLoopback(o)) return 'Origin not allowed';
+    }
+    return null;
+  };
+  const sameOriginLoopback = (origin: string): boolean => {
+    for (const name of LOOPBACK_NAMES) if (origin === `http://${name}:${port}`) return true;
+    return false;
+  };
+
+  route('GET', '/healthz', (_req, res) => {
+    const health = host.health();
+    sendJson(res, health.ready ? 200 : 503, health);
+  });
+
+  route('GET', '/metrics', (_req, res) => {
+    const health = host.health();
+    const body = host.metrics.render({ logSeq: health.seq, ready: health.ready });
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(body);
+  });
+
+  route('GET', '/_internal/.well-known/jwks.json', (_req, res) => {
+    sendJson(res, 200, host.keyRing.jwks(), { 'cache-control': 'max-age=60' });
+  });
+
+  route('POST', '/oauth/revoke', (req, res) => revokeEndpoint(host, logger, req, res));
+
+  const server: Server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => {
+    const done = handle(req, res).catch((err: unknown) => {
+      logger.error('http handler failed', { err, method: req.method, path: pathOf(req) });
+      if (!res.headersSent) sendError(res, HostError.from(err));
+      else res.destroy();
+    });
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (closing) res.setHeader('connection', 'close');
+    const why = refuse(req);
+    if (why) {
+      logger.warn('http request refused', { reason: why, method: req.method, path: pathOf(req), origin: req.headers.origin, hostHeader: req.headers.host });
+      req.resume();
+      return sendJson(res, 403, { error: { name: 'Forbidden', message: why } });
+    }
+    const path = pathOf(req);
+    const byMethod = routes.get(path);
+    if (!byMethod) {
+      req.resume();
+      return sendJson(res, 404, { error: { name: 'NotFound', message: `no route for ${path}` } });
+    }
+    const method = (req.method ?? 'GET').toUpperCase();
+    const handler = byMethod.get(method) ?? (method === 'HEAD' ? byMethod.get('GET') : undefined);
+    if (!handler) {
+      req.resume();
+      return sendJson(res, 405, { error: { name: 'MethodNotAllowed', message: `${method} not allowed on ${path}` } }, {
+        allow: [...byMethod.keys()].join(', '),
+      });
+    }
+    await handler(req, res);
+  }
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if (closing) return writeRawResponse(socket, 503, { error: { name: 'Unavailable', message: 'host is shutting down' } });
+    const why = refuse(req);
+    if (why) {
+      logger.warn('websocket upgrade refused', { reason: why, origin: req.headers.origin, hostHeader: req.headers.host });
+      return writeRawResponse(socket, 403, { error: { name: 'Forbidden', message: why } });
+    }
+    if (pathOf(req) !== '/rpc') {
+      return writeRawResponse(socket, 404, { error: { name: 'NotFound', message: `no WebSocket endpoint at ${pathOf(req)}` } });
+    }
+    ws.handleUpgrade(req, socket, head);
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if ((socket as Socket).writable && !(socket as Socket).destroyed) {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    } else socket.destroy();
+    logger.debug('http client error', { code: err.code });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host || '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const names = new Set(LOOPBACK_NAMES);
+  const bound = (options.host || '127.0.0.1').toLowerCase();
+  if (!WILDCARD_HOSTS.has(bound)) names.add(bound.includes(':') && !bound.startsWith('[') ? `[${bound}]` : bound);
+  allowedHosts = new Set([...names].map((n) => `${n}:${port}`));
+  const urlHost = bound.includes(':') && !bound.startsWith('[') ? `[${bound}]` : WILDCARD_HOSTS.has(bound) ? '127.0.0.1' : bound;
+  const url = `http://${urlHost}:${port}`;
+  logger.info('http listening', { url, wsUrl: `ws://${urlHost}:${port}/rpc` });
+
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    route,
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await ws.close();
+        server.closeIdleConnections();
+        await Promise.allSettled([...inFlight]);
+        server.closeAllConnections();
+        await stopped;
+        logger.info('http closed', { url });
+      })();
+      return closed;
+    },
+  };
+}
+
+// ---- POST /oauth/revoke (RFC 7009) -------------------------------------------------------------------
+
+async function revokeEndpoint(host: Host, logger: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const noStore = { 'cache-control': 'no-store' };
+  const bearer = bearerToken(req.headers.authorization);
+  if (bearer === null) {
+    req.resume();
+    return sendJson(res, 401, { error: 'invalid_client', error_description: 'a Bearer capability token is required' }, {
+      ...noStore,
+      'www-authenticate': 'Bearer realm="toka"',
+    });
+  }
+  let session: Session;
+  try {
+    session = await host.authenticate(bearer);
+  } catch {
+    req.resume();
+    return sendJson(res, 401, { error: 'invalid_client', error_description: 'the Bearer token is not valid' }, {
+      ...noStore,
+      'www-authenticate': 'Bearer realm="toka", error="invalid_token"',
+    });
+  }
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') {
+    req.resume();
+    return sendJson(res, 400, { error: 'invalid_request', error_description: 'body must be application/x-www-form-urlencoded' }, noStore);
+  }
+  let body: string;
+  try {
+    body = await readBody(req, MAX_REVOKE_BODY_BYTES);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) {
+      res.setHeader('connection', 'close');
+      return sendJson(res, 413, { error: 'invalid_request', error_description: `body exceeds ${MAX_REVOKE_BODY_BYTES} bytes` }, noStore);
+    }
+    throw err;
+  }
+  const form = new URLSearchParams(body);
+  const tokens = form.getAll('token');
+  if (tokens.length !== 1 || tokens[0] === '') {
+    return sendJson(res, 400, { error: 'invalid_request', error_description: 'exactly one token parameter is required' }, noStore);
+  }
+  // token_type_hint is advisory (RFC 7009 §2.1): every token here is a capability token, so it is ignored.
+  let revoked = false;
+  try {
+    await host.revoke(session, { token: tokens[0], reason: 'RFC 7009 revocation request' });
+    revoked = true;
+  } catch (err) {
+    const e = HostError.from(err);
+    switch (e.errorName) {
+      // An unreadable, foreign-key, expired or already-revoked token: nothing (more) to revoke — 200 per RFC 7009 §2.2.
+      case 'Unauthenticated':
+      case 'InvalidOperation':
+      case 'UnknownEntity':
+        break;
+      case 'CapabilityDenied':
+        logger.info('token revocation refused', { principal: session.principal, reason: e.details.reason ?? e.message });
+        return sendJson(res, 403, { error: 'unauthorized_client', error_description: 'the caller may not revoke this token' }, noStore);
+      case 'RateLimited': {
+        const retry = Math.max(1, Math.ceil(Number(e.details.retryAfterMs ?? 1000) / 1000));
+        return sendJson(res, 429, { error: 'slow_down', error_description: e.message }, { ...noStore, 'retry-after': String(retry) });
+      }
+      case 'Unavailable':
+      case 'Conflict':
+        return sendJson(res, 503, { error: 'temporarily_unavailable', error_description: e.message }, noStore);
+      default:
+        return sendJson(res, 500, { error: 'server_error', error_description: 'internal error' }, noStore);
+    }
+  }
+  logger.info('token revocation', { principal: session.principal, revoked });
+  res.writeHead(200, { ...noStore, 'content-length': '0' });
+  res.end();
+}
+
+// ---- helpers -------------------------------------------------------------------------------------------
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      return reject(new BodyTooLarge());
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** The token of an `Authorization: Bearer <token>` header, or null. */
+export function bearerToken(header: string | undefined): string | null {
+  if (!header) return null;
+  const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header);
+  return m ? m[1] : null;
+}
+
+function pathOf(req: IncomingMessage): string {
+  const raw = req.url ?? '/';
+  const q = raw.indexOf('?');
+  return q < 0 ? raw : raw.slice(0, q);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** HostError → HTTP status and `{error: {name, message}}`. */
+export function httpStatusOf(e: HostError): number {
+  switch (e.errorName) {
+    case 'Unauthenticated':
+      return 401;
+    case 'CapabilityDenied':
+      return 403;
+    case 'UnknownEntity':
+      return 404;
+    case 'Conflict':
+      return 409;
+    case 'LimitExceeded':
+      return 413;
+    case 'RateLimited':
+      return 429;
+    case 'Unavailable':
+      return 503;
+    case 'InternalError':
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+function sendError(res: ServerResponse, e: HostError): void {
+  sendJson(res, httpStatusOf(e), { error: { name: e.errorName, message: e.message } });
+}
