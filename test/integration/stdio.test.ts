@@ -269,7 +269,9 @@ describe('toka serve --stdio', function () {
     const { agent } = await spawnAgent(proc, 'p');
     await submit(proc, { type: 'EmitObservation', agent, data: 1 });
     const values: Array<{ kind: string; title?: string; percentage?: number; message?: string }> = [];
-    proc.connection.onProgress(new ProgressType<(typeof values)[number]>(), 'wd-1', (value) => values.push(value));
+    proc.connection.onProgress(new ProgressType<(typeof values)[number]>(), 'wd-1', (value) => {
+      values.push(value);
+    });
     const result = (await proc.connection.sendRequest('toka/log/verify', { workDoneToken: 'wd-1' })) as {
       ok: boolean;
       checked: number;
