@@ -1,0 +1,234 @@
+/**
+ * `toka serve` in a real process: the listening line, /healthz, the CLI's writing commands through
+ * `<data>/admin.sock`, read commands next to the running host, graceful SIGTERM under load (every
+ * acknowledged operation durable, the log verifies), one writer per data dir, loopback by default.
+ * Build first: `node esbuild.mjs` (npm test does it).
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LogRecord } from '../../protocol/events.js';
+import { KernelSubmitRequest, type SubmitResult } from '../../protocol/rpc/index.js';
+import { AdminClient } from '../../server/cli/remote.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TOKA = join(ROOT, 'dist', 'toka.js');
+const ENV = { ...process.env, TOKA_HOME: '', TOKA_TOKEN: '', TOKA_LOG_LEVEL: '' };
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function toka(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TOKA, ...args], { cwd: ROOT, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  /** Every log line so far, parsed. */
+  logs: Record<string, unknown>[];
+  /** Everything written to stdout (must stay empty). */
+  stdout: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `toka serve --port 0 --data <data>` and resolves once it logs `listening`. */
+function serve(data: string): Promise<Served> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TOKA, 'serve', '--port', '0', '--data', data], {
+      cwd: ROOT,
+      env: ENV,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const logs: Record<string, unknown>[] = [];
+    let out = '';
+    let partial = '';
+    let stderr = '';
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+      child.on('exit', (code, signal) => done({ code, signal })),
+    );
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'listening') resolve({ child, url: String(entry.url), logs, stdout: () => out, exited });
+      }
+    });
+    child.on('error', reject);
+    void exited.then(({ code }) => reject(new Error(`toka serve exited early (${code}): ${stderr}`)));
+  });
+}
+
+const spawnOp = (name: string) => ({ type: 'SpawnSubAgent', parent: 'root', spec: { name } });
+
+function records(run: Run): LogRecord[] {
+  assert.equal(run.code, 0, run.stderr);
+  return run.stdout.trim() === '' ? [] : run.stdout.trim().split('\n').map((l) => JSON.parse(l) as LogRecord);
+}
+
+describe('toka serve', function () {
+  this.timeout(60_000);
+  let dir: string;
+
+  before(() => {
+    assert.ok(existsSync(TOKA), 'dist/toka.js missing: run node esbuild.mjs');
+    dir = mkdtempSync(join(tmpdir(), 'toka-serve-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  describe('a running host', () => {
+    let data: string;
+    let served: Served;
+    let token: string;
+
+    before(async () => {
+      data = join(dir, 'a');
+      served = await serve(data);
+    });
+    after(async () => {
+      if (served.child.exitCode === null) {
+        served.child.kill('SIGTERM');
+        await served.exited;
+      }
+    });
+
+    it('logs the listening line on stderr with the url, data dir and a first-token hint; /healthz is 200', async () => {
+      const line = served.logs.find((l) => l.msg === 'listening')!;
+      assert.equal(line.level, 'info');
+      assert.match(served.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(line.dataDir, data);
+      assert.match(String(line.hint), /toka token mint .*--sub me --vault default --perm '\*' --ttl 15m/);
+      const res = await fetch(`${served.url}/healthz`);
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      assert.equal(served.stdout(), '');
+    });
+
+    it('opens the admin socket 0600 in a 0700 data dir', () => {
+      assert.equal(statSync(data).mode & 0o777, 0o700);
+      const sock = statSync(join(data, 'admin.sock'));
+      assert.ok(sock.isSocket());
+      assert.equal(sock.mode & 0o777, 0o600);
+    });
+
+    it('token mint works through the admin socket, and the token works for submit', async () => {
+      const mint = await toka(['token', 'mint', '--data', data, '--sub', 'me', '--vault', 'default', '--perm', '*', '--ttl', '15m']);
+      assert.equal(mint.code, 0, mint.stderr);
+      token = mint.stdout.trim();
+      assert.equal(token.split('.').length, 3);
+      const op = join(dir, 'op.json');
+      writeFileSync(op, JSON.stringify(spawnOp('via-socket')));
+      const submit = await toka(['submit', op, '--token', token, '--data', data]);
+      assert.equal(submit.code, 0, submit.stderr);
+      const result = JSON.parse(submit.stdout) as SubmitResult;
+      assert.ok(result.records.some((r) => (r.event as unknown as { name?: string }).name === 'via-socket'));
+      for (const r of result.records) assert.equal(r.event.opId, result.opId);
+    });
+
+    it('errors through the admin socket read as in process', async () => {
+      const narrow = await toka(['token', 'mint', '--data', data, '--sub', 'n', '--vault', 'default', '--perm', 'task:schedule', '--json']);
+      assert.equal(narrow.code, 0, narrow.stderr);
+      const minted = JSON.parse(narrow.stdout) as { token: string; claims: { jti: string } };
+      const op = join(dir, 'op.json');
+      const denied = await toka(['submit', op, '--token', minted.token, '--data', data]);
+      assert.equal(denied.code, 1);
+      assert.match(denied.stderr, /^toka: .*\(CapabilityDenied[^)]*\)\n$/);
+      const revoke = await toka(['token', 'revoke', minted.claims.jti, '--vault', 'default', '--data', data]);
+      assert.equal(revoke.code, 0, revoke.stderr);
+      const revoked = await toka(['submit', op, '--token', minted.token, '--data', data]);
+      assert.equal(revoked.code, 1);
+      assert.match(revoked.stderr, /^toka: .*\(Unauthenticated: ERR_TOKEN_REVOKED\)\n$/);
+      const delegate = await toka(['token', 'delegate', '--token', token, '--sub', 'kid', '--perm', 'agent:spawn', '--data', data, '--json']);
+      assert.equal(delegate.code, 0, delegate.stderr);
+      assert.equal(JSON.parse(delegate.stdout).claims.sub, 'kid');
+    });
+
+    it('events, state and verify work read-only next to it', async () => {
+      const all = records(await toka(['events', '--data', data]));
+      assert.ok(all.some((r) => (r.event as unknown as { name?: string }).name === 'via-socket'));
+      assert.deepEqual(all.map((r) => r.seq), all.map((_, i) => i + 1));
+      const state = await toka(['state', '--data', data]);
+      assert.equal(state.code, 0, state.stderr);
+      const agents = Object.values(JSON.parse(state.stdout).state.agents) as { name: string }[];
+      assert.ok(agents.some((a) => a.name === 'via-socket'));
+      const verify = await toka(['verify', '--data', data]);
+      assert.equal(verify.code, 0, verify.stderr);
+    });
+
+    it('a second toka serve on the same data dir fails with a Conflict line', async () => {
+      const second = await toka(['serve', '--port', '0', '--data', data]);
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, /^toka: data dir .* is in use by process \d+ .*\(Conflict\)\n$/);
+      assert.equal(second.stdout, '');
+      assert.equal(served.child.exitCode, null, 'the first host keeps running');
+    });
+  });
+
+  it('SIGTERM under load: exits 0, every acknowledged operation is durable, the log verifies', async () => {
+    const data = join(dir, 'load');
+    const served = await serve(data);
+    const acked = new Set<string>();
+    let signalled = false;
+    const failures: string[] = [];
+    const worker = async (n: number) => {
+      const client = await AdminClient.connect(data);
+      await client.open({ vault: 'load' });
+      try {
+        for (let i = 0; ; i++) {
+          const result = await client.request<SubmitResult>(KernelSubmitRequest.method, { op: spawnOp(`w${n}-${i}`) });
+          acked.add(result.opId);
+          if (!signalled && acked.size >= 200) {
+            signalled = true;
+            served.child.kill('SIGTERM');
+          }
+        }
+      } catch (err) {
+        // After the signal a request is refused (Unavailable) or its connection closes; before it, nothing fails.
+        if (!signalled) failures.push((err as Error).message);
+      } finally {
+        client.close();
+      }
+    };
+    await Promise.all([0, 1, 2, 3].map(worker));
+    assert.deepEqual(failures, []);
+    const { code, signal } = await served.exited;
+    assert.equal(signal, null);
+    assert.equal(code, 0);
+    assert.ok(served.logs.some((l) => l.msg === 'stopped'));
+    assert.deepEqual(served.logs.filter((l) => l.level === 'error'), [], 'no append failed during shutdown');
+    assert.ok(!existsSync(join(data, 'host.lock')), 'lock released');
+    assert.ok(!existsSync(join(data, 'admin.sock')), 'socket removed');
+
+    const logged = records(await toka(['events', '--data', data, '--vault', 'load']));
+    const opIds = new Set(logged.map((r) => r.event.opId));
+    const lost = [...acked].filter((id) => !opIds.has(id));
+    assert.deepEqual(lost, [], `${lost.length} of ${acked.size} acknowledged operations missing`);
+    const verify = await toka(['verify', '--data', data]);
+    assert.equal(verify.code, 0, verify.stderr);
+  });
+
+  it('refuses a non-loopback --host unless --allow-remote', async () => {
+    const run = await toka(['serve', '--host', '0.0.0.0', '--port', '0', '--data', join(dir, 'remote')]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /^toka: --host 0\.0\.0\.0 is not a loopback address; pass --allow-remote/);
+    assert.ok(!existsSync(join(dir, 'remote')), 'nothing opened');
+  });
+});
