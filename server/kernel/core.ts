@@ -1,6 +1,6 @@
 /**
- * The seven core opcode handlers (protocol/kernel.ts `CoreOperation`). Their `apply` functions replace
- * records instead of mutating them, so a transaction's shallow working copy never aliases committed state.
+ * The seven core opcode handlers (protocol/kernel.ts `CoreOperation`). Their `applyCore` functions write the
+ * live state only through the commit's undo journal, so a failed commit rolls back exactly what it wrote.
  */
 import {
   CLAIM_LIMITS,
@@ -19,6 +19,7 @@ import {
   type GrantCreated,
   type GrantRecord,
   type GrantRevoked,
+  type KernelEvent,
   type ObservationEmitted,
   type Operation,
   type OperationEnvelope,
@@ -30,10 +31,11 @@ import {
   type TaskRecord,
   type TaskScheduled,
   type TokenRevoked,
+  type WorldState,
 } from '../../protocol/kernel.js';
 import { KernelError } from './errors.js';
 import type { OpcodeHandler } from './handler.js';
-import { deepCopy } from './state.js';
+import { deepCopy, Journal } from './state.js';
 import {
   onlyFields,
   optionalText,
@@ -82,7 +84,19 @@ function newAgentId(env: OperationEnvelope, taken: (id: string) => boolean): str
   return id;
 }
 
-export const scheduleAgentTask: OpcodeHandler = {
+/**
+ * A core handler writes the live state through the commit's undo journal (`applyCore`). Its plain `apply`
+ * (the `OpcodeHandler` contract) runs the same code with a journal of its own.
+ */
+export interface CoreHandler extends OpcodeHandler {
+  applyCore(event: KernelEvent, state: WorldState, journal: Journal): void;
+}
+
+function core(handler: Omit<CoreHandler, 'apply'>): CoreHandler {
+  return { ...handler, apply: (event, state) => handler.applyCore(event, state, new Journal()) };
+}
+
+export const scheduleAgentTask: CoreHandler = core({
   opcode: 'ScheduleAgentTask',
   permission: 'task:schedule',
   eventTypes: ['TaskScheduled'],
@@ -115,14 +129,14 @@ export const scheduleAgentTask: OpcodeHandler = {
     };
     return [view.event('TaskScheduled', { agent: agent.id, task })];
   },
-  apply(event, state) {
+  applyCore(event, state, journal) {
     const e = event as TaskScheduled;
-    const queue = Object.hasOwn(state.tasks, e.agent) ? state.tasks[e.agent] : [];
-    state.tasks[e.agent] = [...queue, { ...e.task }];
+    if (!Object.hasOwn(state.tasks, e.agent)) journal.set(state.tasks, e.agent, []);
+    journal.push(state.tasks[e.agent], { ...e.task });
   },
-};
+});
 
-export const spawnSubAgent: OpcodeHandler = {
+export const spawnSubAgent: CoreHandler = core({
   opcode: 'SpawnSubAgent',
   permission: 'agent:spawn',
   eventTypes: ['AgentSpawned'],
@@ -140,17 +154,17 @@ export const spawnSubAgent: OpcodeHandler = {
     const id = newAgentId(env, (x) => view.taken(x));
     return [view.event('AgentSpawned', { agent: id, parent: parent.id, name: op.spec.name })];
   },
-  apply(event, state) {
+  applyCore(event, state, journal) {
     const e = event as AgentSpawned;
     const record: AgentRecord = { id: e.agent, parent: e.parent, vault: e.vault, name: e.name, status: 'active', createdAt: e.at };
-    state.agents[e.agent] = record;
-    state.tasks[e.agent] = [];
-    state.observations[e.agent] = 0;
-    if (e.parent === null) state.roots[e.vault] = e.agent;
+    journal.set(state.agents, e.agent, record);
+    journal.set(state.tasks, e.agent, []);
+    journal.set(state.observations, e.agent, 0);
+    if (e.parent === null) journal.set(state.roots, e.vault, e.agent);
   },
-};
+});
 
-export const emitObservation: OpcodeHandler = {
+export const emitObservation: CoreHandler = core({
   opcode: 'EmitObservation',
   permission: 'observation:emit',
   eventTypes: ['ObservationEmitted'],
@@ -168,13 +182,13 @@ export const emitObservation: OpcodeHandler = {
     const index = view.observationCount(agent.id) + 1;
     return [view.event('ObservationEmitted', { agent: agent.id, index, data: deepCopy(op.data) })];
   },
-  apply(event, state) {
+  applyCore(event, state, journal) {
     const e = event as ObservationEmitted;
-    state.observations[e.agent] = e.index;
+    journal.set(state.observations, e.agent, e.index);
   },
-};
+});
 
-export const createGrant: OpcodeHandler = {
+export const createGrant: CoreHandler = core({
   opcode: 'CreateGrant',
   permission: 'capability:grant',
   eventTypes: ['GrantCreated'],
@@ -205,13 +219,13 @@ export const createGrant: OpcodeHandler = {
     };
     return [view.event('GrantCreated', { grant })];
   },
-  apply(event, state) {
+  applyCore(event, state, journal) {
     const e = event as GrantCreated;
-    state.grants[e.grant.id] = deepCopy(e.grant);
+    journal.set(state.grants, e.grant.id, deepCopy(e.grant));
   },
-};
+});
 
-export const revokeGrant: OpcodeHandler = {
+export const revokeGrant: CoreHandler = core({
   opcode: 'RevokeGrant',
   permission: 'capability:revoke',
   eventTypes: ['GrantRevoked'],
@@ -227,14 +241,14 @@ export const revokeGrant: OpcodeHandler = {
     if (grant.revoked) throw KernelError.invalid('already revoked');
     return [view.event('GrantRevoked', { grant: grant.id, ...(op.reason !== undefined ? { reason: op.reason } : {}) })];
   },
-  apply(event, state) {
+  applyCore(event, state, journal) {
     const e = event as GrantRevoked;
     if (!Object.hasOwn(state.grants, e.grant)) throw KernelError.unknown('grant', e.grant);
-    state.grants[e.grant] = { ...state.grants[e.grant], revoked: true };
+    journal.set(state.grants, e.grant, { ...state.grants[e.grant], revoked: true });
   },
-};
+});
 
-export const revokeToken: OpcodeHandler = {
+export const revokeToken: CoreHandler = core({
   opcode: 'RevokeToken',
   permission: 'capability:revoke',
   eventTypes: ['TokenRevoked'],
@@ -254,13 +268,13 @@ export const revokeToken: OpcodeHandler = {
     if (view.tokenRevoked(op.jti)) throw KernelError.invalid('already revoked');
     return [view.event('TokenRevoked', { jti: op.jti, exp: op.exp, ...(op.reason !== undefined ? { reason: op.reason } : {}) })];
   },
-  apply(event, state) {
+  applyCore(event, state, journal) {
     const e = event as TokenRevoked;
-    state.revokedTokens[e.jti] = e.exp;
+    journal.set(state.revokedTokens, e.jti, e.exp);
   },
-};
+});
 
-export const delegateCapability: OpcodeHandler = {
+export const delegateCapability: CoreHandler = core({
   opcode: 'DelegateCapability',
   permission: 'capability:delegate',
   eventTypes: ['CapabilityDelegated'],
@@ -290,11 +304,11 @@ export const delegateCapability: OpcodeHandler = {
     return [event];
   },
   /** A delegation changes no world state: the event is the audit record auth indexes for cascading revocation. */
-  apply() {},
-};
+  applyCore() {},
+});
 
 /** Core handlers in registration order (the order of `CoreOperation`). */
-export const CORE_HANDLERS: readonly OpcodeHandler[] = [
+export const CORE_HANDLERS: readonly CoreHandler[] = [
   scheduleAgentTask,
   spawnSubAgent,
   emitObservation,

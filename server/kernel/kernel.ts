@@ -13,10 +13,10 @@ import {
   type OperationEnvelope,
   type WorldState,
 } from '../../protocol/kernel.js';
-import { CORE_HANDLERS } from './core.js';
+import { CORE_HANDLERS, type CoreHandler } from './core.js';
 import { KernelError } from './errors.js';
 import type { OpcodeHandler } from './handler.js';
-import { deepCopy, emptyState, readOnly, restoreState, workingCopy } from './state.js';
+import { deepCopy, emptyState, Journal, readOnly, restoreState } from './state.js';
 import {
   isPlainObject,
   requireId,
@@ -40,6 +40,7 @@ export class Kernel {
   /** Handler applying each event type. */
   readonly #byEvent = new Map<string, OpcodeHandler>();
   readonly #core = new Set<OpcodeHandler>(CORE_HANDLERS);
+  readonly #coreByEvent = new Map<string, CoreHandler>(CORE_HANDLERS.flatMap((h) => h.eventTypes.map((t) => [t, h] as const)));
 
   /** `state`: restore from a snapshot (deep-copied; `InvalidOperation` if it is not shaped like a `WorldState`). */
   constructor(options: { state?: WorldState } = {}) {
@@ -124,17 +125,25 @@ export class Kernel {
     for (const t of handler.eventTypes) this.#byEvent.set(t, handler);
   }
 
-  /** Apply `events` to a working copy; replace the state only if every one applies. */
+  /** Apply `events` to the live state through an undo journal; roll every write back if one fails. */
   #commit(events: KernelEvent[]): void {
-    const working = workingCopy(this.#state);
+    const journal = new Journal();
     const copiedNamespaces = new Set<string>();
-    for (const event of events) {
-      const handler = this.#byEvent.get(event.type);
-      if (!handler) throw KernelError.unsupported('event', event.type);
-      if (this.#core.has(handler)) handler.apply(event, working);
-      else applyScoped(handler, event, working, copiedNamespaces);
+    try {
+      for (const event of events) {
+        const core = this.#coreByEvent.get(event.type);
+        if (core) {
+          core.applyCore(event, this.#state, journal);
+          continue;
+        }
+        const handler = this.#byEvent.get(event.type);
+        if (!handler) throw KernelError.unsupported('event', event.type);
+        applyScoped(handler, event, this.#state, journal, copiedNamespaces);
+      }
+    } catch (err) {
+      journal.rollback();
+      throw err;
     }
-    this.#state = working;
   }
 }
 
@@ -142,10 +151,16 @@ export class Kernel {
  * Apply a registered handler's event with only `ext[namespace]` writable. The namespace is deep-copied once
  * per transaction before the handler sees it, so a failed transaction leaves the committed value untouched.
  */
-function applyScoped(handler: OpcodeHandler, event: KernelEvent, working: WorldState, copied: Set<string>): void {
+function applyScoped(
+  handler: OpcodeHandler,
+  event: KernelEvent,
+  working: WorldState,
+  journal: Journal,
+  copied: Set<string>,
+): void {
   const ns = handler.namespace ?? handler.opcode;
   if (!copied.has(ns)) {
-    if (Object.hasOwn(working.ext, ns)) working.ext[ns] = deepCopy(working.ext[ns]);
+    if (Object.hasOwn(working.ext, ns)) journal.set(working.ext, ns, deepCopy(working.ext[ns]));
     copied.add(ns);
   }
   const label = `handler ${handler.opcode}: state outside ext.${ns}`;
@@ -156,11 +171,12 @@ function applyScoped(handler: OpcodeHandler, event: KernelEvent, working: WorldS
     get: (target, key) => (key === ns ? target[ns] : readOnly(Reflect.get(target, key), label)),
     set: (target, key, value) => {
       if (key !== ns) deny();
-      target[ns] = value;
+      journal.set(target, ns, value);
       return true;
     },
     deleteProperty: (target, key) => {
       if (key !== ns) deny();
+      journal.set(target, ns, undefined);
       delete target[ns];
       return true;
     },

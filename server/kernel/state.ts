@@ -39,19 +39,41 @@ export function restoreState(state: unknown): WorldState {
 }
 
 /**
- * A working copy for one transaction: every top-level map is copied shallowly, so writes to the copy's maps
- * never reach `state`. Apply functions replace records instead of mutating them, which keeps this O(keys).
+ * Undo journal for one commit. Every write to the live state goes through it, recording how to undo itself,
+ * so a commit that fails part-way is rolled back in O(writes) — no copy of the state per operation.
  */
-export function workingCopy(state: WorldState): WorldState {
-  return {
-    agents: { ...state.agents },
-    tasks: { ...state.tasks },
-    observations: { ...state.observations },
-    roots: { ...state.roots },
-    grants: { ...state.grants },
-    revokedTokens: { ...state.revokedTokens },
-    ext: { ...state.ext },
-  };
+export class Journal {
+  #undo: (() => void)[] = [];
+
+  /** `map[key] = value`, remembering the previous value (or its absence). */
+  set<T>(map: Record<string, T>, key: string, value: T): void {
+    if (Object.hasOwn(map, key)) {
+      const old = map[key];
+      this.#undo.push(() => {
+        map[key] = old;
+      });
+    } else {
+      this.#undo.push(() => {
+        delete map[key];
+      });
+    }
+    map[key] = value;
+  }
+
+  /** `list.push(item)`, remembering the length to go back to. */
+  push<T>(list: T[], item: T): void {
+    const length = list.length;
+    this.#undo.push(() => {
+      list.length = length;
+    });
+    list.push(item);
+  }
+
+  /** Undo every recorded write, newest first. */
+  rollback(): void {
+    for (let i = this.#undo.length - 1; i >= 0; i--) this.#undo[i]();
+    this.#undo = [];
+  }
 }
 
 /**

@@ -96,7 +96,7 @@ export class SqliteEventLog extends ChainedEventLog {
         db.pragma(`user_version = ${SCHEMA_VERSION}`);
       }
       this.insertEvent = db.prepare(
-        'INSERT INTO events (seq, type, vault, agent, prev_hash, hash, body) VALUES (@seq, @type, @vault, @agent, @prevHash, @hash, @body)',
+        'INSERT INTO events (seq, type, vault, agent, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
       );
       this.maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
       this.lastRow = db.prepare('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
@@ -112,7 +112,7 @@ export class SqliteEventLog extends ChainedEventLog {
         if (fileHead !== rows[0].seq - 1) {
           throw new Error(`event log head moved under us: file has seq ${fileHead}, expected ${rows[0].seq - 1}`);
         }
-        for (const row of rows) this.insertEvent.run(row);
+        for (const r of rows) this.insertEvent.run(r.seq, r.type, r.vault, r.agent, r.prevHash, r.hash, r.body);
       });
       const last = this.readHead();
       this.headSeq = last.seq;
