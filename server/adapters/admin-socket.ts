@@ -108,6 +108,7 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
       return;
     }
     sockets.add(socket);
+    host.metrics.connections('admin', +1);
     serveConnection(socket);
   });
 
@@ -161,6 +162,7 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
     });
     socket.on('close', () => {
       sockets.delete(socket);
+      host.metrics.connections('admin', -1);
       binding.dispose();
       connection.dispose();
     });

@@ -21,11 +21,16 @@ interface Run {
   stderr: string;
 }
 
+/** The environment without any TOKA_* variable (the tests pass --data and --token explicitly). */
+function cleanEnv(): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOKA_')));
+}
+
 function toka(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [TOKA, ...args], {
       cwd: ROOT,
-      env: { ...process.env, TOKA_HOME: '', TOKA_TOKEN: '', TOKA_LOG_LEVEL: '', ...env },
+      env: { ...cleanEnv(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -16,7 +16,7 @@ import { AdminClient } from '../../server/cli/remote.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TOKA = join(ROOT, 'dist', 'toka.js');
-const ENV = { ...process.env, TOKA_HOME: '', TOKA_TOKEN: '', TOKA_LOG_LEVEL: '' };
+const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOKA_')));
 
 interface Run {
   code: number | null;
