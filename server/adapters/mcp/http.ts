@@ -1,0 +1,361 @@
+/**
+ * MCP Streamable HTTP at `/mcp` on `toka serve`, mounted on the HTTP face's route hook (which has already
+ * applied the Host/Origin DNS-rebinding check to every request).
+ *
+ * - Sessions: `initialize` without `mcp-session-id` opens one (an SDK transport + a Toka MCP session bound to
+ *   the token's subject and vault); POST, GET (standalone SSE stream) and DELETE (end) route by the header.
+ *   Idle sessions (no request for `idleTimeoutMs`) are closed; at most `maxSessions` live at once.
+ * - Resumption: every SSE event gets an id; a GET with `Last-Event-ID` replays what followed it on that
+ *   stream (a bounded in-memory window per session).
+ * - Auth: every request carries `Authorization: Bearer <capability token>`, verified by the host. Without a
+ *   valid one: 401 with `WWW-Authenticate: Bearer resource_metadata="…/.well-known/oauth-protected-resource"`.
+ *   A request for a session must come from the session's subject and vault (else 404, as for an unknown
+ *   session). A `tools/call` for a tool whose permission the token lacks: 403 with
+ *   `WWW-Authenticate: Bearer error="insufficient_scope", scope="<permission>"` (the host would refuse it).
+ * - `GET /.well-known/oauth-protected-resource` (RFC 9728) describes the resource and its scopes.
+ */
+import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { StreamableHTTPServerTransport, type EventStore } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { ErrorCode, isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { PERMISSIONS, permits, type CapabilityClaims } from '../../../protocol/capability.js';
+import { ErrorCodes } from '../../../protocol/errors.js';
+import { HostError } from '../../host/errors.js';
+import type { Host, Session } from '../../host/host.js';
+import type { Logger } from '../../host/logger.js';
+import { McpRegistry, type McpPlugin } from './registry.js';
+import { createMcpSession, type McpServerOptions, type McpSessionServer } from './server.js';
+import { createTokaRegistry } from './toka.js';
+
+/** The route hook of the HTTP face (`HttpServer.route`). */
+export interface RouteTarget {
+  route(method: string, path: string, handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>): void;
+}
+
+export interface McpHttpOptions extends McpServerOptions {
+  logger: Logger;
+  /** What to serve; default: Toka's own tools, resources and prompts. */
+  registry?: McpRegistry;
+  /** Close a session after this long without a request (default 15 min). */
+  idleTimeoutMs?: number;
+  /** Most live sessions (default 256); an initialize beyond it gets 503. */
+  maxSessions?: number;
+  /** Largest POST body (default 4 MiB); larger gets 413. */
+  maxBodyBytes?: number;
+  /** SSE events kept per session for `Last-Event-ID` resumption (default 1000). */
+  replayWindow?: number;
+}
+
+export interface McpHttpMount {
+  readonly sessions: number;
+  /** Close every session (ends their SSE streams); call before closing the HTTP server. */
+  close(): Promise<void>;
+}
+
+export const MCP_PATH = '/mcp';
+export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource';
+
+interface LiveSession {
+  transport: StreamableHTTPServerTransport;
+  mcp: McpSessionServer;
+  session: Session;
+  lastSeen: number;
+}
+
+/** Load an MCP plugin module (its default export is an `McpPlugin`); used for test fixtures. */
+export async function loadMcpPlugin(path: string): Promise<McpPlugin> {
+  const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown };
+  if (typeof mod.default !== 'function') throw new Error(`${path}: default export is not an MCP plugin function`);
+  return mod.default as McpPlugin;
+}
+
+export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOptions): McpHttpMount {
+  const registry = options.registry ?? createTokaRegistry();
+  const logger = options.logger;
+  const idleMs = options.idleTimeoutMs ?? 15 * 60_000;
+  const maxSessions = options.maxSessions ?? 256;
+  const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
+  const replayWindow = options.replayWindow ?? 1000;
+  const sessions = new Map<string, LiveSession>();
+  let pending = 0;
+
+  const sweeper = setInterval(() => {
+    const cutoff = Date.now() - idleMs;
+    for (const [id, live] of sessions) {
+      if (live.lastSeen < cutoff) {
+        logger.info('MCP session idle: closing', { session: id });
+        void end(id, live);
+      }
+    }
+  }, Math.min(idleMs, 60_000));
+  sweeper.unref();
+
+  const end = async (id: string, live: LiveSession): Promise<void> => {
+    if (sessions.get(id) !== live) return;
+    sessions.delete(id);
+    await live.mcp.close().catch((err: unknown) => logger.warn('MCP session close failed', { err }));
+  };
+
+  /** Verify the bearer token; on failure answer 401 and return null. */
+  const authenticate = async (req: IncomingMessage, res: ServerResponse): Promise<Session | null> => {
+    const token = bearer(req.headers.authorization);
+    const metadata = `${baseUrl(req)}${RESOURCE_METADATA_PATH}`;
+    if (token === null) {
+      req.resume();
+      sendJsonRpcError(res, 401, ErrorCodes.Unauthenticated, 'a Bearer capability token is required', { name: 'Unauthenticated' }, {
+        'www-authenticate': `Bearer realm="toka", resource_metadata="${metadata}"`,
+      });
+      return null;
+    }
+    try {
+      return await host.authenticate(token);
+    } catch (err) {
+      const e = HostError.from(err);
+      req.resume();
+      if (e.errorName !== 'Unauthenticated') {
+        sendJsonRpcError(res, e.errorName === 'RateLimited' ? 429 : 503, e.code, e.message, e.data);
+        return null;
+      }
+      sendJsonRpcError(res, 401, e.code, e.message, e.data, {
+        'www-authenticate': `Bearer realm="toka", error="invalid_token", error_description="${quoted(e.message)}", resource_metadata="${metadata}"`,
+      });
+      return null;
+    }
+  };
+
+  /** The live session named by the request, bound to the caller; answers 400/404 and returns null otherwise. */
+  const sessionFor = (req: IncomingMessage, res: ServerResponse, caller: Session): LiveSession | null => {
+    const id = req.headers['mcp-session-id'];
+    if (typeof id !== 'string' || id === '') {
+      req.resume();
+      sendJsonRpcError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: mcp-session-id header is required', { name: 'InvalidRequest' });
+      return null;
+    }
+    const live = sessions.get(id);
+    if (!live || live.session.principal !== caller.principal || live.session.claims.vault !== caller.claims.vault) {
+      req.resume();
+      sendJsonRpcError(res, 404, ErrorCodes.UnknownEntity, 'Session not found', { name: 'UnknownEntity', entity: 'mcp-session' });
+      return null;
+    }
+    // The caller may present a fresher token of the same subject: later host calls verify that one.
+    live.session.token = caller.token;
+    live.session.claims = caller.claims;
+    live.lastSeen = Date.now();
+    return live;
+  };
+
+  const open = async (caller: Session): Promise<LiveSession> => {
+    let live: LiveSession | undefined;
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      eventStore: new WindowEventStore(replayWindow),
+      onsessioninitialized: (id) => {
+        sessions.set(id, live!);
+        logger.info('MCP session open', { session: id, principal: caller.principal, vault: caller.claims.vault });
+      },
+      onsessionclosed: (id) => {
+        logger.info('MCP session ended by the client', { session: id });
+        void end(id, live!);
+      },
+    });
+    const mcp = createMcpSession(registry, host, caller, options);
+    live = { transport, mcp, session: caller, lastSeen: Date.now() };
+    mcp.server.onerror = (err) => logger.debug('MCP session error', { err });
+    await mcp.server.connect(transport);
+    return live;
+  };
+
+  target.route('POST', MCP_PATH, async (req, res) => {
+    const caller = await authenticate(req, res);
+    if (!caller) return;
+    let body: unknown;
+    try {
+      body = JSON.parse(await readBody(req, maxBody));
+    } catch (err) {
+      if (err instanceof BodyTooLarge) {
+        res.setHeader('connection', 'close');
+        return sendJsonRpcError(res, 413, ErrorCodes.LimitExceeded, `body exceeds ${maxBody} bytes`, {
+          name: 'LimitExceeded',
+          limit: 'mcp.maxBodyBytes',
+          max: maxBody,
+        });
+      }
+      return sendJsonRpcError(res, 400, ErrorCode.ParseError, 'Parse error: body is not valid JSON', { name: 'ParseError' });
+    }
+    const messages = Array.isArray(body) ? body : [body];
+    let live: LiveSession | null;
+    if (req.headers['mcp-session-id'] === undefined && messages.some((m) => isInitializeRequest(m))) {
+      if (sessions.size + pending >= maxSessions) {
+        return sendJsonRpcError(res, 503, ErrorCodes.LimitExceeded, `more than ${maxSessions} MCP sessions`, {
+          name: 'LimitExceeded',
+          limit: 'mcp.maxSessions',
+          max: maxSessions,
+        });
+      }
+      pending++;
+      try {
+        live = await open(caller);
+      } finally {
+        pending--;
+      }
+    } else {
+      live = sessionFor(req, res, caller);
+      if (!live) return;
+      const missing = missingScope(messages as JSONRPCMessage[], caller.claims);
+      if (missing) {
+        return sendJsonRpcError(res, 403, ErrorCodes.CapabilityDenied, `token lacks ${missing}`, {
+          name: 'CapabilityDenied',
+          required: missing,
+        }, {
+          'www-authenticate': `Bearer realm="toka", error="insufficient_scope", scope="${missing}", resource_metadata="${baseUrl(req)}${RESOURCE_METADATA_PATH}"`,
+        }, idOf(messages));
+      }
+    }
+    await live.transport.handleRequest(req, res, body);
+  });
+
+  const byHeader = async (req: IncomingMessage, res: ServerResponse) => {
+    const caller = await authenticate(req, res);
+    if (!caller) return;
+    const live = sessionFor(req, res, caller);
+    if (!live) return;
+    await live.transport.handleRequest(req, res);
+  };
+  target.route('GET', MCP_PATH, byHeader);
+  target.route('DELETE', MCP_PATH, byHeader);
+
+  const metadata = (req: IncomingMessage, res: ServerResponse) => {
+    const base = baseUrl(req);
+    const text = JSON.stringify({
+      resource: `${base}${MCP_PATH}`,
+      resource_name: 'Toka MCP server',
+      bearer_methods_supported: ['header'],
+      scopes_supported: Object.keys(PERMISSIONS),
+    });
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+  target.route('GET', RESOURCE_METADATA_PATH, metadata);
+  target.route('GET', `${RESOURCE_METADATA_PATH}${MCP_PATH}`, metadata);
+
+  return {
+    get sessions() {
+      return sessions.size;
+    },
+    async close() {
+      clearInterval(sweeper);
+      await Promise.allSettled([...sessions].map(([id, live]) => end(id, live)));
+    },
+  };
+
+  /** The first permission a `tools/call` in `messages` needs that `claims` lack. */
+  function missingScope(messages: JSONRPCMessage[], claims: CapabilityClaims): string | null {
+    for (const m of messages) {
+      if (typeof m !== 'object' || m === null || (m as { method?: unknown }).method !== 'tools/call') continue;
+      const name = (m as { params?: { name?: unknown } }).params?.name;
+      const permission = typeof name === 'string' ? registry.tool(name)?.spec.permission : null;
+      if (permission && !permits(claims.permissions, permission)) return permission;
+    }
+    return null;
+  }
+}
+
+/**
+ * A bounded, per-session SSE event window for `Last-Event-ID` resumption. Event ids are
+ * `<streamId>.<n>`; once more than `max` events are held the oldest are forgotten (a resume from a
+ * forgotten id replays nothing older than the window).
+ */
+export class WindowEventStore implements EventStore {
+  private readonly events: { id: string; streamId: string; n: number; message: JSONRPCMessage }[] = [];
+  private next = 0;
+
+  constructor(private readonly max: number) {}
+
+  async storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
+    const n = this.next++;
+    const id = `${streamId}.${n}`;
+    this.events.push({ id, streamId, n, message });
+    if (this.events.length > this.max) this.events.splice(0, this.events.length - this.max);
+    return id;
+  }
+
+  async getStreamIdForEventId(eventId: string): Promise<string | undefined> {
+    const dot = eventId.lastIndexOf('.');
+    return dot > 0 && /^\d+$/.test(eventId.slice(dot + 1)) ? eventId.slice(0, dot) : undefined;
+  }
+
+  async replayEventsAfter(
+    lastEventId: string,
+    { send }: { send: (eventId: string, message: JSONRPCMessage) => Promise<void> },
+  ): Promise<string> {
+    const streamId = (await this.getStreamIdForEventId(lastEventId)) ?? '';
+    const after = Number(lastEventId.slice(lastEventId.lastIndexOf('.') + 1));
+    for (const e of this.events) {
+      // Priming events carry an empty message: they only mark a position.
+      if (e.streamId === streamId && e.n > after && 'jsonrpc' in e.message) await send(e.id, e.message);
+    }
+    return streamId;
+  }
+}
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      reject(new BodyTooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function bearer(header: string | undefined): string | null {
+  const m = header ? /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header) : null;
+  return m ? m[1] : null;
+}
+
+/** `http://<Host>`: the Host header has passed the HTTP face's allow-list by the time a route runs. */
+function baseUrl(req: IncomingMessage): string {
+  return `http://${req.headers.host ?? '127.0.0.1'}`;
+}
+
+function quoted(text: string): string {
+  return text.replace(/["\\]/g, '');
+}
+
+function idOf(messages: unknown[]): string | number | null {
+  const id = messages.length === 1 ? (messages[0] as { id?: unknown }).id : undefined;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
+function sendJsonRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  data: Record<string, unknown>,
+  headers: Record<string, string> = {},
+  id: string | number | null = null,
+): void {
+  const text = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message, data } });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}

@@ -1,0 +1,394 @@
+/**
+ * One MCP session: an SDK low-level `Server` whose handlers serve a registry to one host session.
+ * Transports (stdio.ts, http.ts) create one per connection or `mcp-session-id`.
+ *
+ * Errors, in the SDK's terms:
+ * - protocol problems are JSON-RPC errors: unknown tool, prompt or resource, arguments that do not match the
+ *   schema (InvalidParams -32602), a result over the size bound (LimitExceeded -32005), no valid token
+ *   (Unauthenticated -32010), host unavailable; `error.data` is Toka's `{ name, ...details }`;
+ * - a refused or failed operation inside a tool (CapabilityDenied, UnknownEntity, InvalidOperation,
+ *   LimitExceeded, RateLimited, ...) is a tool result with `isError: true` whose text and
+ *   `structuredContent.error` carry the Toka error name, so the model can read it and correct course.
+ */
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import {
+  CallToolRequestSchema,
+  CompleteRequestSchema,
+  ErrorCode,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListResourcesRequestSchema,
+  ListToolsRequestSchema,
+  LoggingLevelSchema,
+  McpError,
+  ReadResourceRequestSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  type CallToolResult,
+  type LoggingLevel,
+  type ServerNotification,
+  type ServerRequest,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import { permits, type CapabilityClaims } from '../../../protocol/capability.js';
+import { ErrorCodes } from '../../../protocol/errors.js';
+import type { LogRecord } from '../../../protocol/events.js';
+import { HostError } from '../../host/errors.js';
+import type { Host, Session } from '../../host/host.js';
+import { TOKA_VERSION } from '../../host/version.js';
+import type { Subscription } from '../../store/event-log.js';
+import { toolResult, type McpCallContext, type McpContext, type McpRegistry } from './registry.js';
+
+export interface McpServerOptions {
+  /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
+  maxResultBytes?: number;
+  /** Most tool calls in flight per session; more are refused with LimitExceeded. Default 16. */
+  maxConcurrentCalls?: number;
+  /** Most resource subscriptions per session. Default 64. */
+  maxSubscriptions?: number;
+}
+
+export const MCP_DEFAULTS = { maxResultBytes: 1024 * 1024, maxConcurrentCalls: 16, maxSubscriptions: 64 } as const;
+
+/** Host errors that make the whole session unusable: JSON-RPC errors even inside a tool call. */
+const SESSION_ERRORS = new Set(['Unauthenticated', 'Unavailable', 'InternalError', 'RequestCancelled']);
+
+const LEVELS = LoggingLevelSchema.options;
+
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+export interface McpSessionServer {
+  readonly server: Server;
+  /** End resource subscriptions and close the SDK server (and so its transport). */
+  close(): Promise<void>;
+}
+
+/** A JSON-RPC error carrying Toka's error name and details. */
+export function mcpError(err: unknown): McpError {
+  if (err instanceof McpError) return err;
+  const e = HostError.from(err);
+  return new McpError(e.code, e.message, e.data);
+}
+
+function invalidParams(message: string): McpError {
+  return new McpError(ErrorCode.InvalidParams, message, { name: 'InvalidParams' });
+}
+
+export function createMcpSession(
+  registry: McpRegistry,
+  host: Host,
+  session: Session,
+  options: McpServerOptions = {},
+): McpSessionServer {
+  const maxResultBytes = options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes;
+  const maxCalls = options.maxConcurrentCalls ?? MCP_DEFAULTS.maxConcurrentCalls;
+  const maxSubscriptions = options.maxSubscriptions ?? MCP_DEFAULTS.maxSubscriptions;
+  const server = new Server(
+    { name: 'toka', version: TOKA_VERSION },
+    {
+      capabilities: { tools: {}, resources: { subscribe: true }, prompts: {}, logging: {}, completions: {} },
+      instructions:
+        'Toka is a capability-secured agent kernel. Tools act on the world state of your token\'s vault; ' +
+        'read toka://state first, and use the write_agent_spec prompt before spawning agents.',
+    },
+  );
+  let level: LoggingLevel = 'info';
+  let inFlight = 0;
+  const subscribed = new Set<string>();
+  let hostSub: Subscription | null = null;
+  let closed = false;
+
+  const check = async (): Promise<CapabilityClaims> => {
+    try {
+      return await host.check(session);
+    } catch (err) {
+      throw mcpError(err);
+    }
+  };
+  const visible = (claims: CapabilityClaims, permission: string | null) =>
+    permission === null || permits(claims.permissions, permission);
+  const context = (extra: Extra): McpContext => ({ host, session, signal: extra.signal });
+  const bounded = <T>(result: T): T => {
+    const size = Buffer.byteLength(JSON.stringify(result));
+    if (size > maxResultBytes) {
+      throw new McpError(ErrorCodes.LimitExceeded, `result of ${size} bytes exceeds the MCP result bound of ${maxResultBytes} bytes`, {
+        name: 'LimitExceeded',
+        limit: 'mcp.maxResultBytes',
+        max: maxResultBytes,
+        size,
+      });
+    }
+    return result;
+  };
+  const logAllowed = (l: LoggingLevel) => LEVELS.indexOf(l) >= LEVELS.indexOf(level);
+
+  server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+    level = request.params.level;
+    return {};
+  });
+
+  // ---- tools ---------------------------------------------------------------------------------------
+
+  server.setRequestHandler(ListToolsRequestSchema, async () => {
+    const claims = await check();
+    return {
+      tools: registry
+        .listTools()
+        .filter((t) => visible(claims, t.spec.permission))
+        .map((t) => ({
+          name: t.spec.name,
+          ...(t.spec.title ? { title: t.spec.title } : {}),
+          description: t.spec.description,
+          inputSchema: t.inputSchema,
+          ...(t.outputSchema ? { outputSchema: t.outputSchema } : {}),
+          ...(t.spec.annotations ? { annotations: t.spec.annotations } : {}),
+        })),
+    };
+  });
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const entry = registry.tool(request.params.name);
+    if (!entry) throw invalidParams(`Unknown tool: ${request.params.name}`);
+    const parsed = entry.spec.input.safeParse(request.params.arguments ?? {});
+    if (!parsed.success) {
+      throw new McpError(ErrorCode.InvalidParams, `Invalid arguments for tool ${entry.spec.name}: ${parsed.error.message}`, {
+        name: 'InvalidParams',
+        issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
+      });
+    }
+    if (inFlight >= maxCalls) {
+      throw new McpError(ErrorCodes.LimitExceeded, `more than ${maxCalls} tool calls in flight on this session`, {
+        name: 'LimitExceeded',
+        limit: 'mcp.maxConcurrentCalls',
+        max: maxCalls,
+      });
+    }
+    inFlight++;
+    try {
+      // Entries that need no permission never reach an authorising host call: re-verify the token here.
+      if (entry.spec.permission === null) await check();
+      const ret = await entry.spec.run(parsed.data, callContext(extra));
+      if (entry.spec.output && !ret.isError) {
+        const out = entry.spec.output.safeParse(ret.structured);
+        if (!out.success) throw new HostError('InternalError', `tool ${entry.spec.name} returned a result outside its outputSchema`);
+      }
+      return bounded(toolResult(ret));
+    } catch (err) {
+      if (err instanceof McpError) throw err;
+      const e = HostError.from(err);
+      if (e.errorName === 'InternalError') host.logger.error('MCP tool failed', { tool: entry.spec.name, err });
+      if (SESSION_ERRORS.has(e.errorName)) throw mcpError(e);
+      return toolResult({
+        content: [{ type: 'text', text: `${e.errorName}: ${e.message}` }],
+        structured: { error: { ...e.data, message: e.message } },
+        isError: true,
+      });
+    } finally {
+      inFlight--;
+    }
+  });
+
+  const callContext = (extra: Extra): McpCallContext => {
+    const progressToken = extra._meta?.progressToken;
+    return {
+      ...context(extra),
+      progress: async (progress, total, message) => {
+        if (progressToken === undefined) return;
+        await extra.sendNotification({
+          method: 'notifications/progress',
+          params: { progressToken, progress, ...(total !== undefined ? { total } : {}), ...(message ? { message } : {}) },
+        });
+      },
+      log: async (l, data) => {
+        if (!logAllowed(l)) return;
+        await extra.sendNotification({ method: 'notifications/message', params: { level: l, logger: 'toka', data } });
+      },
+      sample: (params) => server.createMessage(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
+      elicit: (params) => server.elicitInput(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
+    };
+  };
+
+  // ---- resources -----------------------------------------------------------------------------------
+
+  server.setRequestHandler(ListResourcesRequestSchema, async () => {
+    const claims = await check();
+    return {
+      resources: registry
+        .listResources()
+        .filter((r) => visible(claims, r.permission))
+        .map((r) => ({
+          uri: r.uri,
+          name: r.name,
+          ...(r.title ? { title: r.title } : {}),
+          description: r.description,
+          mimeType: r.mimeType,
+        })),
+    };
+  });
+
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => {
+    const claims = await check();
+    return {
+      resourceTemplates: registry
+        .listTemplates()
+        .filter((t) => visible(claims, t.spec.permission))
+        .map(({ spec }) => ({
+          uriTemplate: spec.uriTemplate,
+          name: spec.name,
+          ...(spec.title ? { title: spec.title } : {}),
+          description: spec.description,
+          mimeType: spec.mimeType,
+        })),
+    };
+  });
+
+  server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
+    const uri = request.params.uri;
+    try {
+      const fixed = registry.resource(uri);
+      if (fixed) {
+        if (fixed.permission === null) await check();
+        return bounded({ contents: await fixed.read(context(extra), uri) });
+      }
+      const match = registry.matchTemplate(uri);
+      if (!match) throw invalidParams(`Unknown resource: ${uri}`);
+      if (match.entry.spec.permission === null) await check();
+      return bounded({ contents: await match.entry.spec.read(context(extra), uri, match.vars) });
+    } catch (err) {
+      throw mcpError(err);
+    }
+  });
+
+  const touched = (uri: string, record: LogRecord): boolean => {
+    const fixed = registry.resource(uri);
+    if (fixed) return fixed.touchedBy?.(record) ?? false;
+    const match = registry.matchTemplate(uri);
+    return match?.entry.spec.touchedBy?.(record, match.vars) ?? false;
+  };
+  const watchable = (uri: string): boolean => {
+    const fixed = registry.resource(uri);
+    if (fixed) return fixed.touchedBy !== undefined;
+    return registry.matchTemplate(uri)?.entry.spec.touchedBy !== undefined;
+  };
+
+  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
+    const uri = request.params.uri;
+    if (!registry.resource(uri) && !registry.matchTemplate(uri)) throw invalidParams(`Unknown resource: ${uri}`);
+    await check();
+    if (!subscribed.has(uri) && subscribed.size >= maxSubscriptions) {
+      throw new McpError(ErrorCodes.LimitExceeded, `more than ${maxSubscriptions} resource subscriptions`, {
+        name: 'LimitExceeded',
+        limit: 'mcp.maxSubscriptions',
+        max: maxSubscriptions,
+      });
+    }
+    if (watchable(uri) && !hostSub) {
+      try {
+        hostSub = await host.subscribe(
+          session,
+          { afterSeq: host.health().seq },
+          {
+            onRecord: async (record) => {
+              for (const u of subscribed) {
+                if (touched(u, record)) await server.sendResourceUpdated({ uri: u }).catch(() => undefined);
+              }
+            },
+            onEnd: (end) => {
+              hostSub = null;
+              if (!closed) {
+                void server
+                  .sendLoggingMessage({ level: 'warning', logger: 'toka', data: `resource updates ended: ${end.reason}` })
+                  .catch(() => undefined);
+              }
+            },
+          },
+        );
+      } catch (err) {
+        throw mcpError(err);
+      }
+    }
+    subscribed.add(uri);
+    return {};
+  });
+
+  server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
+    subscribed.delete(request.params.uri);
+    if (hostSub && ![...subscribed].some(watchable)) {
+      hostSub.unsubscribe();
+      hostSub = null;
+    }
+    return {};
+  });
+
+  // ---- prompts -------------------------------------------------------------------------------------
+
+  server.setRequestHandler(ListPromptsRequestSchema, async () => {
+    const claims = await check();
+    return {
+      prompts: registry
+        .listPrompts()
+        .filter((p) => visible(claims, p.permission))
+        .map((p) => ({
+          name: p.name,
+          ...(p.title ? { title: p.title } : {}),
+          description: p.description,
+          arguments: (p.arguments ?? []).map((a) => ({ name: a.name, description: a.description, required: a.required ?? false })),
+        })),
+    };
+  });
+
+  server.setRequestHandler(GetPromptRequestSchema, async (request, extra) => {
+    const prompt = registry.prompt(request.params.name);
+    if (!prompt) throw invalidParams(`Unknown prompt: ${request.params.name}`);
+    const args = request.params.arguments ?? {};
+    for (const a of prompt.arguments ?? []) {
+      if (a.required && !args[a.name]) throw invalidParams(`Prompt ${prompt.name} needs argument ${a.name}`);
+    }
+    try {
+      await check();
+      return bounded(await prompt.get(context(extra), args));
+    } catch (err) {
+      throw mcpError(err);
+    }
+  });
+
+  // ---- completion ----------------------------------------------------------------------------------
+
+  server.setRequestHandler(CompleteRequestSchema, async (request, extra) => {
+    const { ref, argument } = request.params;
+    const others = request.params.context?.arguments ?? {};
+    let complete: ((ctx: McpContext, value: string) => Promise<string[]>) | undefined;
+    if (ref.type === 'ref/prompt') {
+      const prompt = registry.prompt(ref.name);
+      if (!prompt) throw invalidParams(`Unknown prompt: ${ref.name}`);
+      const arg = prompt.arguments?.find((a) => a.name === argument.name);
+      if (arg?.complete) complete = (ctx, value) => arg.complete!(ctx, value, others);
+    } else {
+      const entry = registry.template(ref.uri);
+      if (!entry) throw invalidParams(`Unknown resource template: ${ref.uri}`);
+      complete = entry.spec.complete?.[argument.name];
+    }
+    if (!complete) return { completion: { values: [] } };
+    try {
+      await check();
+      const values = await complete(context(extra), argument.value);
+      return { completion: { values: values.slice(0, 100), total: values.length, hasMore: values.length > 100 } };
+    } catch (err) {
+      throw mcpError(err);
+    }
+  });
+
+  return {
+    server,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      hostSub?.unsubscribe();
+      hostSub = null;
+      subscribed.clear();
+      await server.close();
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * `toka mcp`: MCP over stdio for desktop LLM clients. The token comes from the environment
+ * (`TOKA_TOKEN`, or the file named by `TOKA_TOKEN_FILE`), never from argv. Stdout carries only
+ * newline-delimited JSON-RPC frames; logs go to stderr.
+ *
+ * The transport answers what the SDK's stdio transport drops silently: a line that is not JSON gets a
+ * ParseError (-32700), a JSON value that is not a JSON-RPC message gets InvalidRequest (-32600), and a
+ * line longer than the bound gets LimitExceeded — each with `id: null`, and the connection stays up.
+ */
+import { readFileSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { ErrorCode, JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCodes } from '../../../protocol/errors.js';
+import { HostError } from '../../host/errors.js';
+import type { Host } from '../../host/host.js';
+import type { McpRegistry } from './registry.js';
+import { createMcpSession, type McpServerOptions } from './server.js';
+
+/** Longest accepted input line (one JSON-RPC message), bytes. */
+export const MAX_STDIO_LINE_BYTES = 4 * 1024 * 1024;
+
+/** The bearer token for `toka mcp`: `$TOKA_TOKEN`, else the contents of `$TOKA_TOKEN_FILE`. */
+export function tokenFromEnvironment(env: Record<string, string | undefined> = process.env): string {
+  if (env.TOKA_TOKEN?.trim()) return env.TOKA_TOKEN.trim();
+  if (env.TOKA_TOKEN_FILE) {
+    const token = readFileSync(env.TOKA_TOKEN_FILE, 'utf8').trim();
+    if (token) return token;
+    throw new HostError('Unauthenticated', `token file ${env.TOKA_TOKEN_FILE} is empty`, { reason: 'ERR_TOKEN_MISSING' });
+  }
+  throw new HostError('Unauthenticated', 'no token: set TOKA_TOKEN or TOKA_TOKEN_FILE', { reason: 'ERR_TOKEN_MISSING' });
+}
+
+/** Newline-delimited JSON-RPC over a pair of streams, answering malformed input instead of dropping it. */
+export class LineTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  private buffer = '';
+  private closed = false;
+
+  constructor(
+    private readonly input: Readable,
+    private readonly output: Writable,
+    private readonly maxLineBytes = MAX_STDIO_LINE_BYTES,
+  ) {}
+
+  async start(): Promise<void> {
+    this.input.setEncoding('utf8');
+    this.input.on('data', this.onData);
+    this.input.on('end', this.onEnd);
+    this.input.on('error', this.onStreamError);
+  }
+
+  private readonly onData = (chunk: string) => {
+    this.buffer += chunk;
+    for (;;) {
+      const nl = this.buffer.indexOf('\n');
+      if (nl < 0) break;
+      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
+      this.buffer = this.buffer.slice(nl + 1);
+      if (line.trim() !== '') this.receive(line);
+    }
+    if (Buffer.byteLength(this.buffer) > this.maxLineBytes) {
+      this.buffer = '';
+      this.reject(ErrorCodes.LimitExceeded, `message longer than ${this.maxLineBytes} bytes`, {
+        name: 'LimitExceeded',
+        limit: 'mcp.maxStdioLineBytes',
+        max: this.maxLineBytes,
+      });
+    }
+  };
+
+  private readonly onEnd = () => void this.close();
+  private readonly onStreamError = (err: Error) => this.onerror?.(err);
+
+  private receive(line: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      this.reject(ErrorCode.ParseError, 'Parse error: not valid JSON', { name: 'ParseError' });
+      return;
+    }
+    const parsed = JSONRPCMessageSchema.safeParse(value);
+    if (!parsed.success) {
+      const id = typeof value === 'object' && value !== null ? (value as { id?: unknown }).id : undefined;
+      this.reject(ErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', { name: 'InvalidRequest' }, id);
+      return;
+    }
+    this.onmessage?.(parsed.data);
+  }
+
+  private reject(code: number, message: string, data: Record<string, unknown>, id?: unknown): void {
+    const replyId = typeof id === 'string' || typeof id === 'number' ? id : null;
+    this.write(JSON.stringify({ jsonrpc: '2.0', id: replyId, error: { code, message, data } }));
+  }
+
+  private write(line: string): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      if (this.output.write(`${line}\n`)) resolve();
+      else this.output.once('drain', resolve);
+    });
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return this.write(JSON.stringify(message));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.input.off('data', this.onData);
+    this.input.off('end', this.onEnd);
+    this.input.off('error', this.onStreamError);
+    this.buffer = '';
+    this.onclose?.();
+  }
+}
+
+export interface StdioOptions extends McpServerOptions {
+  registry: McpRegistry;
+  /** The bearer token (see `tokenFromEnvironment`). */
+  token: string;
+  input?: Readable;
+  output?: Writable;
+}
+
+/** Serve one MCP session over stdio until the input ends. Resolves when the session is closed. */
+export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<void> {
+  const session = await host.authenticate(options.token);
+  const mcp = createMcpSession(options.registry, host, session, options);
+  const transport = new LineTransport(options.input ?? process.stdin, options.output ?? process.stdout);
+  const closed = new Promise<void>((resolve) => {
+    mcp.server.onclose = () => resolve();
+  });
+  mcp.server.onerror = (err) => host.logger.warn('MCP stdio error', { err });
+  await mcp.server.connect(transport);
+  host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault });
+  await closed;
+  await mcp.close();
+}
