@@ -11,7 +11,7 @@ import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
-import { WebSocketEndpoint, writeRawResponse } from './websocket.js';
+import { WebSocketEndpoint, bearerToken, writeRawResponse } from './websocket.js';
 
 export interface HttpServerOptions {
   /** Interface to bind (default 127.0.0.1). */
@@ -139,7 +139,7 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     if (!handler) {
       req.resume();
       return sendJson(res, 405, { error: { name: 'MethodNotAllowed', message: `${method} not allowed on ${path}` } }, {
-        allow: [...byMethod.keys()].join(', '),
+        allow: [...byMethod.keys(), ...(byMethod.has('GET') && !byMethod.has('HEAD') ? ['HEAD'] : [])].join(', '),
       });
     }
     await handler(req, res);
@@ -303,13 +303,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
-}
-
-/** The token of an `Authorization: Bearer <token>` header, or null. */
-export function bearerToken(header: string | undefined): string | null {
-  if (!header) return null;
-  const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header);
-  return m ? m[1] : null;
 }
 
 function pathOf(req: IncomingMessage): string {

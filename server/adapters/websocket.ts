@@ -103,7 +103,7 @@ export class WebSocketEndpoint {
         { 'Retry-After': '1' },
       );
     }
-    const token = headerBearer(req.headers.authorization) ?? protocolBearer(req.headers['sec-websocket-protocol']);
+    const token = bearerToken(req.headers.authorization) ?? protocolBearer(req.headers['sec-websocket-protocol']);
     if (token === null) {
       return writeRawResponse(socket, 401, { error: { name: 'Unauthenticated', message: 'a Bearer capability token is required' } }, {
         'WWW-Authenticate': 'Bearer realm="toka"',
@@ -212,7 +212,7 @@ export class WebSocketEndpoint {
  * stays open): invalid JSON → ParseError, a batch or a non-message → InvalidRequest, both with id null
  * unless the id could be read.
  */
-class WsMessageReader extends AbstractMessageReader implements MessageReader {
+export class WsMessageReader extends AbstractMessageReader implements MessageReader {
   private callback: DataCallback | null = null;
 
   constructor(
@@ -270,7 +270,7 @@ class WsMessageReader extends AbstractMessageReader implements MessageReader {
  * so a caller that awaits it (subscription delivery) moves at the client's pace. A client with more than
  * `maxBufferedBytes` queued when the next message is written is cut off (1008 "client not reading").
  */
-class WsMessageWriter extends AbstractMessageWriter implements MessageWriter {
+export class WsMessageWriter extends AbstractMessageWriter implements MessageWriter {
   private errors = 0;
 
   constructor(
@@ -305,7 +305,8 @@ class WsMessageWriter extends AbstractMessageWriter implements MessageWriter {
 
 // ---- upgrade helpers ---------------------------------------------------------------------------------
 
-function headerBearer(header: string | undefined): string | null {
+/** The token of an `Authorization: Bearer <token>` header, or null. */
+export function bearerToken(header: string | undefined): string | null {
   if (!header) return null;
   const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header);
   return m ? m[1] : null;
