@@ -12,6 +12,7 @@ import { createLogger, parseLogLevel } from '../host/logger.js';
 import { stateDigest } from '../store/hash.js';
 import { UsageError, dataDir, parseDuration, parseInteger, parseList, required, tokenFrom } from './args.js';
 import { withWriter, type Writer } from './remote.js';
+import { mcpCommand } from './mcp.js';
 import { serveCommand } from './serve.js';
 
 type Flags = Record<string, string | boolean | undefined>;
@@ -64,6 +65,7 @@ function readJson(path: string): unknown {
 
 export const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
+  mcp: mcpCommand,
 
   init: {
     summary: 'create the data dir, key ring and event log',

@@ -11,6 +11,8 @@ import { Host } from '../host/host.js';
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../host/logger.js';
 import { startAdminSocket, type AdminSocket } from '../adapters/admin-socket.js';
 import { startHttpServer, type HttpServer } from '../adapters/http.js';
+import { loadMcpPlugin, mountMcpHttp, type McpHttpMount } from '../adapters/mcp/http.js';
+import { createTokaRegistry } from '../adapters/mcp/toka.js';
 import { serveStdio } from '../adapters/stdio.js';
 import { UsageError, dataDir, parseInteger } from './args.js';
 import type { Command } from './commands.js';
@@ -30,7 +32,7 @@ export function isLoopback(bind: string): boolean {
 }
 
 export const serveCommand: Command = {
-  summary: 'run the host: [--port 7420] [--host 127.0.0.1] [--allow-remote] [--stdio] [--log-level info]',
+  summary: 'run the host: [--port 7420] [--host 127.0.0.1] [--allow-remote] [--stdio] [--log-level info] [--mcp-test-plugin <module>]',
   options: {
     data: { type: 'string' },
     port: { type: 'string' },
@@ -38,6 +40,8 @@ export const serveCommand: Command = {
     'allow-remote': { type: 'boolean' },
     stdio: { type: 'boolean' },
     'log-level': { type: 'string' },
+    /** Test only (conformance fixtures): an MCP plugin module added to `/mcp`; loopback binds only. */
+    'mcp-test-plugin': { type: 'string' },
   },
   async run(flags) {
     const str = (name: string) => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
@@ -58,22 +62,27 @@ export const serveCommand: Command = {
         `--host ${bind} is not a loopback address; pass --allow-remote to listen on it (put TLS in front; see docs/operations.md)`,
       );
     }
+    const mcpTestPlugin = str('mcp-test-plugin');
+    if (mcpTestPlugin !== undefined && (stdio || !isLoopback(bind))) {
+      throw new UsageError('--mcp-test-plugin is for tests: HTTP on a loopback address only');
+    }
     const dir = dataDir(str('data'));
     const logger = createLogger({ level });
     const host = await Host.open({ dataDir: dir, logger });
-    const code = await new Server(host, logger, dir).run(stdio ? { stdio: true } : { stdio: false, bind, port });
+    const code = await new Server(host, logger, dir).run(stdio ? { stdio: true } : { stdio: false, bind, port, mcpTestPlugin });
     // Nothing should keep the process alive now; if something does (an idle stdin, a stuck client), leave anyway.
     setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
     return code;
   },
 };
 
-type Mode = { stdio: true } | { stdio: false; bind: string; port: number };
+type Mode = { stdio: true } | { stdio: false; bind: string; port: number; mcpTestPlugin?: string };
 
 /** One serving run: start the faces, wait for the end, shut down in order. */
 class Server {
   private admin: AdminSocket | null = null;
   private http: HttpServer | null = null;
+  private mcp: McpHttpMount | null = null;
   private stopping: Promise<number> | null = null;
   private signals = 0;
   private finish!: (code: number) => void;
@@ -136,6 +145,8 @@ class Server {
     }
     if (this.stopping) return;
     this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger });
+    const plugins = mode.mcpTestPlugin ? [await loadMcpPlugin(mode.mcpTestPlugin)] : [];
+    this.mcp = mountMcpHttp(this.http, this.host, { logger: this.logger, registry: createTokaRegistry(plugins) });
     this.logger.info('listening', {
       url: this.http.url,
       dataDir: this.dataDir,
@@ -154,6 +165,7 @@ class Server {
         await this.started.catch(() => undefined);
         this.logger.info('shutting down', why);
       }
+      await this.mcp?.close();
       const faces = await Promise.allSettled([this.http?.close(), this.admin?.close()]);
       for (const face of faces) {
         if (face.status === 'rejected') {
