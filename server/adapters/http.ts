@@ -34,7 +34,7 @@ export interface HttpServerOptions {
 export interface HttpServer {
   readonly url: string;
   readonly port: number;
-  /** stop accepting, close WS connections with 1001, wait for in-flight requests */
+  /** stop accepting, close WS connections with 1001, wait for in-flight requests (at most 10 s, then cut) */
   close(): Promise<void>;
   /** register extra routes (MCP and A2A will mount here later) */
   route(
@@ -48,6 +48,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<voi
 
 /** Largest form body accepted by POST /oauth/revoke. */
 export const MAX_REVOKE_BODY_BYTES = 16 * 1024;
+/** How long close() waits for in-flight HTTP requests before cutting their connections. */
+const DRAIN_TIMEOUT_MS = 10_000;
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
 
@@ -193,7 +195,13 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         await ws.close();
         server.closeIdleConnections();
-        await Promise.allSettled([...inFlight]);
+        // In-flight requests finish; a long-lived one (a stream held open by a mounted face) gets a bounded wait.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.allSettled([...inFlight]),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, DRAIN_TIMEOUT_MS))),
+        ]);
+        clearTimeout(timer);
         server.closeAllConnections();
         await stopped;
         logger.info('http closed', { url });
