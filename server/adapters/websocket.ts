@@ -249,7 +249,7 @@ export class WsMessageReader extends AbstractMessageReader implements MessageRea
     if (m.jsonrpc !== '2.0') return this.reject(id, 'InvalidRequest', 'jsonrpc must be "2.0"');
     if ('method' in m) {
       if (typeof m.method !== 'string') return this.reject(id, 'InvalidRequest', 'method must be a string');
-      if ('id' in m && m.id !== null && id === null) return this.reject(null, 'InvalidRequest', 'id must be a string or a number');
+      if ('id' in m && id === null) return this.reject(null, 'InvalidRequest', 'id must be a string or a number');
       if (m.params !== undefined && (typeof m.params !== 'object' || m.params === null)) {
         return this.reject(id, 'InvalidRequest', 'params must be an object or an array');
       }

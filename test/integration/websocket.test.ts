@@ -119,6 +119,13 @@ describe('websocket /rpc (toka serve)', function () {
       raw.send('[{"jsonrpc":"2.0","id":2,"method":"toka/host/info"}]');
       assert.equal(((await raw.next()).error as { code: number }).code, -32600);
 
+      raw.send('{"jsonrpc":"2.0","id":null,"method":"toka/host/info"}');
+      const nullId = await raw.next();
+      assert.deepEqual([nullId.id, (nullId.error as { code: number }).code], [null, -32600]);
+
+      raw.send('"just a string"');
+      assert.equal(((await raw.next()).error as { code: number }).code, -32600);
+
       raw.send('{"jsonrpc":"2.0","id":3,"method":"toka/nope","params":{}}');
       const unknown = await raw.next();
       assert.equal(unknown.id, 3);
@@ -304,6 +311,8 @@ describe('websocket /rpc (toka serve)', function () {
       const code = await serve.stop();
       assert.equal((await c.closed).code, 1001);
       assert.equal(code, 0);
+      for (const t of [admin, other, shortLived.token]) assert.ok(!serve.stderr().includes(t.split('.')[2]), 'a token leaked into the logs');
+      assert.match(serve.stderr(), /"msg":"websocket closed".*"code":1001/);
     });
   });
 });
