@@ -1,0 +1,272 @@
+/**
+ * MCP over Streamable HTTP at /mcp on the real HTTP face (in-process host with a controllable clock, real
+ * sockets), driven by the SDK's own Client: auth (401 + resource metadata, 403 insufficient_scope, expiry
+ * and revocation mid-session), tools/resources/prompts, progress and cancellation of a long call,
+ * Last-Event-ID resumption, DELETE, the result bound, malformed input.
+ */
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
+import { mountMcpHttp, type McpHttpMount } from '../../server/adapters/mcp/http.js';
+import type { McpPlugin } from '../../server/adapters/mcp/registry.js';
+import { createTokaRegistry } from '../../server/adapters/mcp/toka.js';
+import { Host } from '../../server/host/host.js';
+import { createLogger } from '../../server/host/logger.js';
+
+const VAULT = 'v1';
+const logger = createLogger({ level: 'silent' });
+
+/** A 401 from /mcp carrying the host's Unauthenticated reason. */
+const unauthorized = (reason: string) => (err: StreamableHTTPError) => err.code === 401 && err.message.includes(reason);
+
+/** Test-only tools: a long call that reports progress and honours cancellation, and an oversized result. */
+const aborted: string[] = [];
+const testTools: McpPlugin = (r) => {
+  r.registerTool({
+    name: 'long_call',
+    description: 'Counts to `steps`, 20 ms a step, reporting progress',
+    permission: null,
+    input: z.object({ steps: z.number().int().min(1).max(1000) }),
+    run: async ({ steps }, ctx) => {
+      for (let i = 1; i <= steps; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        if (ctx.signal.aborted) {
+          aborted.push(String(ctx.signal.reason ?? 'aborted'));
+          return { content: [{ type: 'text', text: 'cancelled' }] };
+        }
+        await ctx.progress(i, steps, `step ${i}`);
+      }
+      return { content: [{ type: 'text', text: `counted to ${steps}` }] };
+    },
+  });
+  r.registerTool({
+    name: 'big_result',
+    description: 'Returns about 100 KB of text',
+    permission: null,
+    input: z.object({}),
+    run: async () => ({ content: [{ type: 'text', text: 'x'.repeat(100_000) }] }),
+  });
+};
+
+describe('MCP over Streamable HTTP (/mcp)', function () {
+  this.timeout(20_000);
+  let clock = Date.now();
+  let host: Host;
+  let http: HttpServer;
+  let mcp: McpHttpMount;
+  let url: URL;
+  const clients: Client[] = [];
+
+  const mint = async (permissions: string[], ttlSeconds = 900) =>
+    (await host.mint(host.localSession(VAULT), { subject: 'alice', permissions, ttlSeconds })).token;
+
+  const connect = async (token: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> => {
+    const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers: { authorization: `Bearer ${token}` } } });
+    const client = new Client({ name: 'toka-test', version: '1.0.0' });
+    await client.connect(transport);
+    clients.push(client);
+    return { client, transport };
+  };
+
+  const post = (body: string, headers: Record<string, string>) =>
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+      body,
+    });
+
+  before(async () => {
+    host = await Host.open({ dataDir: null, logger, now: () => clock, rateLimit: false });
+    http = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger });
+    mcp = mountMcpHttp(http, host, { logger, registry: createTokaRegistry([testTools]), maxResultBytes: 64 * 1024 });
+    url = new URL(`${http.url}/mcp`);
+  });
+
+  after(async () => {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await mcp.close();
+    await http.close();
+    await host.close();
+  });
+
+  it('answers 401 with resource_metadata without a token, and serves RFC 9728 metadata', async () => {
+    const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), {});
+    assert.equal(res.status, 401);
+    const challenge = res.headers.get('www-authenticate') ?? '';
+    const m = /resource_metadata="([^"]+)"/.exec(challenge);
+    assert.ok(m, challenge);
+    const meta = (await (await fetch(m[1])).json()) as { resource: string; scopes_supported: string[] };
+    assert.equal(meta.resource, url.href);
+    assert.ok(meta.scopes_supported.includes('agent:spawn'));
+    const bad = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), { authorization: 'Bearer not.a.token' });
+    assert.equal(bad.status, 401);
+    assert.match(bad.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+  });
+
+  it('refuses a foreign Host header (DNS rebinding)', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(url, { method: 'POST', headers: { host: 'evil.example.com', 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+    assert.equal(status, 403);
+  });
+
+  it('lists, calls tools and reads resources through the host', async () => {
+    const { client } = await connect(await mint(['*']));
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    for (const n of ['spawn_agent', 'schedule_task', 'emit_observation', 'get_state', 'get_task', 'query_events', 'delegate_capability', 'revoke_capability']) {
+      assert.ok(names.includes(n), n);
+    }
+    const spawned = await client.callTool({ name: 'spawn_agent', arguments: { name: 'scout' } });
+    assert.ok(!spawned.isError, JSON.stringify(spawned));
+    const agent = (spawned.structuredContent as { agent: string }).agent;
+    const scheduled = await client.callTool({ name: 'schedule_task', arguments: { agent, description: 'look around', priority: 'high' } });
+    const task = (scheduled.structuredContent as { task: { id: string } }).task;
+    const got = await client.callTool({ name: 'get_task', arguments: { agent, task: task.id } });
+    assert.deepEqual((got.structuredContent as { position: number }).position, 0);
+    const read = await client.readResource({ uri: `toka://agents/${agent}` });
+    const body = JSON.parse(String((read.contents[0] as { text: string }).text)) as { agent: { name: string; queuedTasks: number } };
+    assert.equal(body.agent.name, 'scout');
+    assert.equal(body.agent.queuedTasks, 1);
+    const events = await client.callTool({ name: 'query_events', arguments: { agent } });
+    const types = (events.structuredContent as { records: { event: { type: string } }[] }).records.map((r) => r.event.type);
+    assert.deepEqual(types, ['AgentSpawned', 'TaskScheduled']);
+  });
+
+  it('sends notifications/resources/updated when a kernel event touches a subscribed resource', async () => {
+    const { client } = await connect(await mint(['*']));
+    const spawned = await client.callTool({ name: 'spawn_agent', arguments: { name: 'watched' } });
+    const agent = (spawned.structuredContent as { agent: string }).agent;
+    const updated = new Promise<string>((resolve) =>
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => resolve(n.params.uri)),
+    );
+    await client.subscribeResource({ uri: `toka://agents/${agent}` });
+    await client.callTool({ name: 'emit_observation', arguments: { agent, data: { seen: 'a bird' } } });
+    assert.equal(await updated, `toka://agents/${agent}`);
+    await client.unsubscribeResource({ uri: `toka://agents/${agent}` });
+  });
+
+  it('hides and refuses (403 insufficient_scope) a tool the token does not permit', async () => {
+    const token = await mint(['state:read']);
+    const { client, transport } = await connect(token);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    assert.ok(!names.includes('spawn_agent'));
+    assert.ok(names.includes('get_state'));
+    const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'spawn_agent', arguments: { name: 'x' } } }), {
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': transport.sessionId!,
+      'mcp-protocol-version': '2025-11-25',
+    });
+    assert.equal(res.status, 403);
+    assert.match(res.headers.get('www-authenticate') ?? '', /error="insufficient_scope", scope="agent:spawn"/);
+    const state = await client.callTool({ name: 'get_state', arguments: {} });
+    assert.ok(!state.isError);
+  });
+
+  it('reports progress of a long call and delivers its cancellation to the tool as an AbortSignal', async () => {
+    const { client } = await connect(await mint(['*']));
+    const done = await client.callTool({ name: 'long_call', arguments: { steps: 3 } }, undefined, {
+      onprogress: () => undefined,
+    });
+    assert.deepEqual(done.content, [{ type: 'text', text: 'counted to 3' }]);
+    const progress: number[] = [];
+    const controller = new AbortController();
+    const call = client.callTool({ name: 'long_call', arguments: { steps: 500 } }, undefined, {
+      signal: controller.signal,
+      onprogress: (p) => {
+        progress.push(p.progress);
+        if (progress.length === 3) controller.abort('enough');
+      },
+    });
+    await assert.rejects(call);
+    assert.deepEqual(progress, [1, 2, 3]);
+    const deadline = Date.now() + 5000;
+    while (aborted.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(aborted.length, 1);
+  });
+
+  it('resumes a broken SSE stream with Last-Event-ID', async () => {
+    const token = await mint(['*']);
+    const { transport } = await connect(token);
+    const headers = { authorization: `Bearer ${token}`, 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-11-25' };
+    const controller = new AbortController();
+    const res = await fetch(url, {
+      method: 'POST',
+      signal: controller.signal,
+      headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'long_call', arguments: { steps: 10 }, _meta: { progressToken: 'p' } } }),
+    });
+    assert.equal(res.headers.get('content-type'), 'text/event-stream');
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!/"progress":2\b/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    controller.abort();
+    const ids = [...text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]);
+    const lastId = ids[ids.length - 1];
+    await new Promise((r) => setTimeout(r, 300));
+    const resumed = await fetch(url, { headers: { ...headers, accept: 'text/event-stream', 'last-event-id': lastId } });
+    assert.equal(resumed.status, 200);
+    const rest = resumed.body!.getReader();
+    let replay = '';
+    while (!/"id":42/.test(replay)) replay += new TextDecoder().decode((await rest.read()).value);
+    await rest.cancel();
+    assert.match(replay, /counted to 10/);
+    assert.doesNotMatch(replay, /"progress":1\b/);
+  });
+
+  it('refuses a result over the size bound with LimitExceeded', async () => {
+    const { client } = await connect(await mint(['*']));
+    await assert.rejects(client.callTool({ name: 'big_result', arguments: {} }), (err: McpError) => {
+      assert.equal(err.code, -32005);
+      assert.equal((err.data as { limit: string }).limit, 'mcp.maxResultBytes');
+      return true;
+    });
+  });
+
+  it('answers protocol errors: malformed JSON, unknown tool, schema violation; the host stays healthy', async () => {
+    const token = await mint(['*']);
+    const { client, transport } = await connect(token);
+    const res = await post('{"jsonrpc": "2.0", "id": 1, "method": ', { authorization: `Bearer ${token}`, 'mcp-session-id': transport.sessionId! });
+    assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { error: { code: number } }).error.code, -32700);
+    await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), (e: McpError) => e.code === -32602);
+    await assert.rejects(client.callTool({ name: 'schedule_task', arguments: { agent: 7 } }), (e: McpError) => e.code === -32602);
+    const denied = await client.callTool({ name: 'schedule_task', arguments: { agent: 'nobody', description: 'x' } });
+    assert.equal(denied.isError, true);
+    assert.equal((denied.structuredContent as { error: { name: string } }).error.name, 'UnknownEntity');
+    assert.equal(host.health().ready, true);
+    assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
+  });
+
+  it('refuses the next call once the token has expired, or been revoked, mid-session', async () => {
+    const { client: expiring } = await connect(await mint(['*'], 60));
+    assert.ok(!(await expiring.callTool({ name: 'get_state', arguments: {} })).isError);
+    clock += 70_000;
+    await assert.rejects(expiring.callTool({ name: 'get_state', arguments: {} }), unauthorized('ERR_TOKEN_EXPIRED'));
+
+    const token = await mint(['*']);
+    const { client: revoked } = await connect(token);
+    assert.ok(!(await revoked.callTool({ name: 'get_state', arguments: {} })).isError);
+    await host.revoke(host.localSession(VAULT), { token });
+    await assert.rejects(revoked.callTool({ name: 'get_state', arguments: {} }), unauthorized('ERR_TOKEN_REVOKED'));
+  });
+
+  it('ends a session on DELETE', async () => {
+    const token = await mint(['*']);
+    const { transport } = await connect(token);
+    const id = transport.sessionId!;
+    const before = mcp.sessions;
+    await transport.terminateSession();
+    assert.equal(mcp.sessions, before - 1);
+    const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), { authorization: `Bearer ${token}`, 'mcp-session-id': id });
+    assert.equal(res.status, 404);
+  });
+});
