@@ -1,0 +1,171 @@
+/**
+ * `toka mcp` in a real process, driven by the SDK's own Client over stdio: tools, resources and
+ * subscriptions, prompts and completion, logging, permission filtering, revocation mid-session, and the
+ * raw wire (malformed input answered, stdout carries only JSON-RPC frames).
+ * Build first: `node esbuild.mjs` (npm test does it).
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { decodeJwt } from 'jose';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import {
+  LoggingMessageNotificationSchema,
+  McpError,
+  ResourceUpdatedNotificationSchema,
+  type LoggingMessageNotification,
+} from '@modelcontextprotocol/sdk/types.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TOKA = join(ROOT, 'dist', 'toka.js');
+const ENV: Record<string, string> = {};
+for (const [k, value] of Object.entries(process.env)) if (!k.startsWith('TOKA_') && value !== undefined) ENV[k] = value;
+
+describe('toka mcp (stdio)', function () {
+  this.timeout(30_000);
+  let data: string;
+  const tokens: Record<'full' | 'readOnly' | 'doomed', string> = { full: '', readOnly: '', doomed: '' };
+
+  const mint = async (perm: string) =>
+    (await run(process.execPath, [TOKA, 'token', 'mint', '--data', data, '--sub', 'alice', '--vault', 'v1', '--perm', perm, '--ttl', '30m'], { cwd: ROOT, env: ENV })).stdout.trim();
+
+  const connect = async (token: string): Promise<Client> => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [TOKA, 'mcp', '--data', data],
+      env: { ...ENV, TOKA_TOKEN: token },
+      cwd: ROOT,
+      stderr: 'ignore',
+    });
+    const client = new Client({ name: 'toka-test', version: '1.0.0' });
+    await client.connect(transport);
+    return client;
+  };
+
+  before(async () => {
+    data = mkdtempSync(join(tmpdir(), 'toka-mcp-stdio-'));
+    tokens.full = await mint('*');
+    tokens.readOnly = await mint('state:read,events:read');
+    tokens.doomed = await mint('state:read,capability:revoke');
+  });
+
+  after(() => rmSync(data, { recursive: true, force: true }));
+
+  it('lists and calls tools, reads and subscribes resources, gets prompts, completes, logs', async () => {
+    const client = await connect(tokens.full);
+    try {
+      const tools = (await client.listTools()).tools;
+      assert.deepEqual(tools.map((t) => t.name).sort(), [
+        'delegate_capability', 'emit_observation', 'get_state', 'get_task', 'query_events', 'revoke_capability', 'schedule_task', 'spawn_agent',
+      ]);
+      for (const t of tools) assert.ok(t.description && t.inputSchema.type === 'object' && t.outputSchema, t.name);
+
+      const logs: LoggingMessageNotification['params'][] = [];
+      client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(n.params));
+      await client.setLoggingLevel('debug');
+      const updated: string[] = [];
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updated.push(n.params.uri));
+      await client.subscribeResource({ uri: 'toka://agents' });
+
+      const spawned = await client.callTool({ name: 'spawn_agent', arguments: { name: 'planner' } });
+      assert.ok(!spawned.isError, JSON.stringify(spawned));
+      const agent = (spawned.structuredContent as { agent: string }).agent;
+      assert.deepEqual(JSON.parse((spawned.content as { text: string }[])[0].text), spawned.structuredContent);
+      const state = await client.callTool({ name: 'get_state', arguments: { agent } });
+      assert.equal((state.structuredContent as { agents: { name: string }[] }).agents[0].name, 'planner');
+
+      const read = await client.readResource({ uri: 'toka://state' });
+      assert.match(String((read.contents[0] as { text: string }).text), /planner/);
+      const templates = (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate);
+      assert.deepEqual(templates, ['toka://agents/{id}']);
+
+      const prompt = await client.getPrompt({ name: 'write_agent_spec', arguments: { goal: 'index the docs', parent: agent } });
+      assert.match(JSON.stringify(prompt.messages), /index the docs/);
+      const completion = await client.complete({
+        ref: { type: 'ref/prompt', name: 'write_agent_spec' },
+        argument: { name: 'parent', value: agent.slice(0, 4) },
+      });
+      assert.ok(completion.completion.values.includes(agent));
+
+      const deadline = Date.now() + 5000;
+      while ((updated.length === 0 || logs.length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(updated.includes('toka://agents'), JSON.stringify(updated));
+      assert.ok(logs.some((l) => l.level === 'debug' && JSON.stringify(l.data).includes('spawn_agent')), JSON.stringify(logs));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('hides spawn_agent from a token without agent:spawn, and the host refuses a call to it', async () => {
+    const client = await connect(tokens.readOnly);
+    try {
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      assert.deepEqual(names.sort(), ['get_state', 'get_task', 'query_events']);
+      const refused = await client.callTool({ name: 'spawn_agent', arguments: { name: 'sneaky' } });
+      assert.equal(refused.isError, true);
+      assert.equal((refused.structuredContent as { error: { name: string } }).error.name, 'CapabilityDenied');
+      await assert.rejects(client.callTool({ name: 'get_state', arguments: { limit: 'ten' } }), (e: McpError) => e.code === -32602);
+      await assert.rejects(client.callTool({ name: 'nope', arguments: {} }), (e: McpError) => e.code === -32602);
+      assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses the next call once the session token is revoked', async () => {
+    const client = await connect(tokens.doomed);
+    try {
+      const jti = String(decodeJwt(tokens.doomed).jti);
+      const revoked = await client.callTool({ name: 'revoke_capability', arguments: { jti, reason: 'test' } });
+      assert.ok(!revoked.isError, JSON.stringify(revoked));
+      await assert.rejects(client.callTool({ name: 'get_state', arguments: {} }), (e: McpError) => {
+        assert.equal(e.code, -32010);
+        assert.equal((e.data as { reason: string }).reason, 'ERR_TOKEN_REVOKED');
+        return true;
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers malformed input on the wire and writes only JSON-RPC frames to stdout', async () => {
+    const child = spawn(process.execPath, [TOKA, 'mcp', '--data', data], {
+      cwd: ROOT,
+      env: { ...ENV, TOKA_TOKEN: tokens.full, TOKA_LOG_LEVEL: 'debug' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const frames = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      while (stdout.split('\n').filter(Boolean).length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: unknown; error?: { code: number }; result?: unknown });
+    };
+    child.stdin.write('this is not json\n');
+    child.stdin.write('{"jsonrpc":"2.0","id":5}\n');
+    child.stdin.write(
+      `${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })}\n`,
+    );
+    const got = await frames(3);
+    assert.deepEqual([got[0].id, got[0].error?.code], [null, -32700]);
+    assert.deepEqual([got[1].id, got[1].error?.code], [5, -32600]);
+    assert.equal(got[2].id, 1);
+    assert.ok(got[2].result);
+    child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'no/such' })}\n`);
+    const more = await frames(4);
+    assert.deepEqual([more[3].id, more[3].error?.code], [2, -32601]);
+    child.stdin.end();
+    assert.equal(await exited, 0);
+    for (const line of stdout.split('\n').filter(Boolean)) assert.equal((JSON.parse(line) as { jsonrpc: string }).jsonrpc, '2.0');
+    assert.match(stderr, /MCP stdio session open/);
+  });
+});
