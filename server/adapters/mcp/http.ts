@@ -26,7 +26,7 @@ import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
 import { McpRegistry, type McpPlugin } from './registry.js';
-import { createMcpSession, type McpServerOptions, type McpSessionServer } from './server.js';
+import { BoundedTransport, MCP_DEFAULTS, createMcpSession, type McpServerOptions, type McpSessionServer } from './server.js';
 import { createTokaRegistry } from './toka.js';
 
 /** The route hook of the HTTP face (`HttpServer.route`). */
@@ -46,6 +46,8 @@ export interface McpHttpOptions extends McpServerOptions {
   maxBodyBytes?: number;
   /** SSE events kept per session for `Last-Event-ID` resumption (default 1000). */
   replayWindow?: number;
+  /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
+  maxResultBytes?: number;
 }
 
 export interface McpHttpMount {
@@ -163,7 +165,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     const mcp = createMcpSession(registry, host, caller, options);
     live = { transport, mcp, session: caller, lastSeen: Date.now() };
     mcp.server.onerror = (err) => logger.debug('MCP session error', { err });
-    await mcp.server.connect(transport);
+    await mcp.server.connect(new BoundedTransport(transport, options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes));
     return live;
   };
 

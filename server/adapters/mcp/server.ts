@@ -4,7 +4,8 @@
  *
  * Errors, in the SDK's terms:
  * - protocol problems are JSON-RPC errors: unknown tool, prompt or resource, arguments that do not match the
- *   schema (InvalidParams -32602), a result over the size bound (LimitExceeded -32005), no valid token
+ *   schema (InvalidParams -32602), a result over the size bound (LimitExceeded -32005, applied by the
+ *   transports through `oversizeResult`), no valid token
  *   (Unauthenticated -32010), host unavailable; `error.data` is Toka's `{ name, ...details }`;
  * - a refused or failed operation inside a tool (CapabilityDenied, UnknownEntity, InvalidOperation,
  *   LimitExceeded, RateLimited, ...) is a tool result with `isError: true` whose text and
@@ -27,11 +28,13 @@ import {
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
   type CallToolResult,
+  type JSONRPCMessage,
   type LoggingLevel,
   type ServerNotification,
   type ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { permits, type CapabilityClaims } from '../../../protocol/capability.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { LogRecord } from '../../../protocol/events.js';
@@ -42,8 +45,6 @@ import type { Subscription } from '../../store/event-log.js';
 import { toolResult, type McpCallContext, type McpContext, type McpRegistry } from './registry.js';
 
 export interface McpServerOptions {
-  /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
-  maxResultBytes?: number;
   /** Most tool calls in flight per session; more are refused with LimitExceeded. Default 16. */
   maxConcurrentCalls?: number;
   /** Most resource subscriptions per session. Default 64. */
@@ -51,6 +52,57 @@ export interface McpServerOptions {
 }
 
 export const MCP_DEFAULTS = { maxResultBytes: 1024 * 1024, maxConcurrentCalls: 16, maxSubscriptions: 64 } as const;
+
+/**
+ * The bound on results: given an outgoing message and its JSON text, the LimitExceeded (-32005) error
+ * response that replaces a response whose JSON exceeds `maxResultBytes` (naming the bound), else null.
+ */
+export function oversizeResult(message: JSONRPCMessage, text: string, maxResultBytes: number): JSONRPCMessage | null {
+  if (text.length * 3 <= maxResultBytes || !('result' in message)) return null;
+  const size = Buffer.byteLength(text);
+  if (size <= maxResultBytes) return null;
+  return {
+    jsonrpc: '2.0',
+    id: message.id,
+    error: {
+      code: ErrorCodes.LimitExceeded,
+      message: `result of ${size} bytes exceeds the MCP result bound of ${maxResultBytes} bytes`,
+      data: { name: 'LimitExceeded', limit: 'mcp.maxResultBytes', max: maxResultBytes, size },
+    },
+  };
+}
+
+/** Wraps a transport so responses over the result bound are refused (see `oversizeResult`). */
+export class BoundedTransport implements Transport {
+  constructor(
+    private readonly inner: Transport,
+    private readonly maxResultBytes: number,
+  ) {}
+  set onclose(handler: (() => void) | undefined) {
+    this.inner.onclose = handler;
+  }
+  set onerror(handler: ((error: Error) => void) | undefined) {
+    this.inner.onerror = handler;
+  }
+  set onmessage(handler: Transport['onmessage']) {
+    this.inner.onmessage = handler;
+  }
+  get sessionId(): string | undefined {
+    return this.inner.sessionId;
+  }
+  setProtocolVersion = (version: string): void => this.inner.setProtocolVersion?.(version);
+  start(): Promise<void> {
+    return this.inner.start();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if (!('result' in message)) return this.inner.send(message, options);
+    const refused = oversizeResult(message, JSON.stringify(message), this.maxResultBytes);
+    return this.inner.send(refused ?? message, options);
+  }
+}
 
 /** Host errors that make the whole session unusable: JSON-RPC errors even inside a tool call. */
 const SESSION_ERRORS = new Set(['Unauthenticated', 'Unavailable', 'InternalError', 'RequestCancelled']);
@@ -82,7 +134,6 @@ export function createMcpSession(
   session: Session,
   options: McpServerOptions = {},
 ): McpSessionServer {
-  const maxResultBytes = options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes;
   const maxCalls = options.maxConcurrentCalls ?? MCP_DEFAULTS.maxConcurrentCalls;
   const maxSubscriptions = options.maxSubscriptions ?? MCP_DEFAULTS.maxSubscriptions;
   const server = new Server(
@@ -110,18 +161,6 @@ export function createMcpSession(
   const visible = (claims: CapabilityClaims, permission: string | null) =>
     permission === null || permits(claims.permissions, permission);
   const context = (extra: Extra): McpContext => ({ host, session, signal: extra.signal });
-  const bounded = <T>(result: T): T => {
-    const size = Buffer.byteLength(JSON.stringify(result));
-    if (size > maxResultBytes) {
-      throw new McpError(ErrorCodes.LimitExceeded, `result of ${size} bytes exceeds the MCP result bound of ${maxResultBytes} bytes`, {
-        name: 'LimitExceeded',
-        limit: 'mcp.maxResultBytes',
-        max: maxResultBytes,
-        size,
-      });
-    }
-    return result;
-  };
   const logAllowed = (l: LoggingLevel) => LEVELS.indexOf(l) >= LEVELS.indexOf(level);
 
   server.setRequestHandler(SetLevelRequestSchema, async (request) => {
@@ -169,12 +208,7 @@ export function createMcpSession(
     try {
       // Entries that need no permission never reach an authorising host call: re-verify the token here.
       if (entry.spec.permission === null) await check();
-      const ret = await entry.spec.run(parsed.data, callContext(extra));
-      if (entry.spec.output && !ret.isError) {
-        const out = entry.spec.output.safeParse(ret.structured);
-        if (!out.success) throw new HostError('InternalError', `tool ${entry.spec.name} returned a result outside its outputSchema`);
-      }
-      return bounded(toolResult(ret));
+      return toolResult(await entry.spec.run(parsed.data, callContext(extra)));
     } catch (err) {
       if (err instanceof McpError) throw err;
       const e = HostError.from(err);
@@ -250,12 +284,12 @@ export function createMcpSession(
       const fixed = registry.resource(uri);
       if (fixed) {
         if (fixed.permission === null) await check();
-        return bounded({ contents: await fixed.read(context(extra), uri) });
+        return { contents: await fixed.read(context(extra), uri) };
       }
       const match = registry.matchTemplate(uri);
       if (!match) throw invalidParams(`Unknown resource: ${uri}`);
       if (match.entry.spec.permission === null) await check();
-      return bounded({ contents: await match.entry.spec.read(context(extra), uri, match.vars) });
+      return { contents: await match.entry.spec.read(context(extra), uri, match.vars) };
     } catch (err) {
       throw mcpError(err);
     }
@@ -348,7 +382,7 @@ export function createMcpSession(
     }
     try {
       await check();
-      return bounded(await prompt.get(context(extra), args));
+      return await prompt.get(context(extra), args);
     } catch (err) {
       throw mcpError(err);
     }

@@ -15,7 +15,7 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host } from '../../host/host.js';
 import type { McpRegistry } from './registry.js';
-import { createMcpSession, type McpServerOptions } from './server.js';
+import { MCP_DEFAULTS, createMcpSession, oversizeResult, type McpServerOptions } from './server.js';
 
 /** Longest accepted input line (one JSON-RPC message), bytes. */
 export const MAX_STDIO_LINE_BYTES = 4 * 1024 * 1024;
@@ -42,6 +42,8 @@ export class LineTransport implements Transport {
   constructor(
     private readonly input: Readable,
     private readonly output: Writable,
+    /** Responses whose JSON exceeds this are replaced by a LimitExceeded error (see `oversizeResult`). */
+    private readonly maxResultBytes: number = MCP_DEFAULTS.maxResultBytes,
     private readonly maxLineBytes = MAX_STDIO_LINE_BYTES,
   ) {}
 
@@ -105,7 +107,9 @@ export class LineTransport implements Transport {
   }
 
   send(message: JSONRPCMessage): Promise<void> {
-    return this.write(JSON.stringify(message));
+    const text = JSON.stringify(message);
+    const refused = oversizeResult(message, text, this.maxResultBytes);
+    return this.write(refused ? JSON.stringify(refused) : text);
   }
 
   async close(): Promise<void> {
@@ -121,6 +125,8 @@ export class LineTransport implements Transport {
 
 export interface StdioOptions extends McpServerOptions {
   registry: McpRegistry;
+  /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
+  maxResultBytes?: number;
   /** The bearer token (see `tokenFromEnvironment`). */
   token: string;
   input?: Readable;
@@ -131,7 +137,7 @@ export interface StdioOptions extends McpServerOptions {
 export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<void> {
   const session = await host.authenticate(options.token);
   const mcp = createMcpSession(options.registry, host, session, options);
-  const transport = new LineTransport(options.input ?? process.stdin, options.output ?? process.stdout);
+  const transport = new LineTransport(options.input ?? process.stdin, options.output ?? process.stdout, options.maxResultBytes);
   const closed = new Promise<void>((resolve) => {
     mcp.server.onclose = () => resolve();
   });
