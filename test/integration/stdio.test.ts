@@ -242,6 +242,13 @@ describe('toka serve --stdio', function () {
     await proc.writeRaw(encodeFrame([{ jsonrpc: '2.0', id: 'raw-2', method: 'toka/host/info' }]));
     await proc.waitForFrame((m) => m.id === null && (m.error as { code?: number })?.code === ErrorCodes.InvalidRequest);
     assert.equal(((await proc.connection.sendRequest('toka/host/info', {})) as { ready: boolean }).ready, true);
+
+    const huge = { jsonrpc: '2.0', id: 'raw-3', method: 'toka/host/info', params: { pad: 'x'.repeat(2 * 1024 * 1024) } };
+    await proc.writeRaw(encodeFrame(huge));
+    const tooLarge = await proc.waitForFrame((m) => m.id === null && (m.error as { code?: number })?.code === ErrorCodes.LimitExceeded);
+    assert.deepEqual((tooLarge.error as { data: unknown }).data, { name: 'LimitExceeded', limit: 'messageBytes', max: 2 * 1024 * 1024 });
+    assert.equal(((await proc.connection.sendRequest('toka/host/info', {})) as { ready: boolean }).ready, true);
+    assert.ok(!proc.frames().some((f) => (f.message as { id?: unknown }).id === 'raw-3'), 'the oversized request was not run');
   });
 
   it('cancels toka/log/verify on $/cancelRequest', async function () {
