@@ -35,8 +35,6 @@ export type Actor = { vault: string } | { token: string };
 
 /** The writes the CLI makes. */
 export interface Writer {
-  /** `remote` when the requests go to a running host over its admin socket. */
-  readonly via: 'local' | 'remote';
   mint(vault: string, request: MintParams): Promise<MintResult>;
   delegate(token: string, request: DelegateParams): Promise<DelegateResult>;
   revoke(vault: string, request: RevokeParams): Promise<RevokeResult>;
@@ -60,7 +58,6 @@ export async function withWriter<T>(dataDir: string, logger: Logger, fn: (writer
 
 function localWriter(host: Host): Writer {
   return {
-    via: 'local',
     mint: (vault, request) => host.mint(host.localSession(vault), request),
     delegate: async (token, request) => host.delegate(await host.authenticate(token), request),
     revoke: async (vault, request) => {
@@ -82,7 +79,6 @@ function remoteWriter(dataDir: string, holder: number): Writer {
     }
   };
   return {
-    via: 'remote',
     mint: (vault, request) => call({ vault }, CapabilityMintRequest.method, request),
     delegate: (token, request) => call({ token }, CapabilityDelegateRequest.method, request),
     revoke: (vault, request) => call({ vault }, CapabilityRevokeRequest.method, request),

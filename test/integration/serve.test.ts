@@ -8,11 +8,13 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LogRecord } from '../../protocol/events.js';
 import { KernelSubmitRequest, type SubmitResult } from '../../protocol/rpc/index.js';
 import { AdminClient } from '../../server/cli/remote.js';
+import type { HostError } from '../../server/host/errors.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TOKA = join(ROOT, 'dist', 'toka.js');
@@ -171,6 +173,25 @@ describe('toka serve', function () {
       assert.ok(agents.some((a) => a.name === 'via-socket'));
       const verify = await toka(['verify', '--data', data]);
       assert.equal(verify.code, 0, verify.stderr);
+    });
+
+    it('admin socket: toka/* before toka/admin/open is Unauthenticated; an oversized frame drops the connection', async () => {
+      const client = await AdminClient.connect(data);
+      try {
+        await assert.rejects(client.request(KernelSubmitRequest.method, { op: spawnOp('early') }), (err: HostError) => {
+          assert.equal(err.errorName, 'Unauthenticated');
+          return true;
+        });
+        await client.open({ vault: 'default' });
+        await assert.rejects(client.open({ vault: 'default' }), (err: HostError) => err.errorName === 'Conflict');
+      } finally {
+        client.close();
+      }
+      const raw = connect(join(data, 'admin.sock'));
+      raw.on('error', () => undefined);
+      raw.write(`Content-Length: ${3 * 1024 * 1024}\r\n\r\n{`);
+      await new Promise((resolve) => raw.on('close', resolve));
+      assert.ok(served.logs.some((l) => l.msg === 'admin connection dropped'), 'logged');
     });
 
     it('a second toka serve on the same data dir fails with a Conflict line', async () => {
