@@ -31,8 +31,19 @@ export function isLoopback(bind: string): boolean {
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
+/** `--rate-limit`: `<per second>[:<burst>]` (burst defaults to twice the rate) or `off`; default 200:400. */
+export function parseRateLimit(value: string | undefined): { ratePerSec: number; burst: number } | false {
+  if (value === undefined) return { ratePerSec: 200, burst: 400 };
+  if (value === 'off') return false;
+  const m = /^(\d+)(?::(\d+))?$/.exec(value);
+  const ratePerSec = m ? Number(m[1]) : 0;
+  const burst = m?.[2] !== undefined ? Number(m[2]) : ratePerSec * 2;
+  if (!m || ratePerSec < 1 || burst < 1) throw new UsageError(`--rate-limit: <per second>[:<burst>] (positive integers) or off, got "${value}"`);
+  return { ratePerSec, burst };
+}
+
 export const serveCommand: Command = {
-  summary: 'run the host: [--port 7420] [--host 127.0.0.1] [--allow-remote] [--stdio] [--log-level info] [--mcp-test-plugin <module>]',
+  summary: 'run the host: [--port 7420] [--host 127.0.0.1] [--allow-remote] [--stdio] [--log-level info] [--rate-limit 200:400|off] [--mcp-test-plugin <module>]',
   options: {
     data: { type: 'string' },
     port: { type: 'string' },
@@ -40,6 +51,8 @@ export const serveCommand: Command = {
     'allow-remote': { type: 'boolean' },
     stdio: { type: 'boolean' },
     'log-level': { type: 'string' },
+    /** Per-subject token bucket: `<per second>[:<burst>]` (default 200:400), or `off`. */
+    'rate-limit': { type: 'string' },
     /** Test only (conformance fixtures): an MCP plugin module added to `/mcp`; loopback binds only. */
     'mcp-test-plugin': { type: 'string' },
   },
@@ -68,7 +81,7 @@ export const serveCommand: Command = {
     }
     const dir = dataDir(str('data'));
     const logger = createLogger({ level });
-    const host = await Host.open({ dataDir: dir, logger });
+    const host = await Host.open({ dataDir: dir, logger, rateLimit: parseRateLimit(str('rate-limit')) });
     const code = await new Server(host, logger, dir).run(stdio ? { stdio: true } : { stdio: false, bind, port, mcpTestPlugin });
     // Nothing should keep the process alive now; if something does (an idle stdin, a stuck client), leave anyway.
     setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();

@@ -176,6 +176,8 @@ export class Host {
       if (page.length < 10_000) return kernel;
       afterSeq = page[page.length - 1].seq;
       progress.onProgress?.(afterSeq / Math.max(headSeq, 1), `replayed ${afterSeq} of ${headSeq}`);
+      // A cancellable replay yields between pages so a cancellation (and other requests) can get in.
+      if (progress.signal) await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
