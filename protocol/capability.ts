@@ -27,6 +27,7 @@ export const CLAIM_LIMITS = {
 export const PERMISSIONS = {
   'agent:spawn': 'Spawn a sub-agent under an agent of the vault (SpawnSubAgent).',
   'task:schedule': 'Queue a task on an agent of the vault (ScheduleAgentTask).',
+  'task:cancel': 'Remove a queued task from an agent of the vault (CancelTask).',
   'observation:emit': 'Record an observation for an agent of the vault (EmitObservation).',
   'state:read': 'Read the world state of the vault: agents, tasks, observation counts.',
   'events:read': 'Query and subscribe to the event log of the vault.',

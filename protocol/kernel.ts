@@ -19,6 +19,17 @@ export interface ScheduleAgentTask {
   };
 }
 
+/** Remove a queued task from an agent's queue. Requires `task:cancel`. */
+export interface CancelTask {
+  type: 'CancelTask';
+  /** The agent whose queue holds the task (must be in the token's vault). */
+  agent: string;
+  /** The task id (from its `TaskScheduled` event). */
+  task: string;
+  /** Why (≤ 1024 chars), kept in the event. */
+  reason?: string;
+}
+
 /** Spawn a child agent under `parent`. Requires `agent:spawn`. */
 export interface SpawnSubAgent {
   type: 'SpawnSubAgent';
@@ -89,6 +100,7 @@ export interface ExtensionOperation {
 
 export type CoreOperation =
   | ScheduleAgentTask
+  | CancelTask
   | SpawnSubAgent
   | EmitObservation
   | CreateGrant
@@ -151,6 +163,14 @@ export interface TaskScheduled extends EventBase {
   task: TaskRecord;
 }
 
+export interface TaskCancelled extends EventBase {
+  type: 'TaskCancelled';
+  agent: string;
+  /** The cancelled task's id. */
+  task: string;
+  reason?: string;
+}
+
 export interface ObservationEmitted extends EventBase {
   type: 'ObservationEmitted';
   agent: string;
@@ -193,6 +213,7 @@ export interface CapabilityDelegated extends EventBase {
 export type CoreEvent =
   | AgentSpawned
   | TaskScheduled
+  | TaskCancelled
   | ObservationEmitted
   | GrantCreated
   | GrantRevoked

@@ -13,6 +13,7 @@ import {
   KERNEL_LIMITS,
   type AgentRecord,
   type AgentSpawned,
+  type CancelTask,
   type CreateGrant,
   type DelegateCapability,
   type EmitObservation,
@@ -29,6 +30,7 @@ import {
   type SpawnSubAgent,
   type TaskPriority,
   type TaskRecord,
+  type TaskCancelled,
   type TaskScheduled,
   type TokenRevoked,
   type WorldState,
@@ -133,6 +135,35 @@ export const scheduleAgentTask: CoreHandler = core({
     const e = event as TaskScheduled;
     if (!Object.hasOwn(state.tasks, e.agent)) journal.set(state.tasks, e.agent, []);
     journal.push(state.tasks[e.agent], { ...e.task });
+  },
+});
+
+export const cancelTask: CoreHandler = core({
+  opcode: 'CancelTask',
+  permission: 'task:cancel',
+  eventTypes: ['TaskCancelled'],
+  validate(op) {
+    const o = fields(op);
+    onlyFields(o, ['type', 'agent', 'task', 'reason'], 'CancelTask');
+    requireId(o.agent, 'agent');
+    requireId(o.task, 'task');
+    requireReason(o.reason);
+  },
+  execute(env, view) {
+    const op = env.op as CancelTask;
+    const agent = view.agent(op.agent);
+    const task = view.task(agent.id, op.task);
+    return [view.event('TaskCancelled', { agent: agent.id, task: task.id, ...(op.reason !== undefined ? { reason: op.reason } : {}) })];
+  },
+  applyCore(event, state, journal) {
+    const e = event as TaskCancelled;
+    const queue = Object.hasOwn(state.tasks, e.agent) ? state.tasks[e.agent] : [];
+    if (!queue.some((t) => t.id === e.task)) throw KernelError.unknown('task', e.task);
+    journal.set(
+      state.tasks,
+      e.agent,
+      queue.filter((t) => t.id !== e.task),
+    );
   },
 });
 
@@ -310,6 +341,7 @@ export const delegateCapability: CoreHandler = core({
 /** Core handlers in registration order (the order of `CoreOperation`). */
 export const CORE_HANDLERS: readonly CoreHandler[] = [
   scheduleAgentTask,
+  cancelTask,
   spawnSubAgent,
   emitObservation,
   createGrant,

@@ -6,7 +6,7 @@ import type { KernelErrorCode } from '../../protocol/kernel.js';
 import { ErrorCodes, type ErrorData } from '../../protocol/errors.js';
 
 /** Entities the kernel can fail to find. */
-export type EntityKind = 'agent' | 'grant';
+export type EntityKind = 'agent' | 'grant' | 'task';
 
 export class KernelError extends Error {
   readonly code: KernelErrorCode;

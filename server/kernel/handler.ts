@@ -8,6 +8,7 @@ import type {
   KernelEvent,
   Operation,
   OperationEnvelope,
+  TaskRecord,
   WorldState,
 } from '../../protocol/kernel.js';
 
@@ -26,6 +27,8 @@ export interface KernelView {
   agent(ref: string): Readonly<AgentRecord>;
   /** The grant `id`, with the same vault rule as `agent`. */
   grant(id: string): Readonly<GrantRecord>;
+  /** The task `taskId` queued on the agent `agentId` (already resolved through `agent`); `UnknownEntity` if none. */
+  task(agentId: string, taskId: string): Readonly<TaskRecord>;
   /** Number of tasks queued on the agent `id`. */
   queuedTasks(id: string): number;
   /** Number of observations recorded for the agent `id`. */

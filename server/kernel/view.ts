@@ -1,7 +1,15 @@
 /**
  * The `KernelView` handed to `execute`: read-only, vault-scoped accessors over the committed state.
  */
-import { rootAgentId, type AgentRecord, type EventBase, type GrantRecord, type OperationEnvelope, type WorldState } from '../../protocol/kernel.js';
+import {
+  rootAgentId,
+  type AgentRecord,
+  type EventBase,
+  type GrantRecord,
+  type OperationEnvelope,
+  type TaskRecord,
+  type WorldState,
+} from '../../protocol/kernel.js';
 import { KernelError } from './errors.js';
 import type { KernelView } from './handler.js';
 import { readOnly } from './state.js';
@@ -39,6 +47,13 @@ export class StateView implements KernelView {
     const found = Object.hasOwn(this.state.grants, id) ? this.state.grants[id] : undefined;
     if (!found) throw KernelError.unknown('grant', id);
     if (found.vault !== this.vault) throw KernelError.denied(OUTSIDE_VAULT);
+    return readOnly(found, 'KernelView');
+  }
+
+  task(agentId: string, taskId: string): Readonly<TaskRecord> {
+    const queue = Object.hasOwn(this.state.tasks, agentId) ? this.state.tasks[agentId] : [];
+    const found = queue.find((t) => t.id === taskId);
+    if (!found) throw KernelError.unknown('task', taskId);
     return readOnly(found, 'KernelView');
   }
 

@@ -122,7 +122,7 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
   it('lists, calls tools and reads resources through the host', async () => {
     const { client } = await connect(await mint(['*']));
     const names = (await client.listTools()).tools.map((t) => t.name);
-    for (const n of ['spawn_agent', 'schedule_task', 'emit_observation', 'get_state', 'get_task', 'query_events', 'delegate_capability', 'revoke_capability']) {
+    for (const n of ['spawn_agent', 'schedule_task', 'cancel_task', 'emit_observation', 'get_state', 'get_task', 'query_events', 'delegate_capability', 'revoke_capability']) {
       assert.ok(names.includes(n), n);
     }
     const spawned = await client.callTool({ name: 'spawn_agent', arguments: { name: 'scout' } });
@@ -139,6 +139,13 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     const events = await client.callTool({ name: 'query_events', arguments: { agent } });
     const types = (events.structuredContent as { records: { event: { type: string } }[] }).records.map((r) => r.event.type);
     assert.deepEqual(types, ['AgentSpawned', 'TaskScheduled']);
+    const cancelled = await client.callTool({ name: 'cancel_task', arguments: { agent, task: task.id, reason: 'not needed' } });
+    assert.ok(!cancelled.isError, JSON.stringify(cancelled));
+    assert.equal((cancelled.structuredContent as { task: string }).task, task.id);
+    const gone = await client.callTool({ name: 'get_task', arguments: { agent, task: task.id } });
+    assert.ok(gone.isError);
+    const again = await client.callTool({ name: 'cancel_task', arguments: { agent, task: task.id } });
+    assert.ok(again.isError && JSON.stringify(again.content).includes('UnknownEntity'), JSON.stringify(again));
   });
 
   it('sends notifications/resources/updated when a kernel event touches a subscribed resource', async () => {
@@ -241,7 +248,10 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     await assert.rejects(client.callTool({ name: 'schedule_task', arguments: { agent: 7 } }), (e: McpError) => e.code === -32602);
     const denied = await client.callTool({ name: 'schedule_task', arguments: { agent: 'nobody', description: 'x' } });
     assert.equal(denied.isError, true);
-    assert.equal((denied.structuredContent as { error: { name: string } }).error.name, 'UnknownEntity');
+    assert.equal(denied.structuredContent, undefined);
+    const deniedContent = denied.content as { type: string; text: string }[];
+    assert.ok(deniedContent[0].text.startsWith('UnknownEntity: '));
+    assert.equal((JSON.parse(deniedContent[1].text) as { error: { name: string } }).error.name, 'UnknownEntity');
     assert.equal(host.health().ready, true);
     assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
   });

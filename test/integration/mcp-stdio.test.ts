@@ -62,7 +62,7 @@ describe('toka mcp (stdio)', function () {
     try {
       const tools = (await client.listTools()).tools;
       assert.deepEqual(tools.map((t) => t.name).sort(), [
-        'delegate_capability', 'emit_observation', 'get_state', 'get_task', 'query_events', 'revoke_capability', 'schedule_task', 'spawn_agent',
+        'cancel_task', 'delegate_capability', 'emit_observation', 'get_state', 'get_task', 'query_events', 'revoke_capability', 'schedule_task', 'spawn_agent',
       ]);
       for (const t of tools) assert.ok(t.description && t.inputSchema.type === 'object' && t.outputSchema, t.name);
 
@@ -109,7 +109,10 @@ describe('toka mcp (stdio)', function () {
       assert.deepEqual(names.sort(), ['get_state', 'get_task', 'query_events']);
       const refused = await client.callTool({ name: 'spawn_agent', arguments: { name: 'sneaky' } });
       assert.equal(refused.isError, true);
-      assert.equal((refused.structuredContent as { error: { name: string } }).error.name, 'CapabilityDenied');
+      assert.equal(refused.structuredContent, undefined);
+      const refusedContent = refused.content as { type: string; text: string }[];
+      assert.ok(refusedContent[0].text.startsWith('CapabilityDenied: '));
+      assert.equal((JSON.parse(refusedContent[1].text) as { error: { name: string } }).error.name, 'CapabilityDenied');
       await assert.rejects(client.callTool({ name: 'get_state', arguments: { limit: 'ten' } }), (e: McpError) => e.code === -32602);
       await assert.rejects(client.callTool({ name: 'nope', arguments: {} }), (e: McpError) => e.code === -32602);
       assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);

@@ -214,9 +214,13 @@ export function createMcpSession(
       const e = HostError.from(err);
       if (e.errorName === 'InternalError') host.logger.error('MCP tool failed', { tool: entry.spec.name, err });
       if (SESSION_ERRORS.has(e.errorName)) throw mcpError(e);
+      // No structuredContent on an error: clients validate structuredContent against the tool's outputSchema.
+      // The error travels as text: its name and message, then its details as JSON.
       return toolResult({
-        content: [{ type: 'text', text: `${e.errorName}: ${e.message}` }],
-        structured: { error: { ...e.data, message: e.message } },
+        content: [
+          { type: 'text', text: `${e.errorName}: ${e.message}` },
+          { type: 'text', text: JSON.stringify({ error: { ...e.data, message: e.message } }) },
+        ],
         isError: true,
       });
     } finally {

@@ -144,6 +144,30 @@ export function registerTokaTools(registry: McpRegistry): void {
   });
 
   registry.registerTool({
+    name: 'cancel_task',
+    title: 'Cancel task',
+    description: 'Remove a queued task from an agent of your vault (a TaskCancelled event in the log).',
+    permission: 'task:cancel',
+    input: z.object({
+      agent: agentId.describe('Agent id'),
+      task: z.string().min(1).max(256).describe('Task id'),
+      reason: z.string().max(KERNEL_LIMITS.reasonChars).optional().describe('Why, kept in the event'),
+    }),
+    output: z.object({ ...submitted, agent: z.string(), task: z.string() }),
+    annotations: { destructiveHint: true, idempotentHint: false, openWorldHint: false },
+    async run(args, ctx) {
+      const result = await ctx.host.submit(ctx.session, {
+        type: 'CancelTask',
+        agent: args.agent,
+        task: args.task,
+        ...(args.reason !== undefined ? { reason: args.reason } : {}),
+      });
+      const { seq, event } = lastEvent(result);
+      return { structured: { opId: result.opId, seq, agent: String(event.agent), task: String(event.task) } };
+    },
+  });
+
+  registry.registerTool({
     name: 'query_events',
     title: 'Query events',
     description: 'Read a page of the event log of your vault (records with seq > afterSeq).',

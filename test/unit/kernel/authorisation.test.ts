@@ -29,6 +29,7 @@ describe('kernel authorisation', () => {
     const kernel = new Kernel();
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ type: 'ScheduleAgentTask', agent: 'root', task: { description: 'x' } }, 'task:schedule'],
+      [{ type: 'CancelTask', agent: 'root', task: 't' }, 'task:cancel'],
       [{ type: 'SpawnSubAgent', parent: 'root', spec: { name: 'x' } }, 'agent:spawn'],
       [{ type: 'EmitObservation', agent: 'root', data: 1 }, 'observation:emit'],
       [{ type: 'CreateGrant', subject: 'bob', permissions: ['state:read'] }, 'capability:grant'],
@@ -41,7 +42,9 @@ describe('kernel authorisation', () => {
       const without = claims({ permissions: [...all.filter((p) => p !== required), 'state:read'] });
       throwsKernel(() => kernel.execute(envelope(op, without)), 'CapabilityDenied', { required });
       const area = claims({ permissions: [`${required.split(':')[0]}:*`, 'state:read'] });
-      if (op.type !== 'RevokeGrant') kernel.execute(envelope(op, area));
+      // RevokeGrant and CancelTask name entities that do not exist here: holding the area passes authorisation.
+      if (op.type === 'RevokeGrant' || op.type === 'CancelTask') throwsKernel(() => kernel.execute(envelope(op, area)), 'UnknownEntity');
+      else kernel.execute(envelope(op, area));
     }
   });
 
@@ -52,6 +55,7 @@ describe('kernel authorisation', () => {
     throwsKernel(() => kernel.execute(envelope({ type: 'ScheduleAgentTask', agent: agentA, task: { description: 'x' } }, vaultB)), 'CapabilityDenied', denied);
     throwsKernel(() => kernel.execute(envelope({ type: 'SpawnSubAgent', parent: 'root:A', spec: { name: 'x' } }, vaultB)), 'CapabilityDenied', denied);
     throwsKernel(() => kernel.execute(envelope({ type: 'EmitObservation', agent: agentA, data: 1 }, vaultB)), 'CapabilityDenied', denied);
+    throwsKernel(() => kernel.execute(envelope({ type: 'CancelTask', agent: agentA, task: 'any' }, vaultB)), 'CapabilityDenied', denied);
     throwsKernel(() => kernel.execute(envelope({ type: 'RevokeGrant', grant: grantA }, vaultB)), 'CapabilityDenied', denied);
     assert.equal(digest(kernel.state), before);
   });

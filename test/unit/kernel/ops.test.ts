@@ -17,7 +17,7 @@ describe('kernel core operations', () => {
   it('starts from the empty state', () => {
     assert.deepEqual(new Kernel().state, emptyState());
     assert.deepEqual(new Kernel().handlers(), [
-      'ScheduleAgentTask', 'SpawnSubAgent', 'EmitObservation', 'CreateGrant', 'RevokeGrant', 'RevokeToken', 'DelegateCapability',
+      'ScheduleAgentTask', 'CancelTask', 'SpawnSubAgent', 'EmitObservation', 'CreateGrant', 'RevokeGrant', 'RevokeToken', 'DelegateCapability',
     ]);
   });
 
@@ -63,6 +63,30 @@ describe('kernel core operations', () => {
     assert.deepEqual(event.task, { id: env.ids[0], description: 'index the repo', priority: 'medium', scheduledAt: env.at });
     kernel.execute(envelope({ type: 'ScheduleAgentTask', agent: worker, task: { description: 'urgent', priority: 'critical' } }));
     assert.deepEqual(kernel.state.tasks[worker].map((t) => [t.description, t.priority]), [['index the repo', 'medium'], ['urgent', 'critical']]);
+  });
+
+  it('CancelTask removes exactly that task from the queue, and replays', () => {
+    const { kernel, worker } = withWorker();
+    const ids = ['one', 'two', 'three'].map((description) => {
+      const [e] = kernel.execute(envelope({ type: 'ScheduleAgentTask', agent: worker, task: { description } })) as TaskScheduled[];
+      return e.task.id;
+    });
+    const events = kernel.execute(envelope({ type: 'CancelTask', agent: worker, task: ids[1], reason: 'superseded' }));
+    assert.deepEqual(
+      events.map((e) => [e.type, (e as { task?: string }).task, (e as { reason?: string }).reason]),
+      [['TaskCancelled', ids[1], 'superseded']],
+    );
+    assert.deepEqual(kernel.state.tasks[worker].map((t) => t.description), ['one', 'three']);
+    throwsKernel(() => kernel.execute(envelope({ type: 'CancelTask', agent: worker, task: ids[1] })), 'UnknownEntity', { entity: 'task', id: ids[1] });
+    const replayed = new Kernel({ state: kernel.snapshot() });
+    assert.deepEqual(replayed.state.tasks[worker].map((t) => t.id), [ids[0], ids[2]]);
+  });
+
+  it('CancelTask of a task queued on another agent is UnknownEntity', () => {
+    const { kernel, worker } = withWorker();
+    const [e] = kernel.execute(envelope({ type: 'ScheduleAgentTask', agent: 'root', task: { description: 'on root' } })) as TaskScheduled[];
+    throwsKernel(() => kernel.execute(envelope({ type: 'CancelTask', agent: worker, task: e.task.id })), 'UnknownEntity', { entity: 'task', id: e.task.id });
+    assert.equal(kernel.state.tasks['root:A'].length, 1);
   });
 
   it('EmitObservation counts observations and numbers them from 1', () => {

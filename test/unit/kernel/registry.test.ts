@@ -84,7 +84,7 @@ describe('kernel handler registry', () => {
     assert.equal(kernel.unregister('Nope'), false);
     assert.equal(kernel.unregister('PauseAgent'), true);
     assert.deepEqual(kernel.handlers(), [
-      'ScheduleAgentTask', 'SpawnSubAgent', 'EmitObservation', 'CreateGrant', 'RevokeGrant', 'RevokeToken', 'DelegateCapability', 'ResumeAgent',
+      'ScheduleAgentTask', 'CancelTask', 'SpawnSubAgent', 'EmitObservation', 'CreateGrant', 'RevokeGrant', 'RevokeToken', 'DelegateCapability', 'ResumeAgent',
     ]);
     throwsKernel(() => kernel.execute(envelope({ type: 'PauseAgent', agent: 'root' }, withPause)), 'UnsupportedOperation');
     throwsKernel(() => kernel.apply({ type: 'AgentPaused', opId: 'o', at: 1, by: { sub: 's', jti: 'j' }, vault: 'A', agent: 'root:A' }), 'UnsupportedOperation');
