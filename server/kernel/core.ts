@@ -1,5 +1,5 @@
 /**
- * The seven core opcode handlers (protocol/kernel.ts `CoreOperation`). Their `applyCore` functions write the
+ * The eight core opcode handlers (protocol/kernel.ts `CoreOperation`). Their `applyCore` functions write the
  * live state only through the commit's undo journal, so a failed commit rolls back exactly what it wrote.
  */
 import {
