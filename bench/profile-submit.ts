@@ -22,6 +22,6 @@ await Promise.all(
     while (left-- > 0) await host.submit(session, { type: 'EmitObservation', agent: 'root', data });
   }),
 );
-process.stderr.write(`${Math.round(total / ((performance.now() - started) / 1000))} ops/s\n`);
+process.stderr.write(`${Math.round(total / ((performance.now() - started) / 1000))} ops/s, log ${JSON.stringify((host.log as unknown as { stats(): unknown }).stats())}\n`);
 await host.close();
 rmSync(dir, { recursive: true, force: true });

@@ -184,10 +184,12 @@ export class TokenService {
       }
       this.cache.delete(token);
       this.cache.set(token, cached);
-      return copyClaims(cached.claims);
+      return cached.claims;
     }
     this.misses++;
-    const { claims, kid } = await this.checkSignature(token);
+    const checked = await this.checkSignature(token);
+    const claims = frozenClaims(checked.claims);
+    const kid = checked.kid;
     this.checkLive(claims);
     if (this.capacity > 0) {
       if (this.cache.size >= this.capacity) {
@@ -196,7 +198,7 @@ export class TokenService {
       }
       this.cache.set(token, { claims, kid });
     }
-    return copyClaims(claims);
+    return claims;
   }
 
   /**
@@ -337,6 +339,16 @@ function checkClaims(raw: unknown): CapabilityClaims {
     if (dlg.length > 0) claims.dlg = [...(dlg as string[])];
   }
   return claims;
+}
+
+/**
+ * Verified claims are shared between the cache and every caller, so they are frozen (arrays included):
+ * a caller cannot change what the next one sees, and no copy is made per verification.
+ */
+function frozenClaims(c: CapabilityClaims): CapabilityClaims {
+  Object.freeze(c.permissions);
+  if (c.dlg) Object.freeze(c.dlg);
+  return Object.freeze(c);
 }
 
 function copyClaims(c: CapabilityClaims): CapabilityClaims {

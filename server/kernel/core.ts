@@ -8,7 +8,6 @@ import {
   isKnownPermission,
   isSubset,
 } from '../../protocol/capability.js';
-import { canonicalJson } from '../../protocol/canonical.js';
 import {
   KERNEL_LIMITS,
   type AgentRecord,
@@ -204,7 +203,8 @@ export const emitObservation: CoreHandler = core({
     onlyFields(o, ['type', 'agent', 'data'], 'EmitObservation');
     requireId(o.agent, 'agent');
     requireJson(o.data, 'data');
-    const bytes = utf8ByteLength(canonicalJson(o.data));
+    // requireJson admits no undefined and no non-finite number, so JSON.stringify has the canonical length.
+    const bytes = utf8ByteLength(JSON.stringify(o.data));
     if (bytes > KERNEL_LIMITS.observationBytes) throw KernelError.limit('observationBytes', KERNEL_LIMITS.observationBytes, bytes);
   },
   execute(env, view) {

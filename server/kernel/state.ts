@@ -41,38 +41,34 @@ export function restoreState(state: unknown): WorldState {
 /**
  * Undo journal for one commit. Every write to the live state goes through it, recording how to undo itself,
  * so a commit that fails part-way is rolled back in O(writes) — no copy of the state per operation.
+ * Entries are kept flat (target, key, previous value, whether the key existed) to allocate nothing per write.
  */
 export class Journal {
-  #undo: (() => void)[] = [];
+  #entries: unknown[] = [];
 
   /** `map[key] = value`, remembering the previous value (or its absence). */
   set<T>(map: Record<string, T>, key: string, value: T): void {
-    if (Object.hasOwn(map, key)) {
-      const old = map[key];
-      this.#undo.push(() => {
-        map[key] = old;
-      });
-    } else {
-      this.#undo.push(() => {
-        delete map[key];
-      });
-    }
+    const had = Object.hasOwn(map, key);
+    this.#entries.push(map, key, had ? map[key] : undefined, had);
     map[key] = value;
   }
 
   /** `list.push(item)`, remembering the length to go back to. */
   push<T>(list: T[], item: T): void {
-    const length = list.length;
-    this.#undo.push(() => {
-      list.length = length;
-    });
+    this.#entries.push(list, 'length', list.length, true);
     list.push(item);
   }
 
   /** Undo every recorded write, newest first. */
   rollback(): void {
-    for (let i = this.#undo.length - 1; i >= 0; i--) this.#undo[i]();
-    this.#undo = [];
+    const e = this.#entries;
+    for (let i = e.length - 4; i >= 0; i -= 4) {
+      const target = e[i] as Record<string, unknown>;
+      const key = e[i + 1] as string;
+      if (e[i + 3]) target[key] = e[i + 2];
+      else delete target[key];
+    }
+    this.#entries = [];
   }
 }
 

@@ -74,7 +74,10 @@ export class ReadOnlyLogError extends Error {
   }
 }
 
-export function toLogRecord(stored: StoredRecord): LogRecord {
+/** A stored row as read back for a `LogRecord`: the index columns are not needed (they are in the body). */
+export type RecordRow = Pick<StoredRecord, 'seq' | 'prevHash' | 'hash' | 'body'>;
+
+export function toLogRecord(stored: RecordRow): LogRecord {
   return { seq: stored.seq, prevHash: stored.prevHash, hash: stored.hash, event: JSON.parse(stored.body) as KernelEvent };
 }
 

@@ -13,6 +13,7 @@ import {
   LogClosedError,
   normaliseRead,
   ReadOnlyLogError,
+  type RecordRow,
   type StoredRecord,
   toLogRecord,
 } from './chained-log.js';
@@ -45,6 +46,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
 `;
 
 const COLUMNS = 'seq, prev_hash AS prevHash, hash, type, vault, agent, body';
+/** What a read needs to build `LogRecord`s: the index columns are in the body already. */
+const RECORD_COLUMNS = 'seq, prev_hash AS prevHash, hash, body';
 
 export interface SqliteOpenOptions {
   /**
@@ -163,13 +166,13 @@ export class SqliteEventLog extends ChainedEventLog {
       params.push(type);
     }
     params.push(limit);
-    const sql = `SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
+    const sql = `SELECT ${RECORD_COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
     let statement = this.reads.get(sql);
     if (statement === undefined) {
       statement = this.db.prepare(sql);
       this.reads.set(sql, statement);
     }
-    return (statement.all(...params) as StoredRecord[]).map(toLogRecord);
+    return (statement.all(...params) as RecordRow[]).map(toLogRecord);
   }
 
   async verify(): Promise<VerifyReport> {

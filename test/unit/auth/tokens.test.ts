@@ -341,8 +341,13 @@ describe('auth/tokens: verification cache', () => {
     const { tokens } = await fixture();
     const { token } = await tokens.mint({ ...BASE, ttlSeconds: 60 });
     const first = await tokens.verify(token);
-    first.permissions.push('*');
-    assert.deepEqual((await tokens.verify(token)).permissions, BASE.permissions);
+    assert.throws(() => first.permissions.push('*'), TypeError);
+    assert.throws(() => {
+      (first as { sub: string }).sub = 'mallory';
+    }, TypeError);
+    const again = await tokens.verify(token);
+    assert.deepEqual(again.permissions, BASE.permissions);
+    assert.equal(again.sub, BASE.sub);
   });
 });
 
