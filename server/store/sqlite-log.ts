@@ -3,7 +3,7 @@
  * See docs/event-log.md for the layout and the guarantees.
  */
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LogRecord } from '../../protocol/events.js';
 import type { ReadOptions, Snapshot, VerifyReport } from './event-log.js';
@@ -79,7 +79,9 @@ export class SqliteEventLog extends ChainedEventLog {
       const db = existsSync(path) ? new Database(path, { readonly: true, fileMustExist: true }) : new Database(':memory:');
       return new SqliteEventLog(db, true);
     }
-    mkdirSync(dirname(path), { recursive: true });
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // Create the file owner-only before SQLite opens it: its -wal and -shm files take the database file's mode.
+    closeSync(openSync(path, 'a', 0o600));
     return new SqliteEventLog(new Database(path), false);
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openEventLog } from '../../../server/store/index.js';
@@ -56,6 +56,19 @@ describe('SqliteEventLog', () => {
       await log.close();
     }
   }
+
+  it('keeps the log file and its WAL owner-only (0600) whatever the umask', async () => {
+    const previous = process.umask(0o022);
+    try {
+      const log = SqliteEventLog.open(path);
+      await log.append([ev(1)]);
+      assert.equal(statSync(path).mode & 0o777, 0o600);
+      assert.equal(statSync(`${path}-wal`).mode & 0o777, 0o600);
+      await log.close();
+    } finally {
+      process.umask(previous);
+    }
+  });
 
   it('creates directories, uses WAL with synchronous=FULL and the documented tables', async () => {
     const log = SqliteEventLog.open(path);
