@@ -11,7 +11,8 @@ import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
-import { WebSocketEndpoint, bearerToken, writeRawResponse } from './websocket.js';
+import { BodyTooLarge, bearerToken, readBody } from './http-request.js';
+import { WebSocketEndpoint, writeRawResponse } from './websocket.js';
 
 export interface HttpServerOptions {
   /** Interface to bind (default 127.0.0.1). */
@@ -286,32 +287,6 @@ async function revokeEndpoint(host: Host, logger: Logger, req: IncomingMessage, 
 }
 
 // ---- helpers -------------------------------------------------------------------------------------------
-
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      req.resume();
-      return reject(new BodyTooLarge());
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 function pathOf(req: IncomingMessage): string {
   const raw = req.url ?? '/';

@@ -22,6 +22,7 @@ import {
 import { ErrorCodes } from '../../protocol/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
+import { bearerToken } from './http-request.js';
 import { bindTokaProtocol, type RpcConnection } from './rpc.js';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 
@@ -304,13 +305,6 @@ export class WsMessageWriter extends AbstractMessageWriter implements MessageWri
 }
 
 // ---- upgrade helpers ---------------------------------------------------------------------------------
-
-/** The token of an `Authorization: Bearer <token>` header, or null. */
-export function bearerToken(header: string | undefined): string | null {
-  if (!header) return null;
-  const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header);
-  return m ? m[1] : null;
-}
 
 function protocolBearer(header: string | string[] | undefined): string | null {
   if (typeof header !== 'string') return null;

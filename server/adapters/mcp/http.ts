@@ -25,6 +25,7 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
+import { BodyTooLarge, bearerToken, readBody } from '../http-request.js';
 import { McpRegistry, type McpPlugin } from './registry.js';
 import { BoundedTransport, MCP_DEFAULTS, createMcpSession, type McpServerOptions, type McpSessionServer } from './server.js';
 import { createTokaRegistry } from './toka.js';
@@ -102,7 +103,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
 
   /** Verify the bearer token; on failure answer 401 and return null. */
   const authenticate = async (req: IncomingMessage, res: ServerResponse): Promise<Session | null> => {
-    const token = bearer(req.headers.authorization);
+    const token = bearerToken(req.headers.authorization);
     const metadata = `${baseUrl(req)}${RESOURCE_METADATA_PATH}`;
     if (token === null) {
       req.resume();
@@ -302,37 +303,6 @@ export class WindowEventStore implements EventStore {
   }
 }
 
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      req.resume();
-      reject(new BodyTooLarge());
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function bearer(header: string | undefined): string | null {
-  const m = header ? /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header) : null;
-  return m ? m[1] : null;
-}
 
 /** `http://<Host>`: the Host header has passed the HTTP face's allow-list by the time a route runs. */
 function baseUrl(req: IncomingMessage): string {
