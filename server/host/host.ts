@@ -4,11 +4,10 @@
  * appends. Flow of one operation: verify token (cached) → rate limit → assign id/time/new ids →
  * kernel.execute → durable append → answer (subscribers are fed by the log after commit).
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { MAX_TOKEN_LIFETIME_S, type CapabilityClaims } from '../../protocol/capability.js';
+import { MAX_TOKEN_LIFETIME_S, permits, type CapabilityClaims } from '../../protocol/capability.js';
 import type { EventFilter, LogRecord } from '../../protocol/events.js';
 import {
   ID_BUDGET,
@@ -87,7 +86,7 @@ export class Host {
   private closing = false;
 
   private constructor(
-    private kernel: Kernel,
+    private readonly kernel: Kernel,
     readonly log: EventLog,
     readonly keyRing: KeyRing,
     readonly tokens: TokenService,
@@ -124,11 +123,10 @@ export class Host {
         throw err;
       }
     }
-    const kernel = await Host.replay(log, options.handlers ?? [], 'snapshot');
-    const holder: { host?: Host } = {};
+    const kernel = await Host.replay(log, options.handlers ?? [], 'snapshot', {}, logger);
     const revocation: RevocationView = {
-      isTokenRevoked: (jti) => Object.prototype.hasOwnProperty.call(holder.host!.kernel.state.revokedTokens, jti),
-      grantState: (id, nowMs) => grantState(holder.host!.kernel.state.grants[id], nowMs),
+      isTokenRevoked: (jti) => Object.hasOwn(kernel.state.revokedTokens, jti),
+      grantState: (id, nowMs) => grantState(kernel.state.grants[id], nowMs),
     };
     const tokens = new TokenService({ keyRing, revocation, now });
     const rate = options.rateLimit ?? { ratePerSec: 200, burst: 400 };
@@ -144,7 +142,6 @@ export class Host {
       logger,
       now(),
     );
-    holder.host = host;
     return host;
   }
 
@@ -157,14 +154,20 @@ export class Host {
     handlers: OpcodeHandler[],
     from: 'snapshot' | 'zero',
     progress: VerifyProgress = {},
+    logger?: Logger,
   ): Promise<Kernel> {
     let kernel = new Kernel();
     let afterSeq = 0;
     if (from === 'snapshot') {
-      const snap = await log.latestSnapshot();
-      if (snap && stateDigest(snap.state) === snap.digest) {
-        kernel = new Kernel({ state: snap.state });
-        afterSeq = snap.seq;
+      try {
+        const snap = await log.latestSnapshot();
+        if (snap) {
+          kernel = new Kernel({ state: snap.state });
+          afterSeq = snap.seq;
+        }
+      } catch (err) {
+        // The log refuses a snapshot that no longer matches its digest: the log itself is the truth.
+        logger?.warn('newest snapshot rejected; replaying from the first record', { err });
       }
     }
     for (const handler of handlers) kernel.register(handler);
@@ -477,11 +480,11 @@ export class Host {
   async verify(progress: VerifyProgress = {}): Promise<LogVerifyResult> {
     progress.onProgress?.(0, 'checking the hash chain');
     const chain = await this.log.verify();
-    const liveDigest = stateDigest(this.kernel.snapshot());
+    const liveDigest = stateDigest(this.kernel.state);
     let replayDigest = '';
     if (chain.ok) {
       progress.onProgress?.(0, 'replaying from zero');
-      replayDigest = stateDigest((await Host.replay(this.log, this.options.handlers ?? [], 'zero', progress)).snapshot());
+      replayDigest = stateDigest((await Host.replay(this.log, this.options.handlers ?? [], 'zero', progress)).state);
     }
     return {
       ok: chain.ok && replayDigest === liveDigest,
@@ -516,8 +519,7 @@ export class Host {
   // ---- helpers -------------------------------------------------------------------------------------
 
   private require(claims: CapabilityClaims, permission: string): void {
-    const area = permission.slice(0, permission.indexOf(':'));
-    if (!claims.permissions.some((p) => p === permission || p === '*' || p === `${area}:*`)) {
+    if (!permits(claims.permissions, permission)) {
       const err = new HostError('CapabilityDenied', `token lacks ${permission}`, { required: permission });
       this.metrics.error(err.errorName);
       throw err;

@@ -21,5 +21,10 @@ export function hashBody(prevHash: string, seq: number, body: string): string {
 
 /** Hex SHA-256 of `canonicalJson(state)`: equal states have equal digests. */
 export function stateDigest(state: WorldState): string {
-  return createHash('sha256').update(canonicalJson(state), 'utf8').digest('hex');
+  return digestOfCanonical(canonicalJson(state));
+}
+
+/** The state digest of a state already encoded with `canonicalJson` (as snapshots are stored). */
+export function digestOfCanonical(canonical: string): string {
+  return createHash('sha256').update(canonical, 'utf8').digest('hex');
 }

@@ -1,7 +1,7 @@
 /** Snapshot rules shared by every engine. */
 import { canonicalJson } from '../../protocol/canonical.js';
 import type { Snapshot } from './event-log.js';
-import { stateDigest } from './hash.js';
+import { digestOfCanonical } from './hash.js';
 
 /** How many snapshots an engine keeps (the newest ones). */
 export const SNAPSHOTS_KEPT = 3;
@@ -14,15 +14,18 @@ export function checkSnapshot(snapshot: Snapshot, headSeq: number): string {
   if (!Number.isSafeInteger(snapshot.seq) || snapshot.seq < 0 || snapshot.seq > headSeq) {
     throw new RangeError(`snapshot seq must be an integer in [0, ${headSeq}] (the head), got ${snapshot.seq}`);
   }
-  if (stateDigest(snapshot.state) !== snapshot.digest) {
+  const canonical = canonicalJson(snapshot.state);
+  if (digestOfCanonical(canonical) !== snapshot.digest) {
     throw new Error(`snapshot at seq ${snapshot.seq}: digest does not match its state`);
   }
-  return canonicalJson(snapshot.state);
+  return canonical;
 }
 
-/** Rebuilds a stored snapshot, refusing one whose state no longer matches its digest. */
+/**
+ * Rebuilds a stored snapshot, refusing one whose state no longer matches its digest. The state is stored as
+ * its canonical JSON, so hashing the stored text is the check: any edit to it shows.
+ */
 export function loadSnapshot(seq: number, digest: string, stateJson: string): Snapshot {
-  const snapshot: Snapshot = { seq, digest, state: JSON.parse(stateJson) };
-  if (stateDigest(snapshot.state) !== digest) throw new Error(`stored snapshot at seq ${seq} does not match its digest`);
-  return snapshot;
+  if (digestOfCanonical(stateJson) !== digest) throw new Error(`stored snapshot at seq ${seq} does not match its digest`);
+  return { seq, digest, state: JSON.parse(stateJson) };
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Operation } from '../../../protocol/kernel.js';
@@ -150,6 +151,28 @@ describe('host', () => {
     await rejectsWith(Host.open({ dataDir: join(dir, 'd'), logger: quiet }), 'Conflict');
     await host.close();
     (await Host.open({ dataDir: join(dir, 'd'), logger: quiet })).close();
+  });
+
+  it('opens by replaying from zero when the newest snapshot was tampered with', async () => {
+    const data = join(dir, 'snap');
+    const host = await Host.open({ dataDir: data, logger: quiet, snapshotEvery: 2 });
+    const alice = await tokenFor(host, 'v', ['agent:spawn']);
+    for (let i = 0; i < 4; i++) await host.submit(alice, { type: 'SpawnSubAgent', parent: 'root', spec: { name: `a${i}` } });
+    await new Promise((r) => setTimeout(r, 20));
+    const live = stateDigest(host.worldState() as never);
+    await host.close();
+    const db = new Database(join(data, 'events.db'));
+    const changed = db.prepare(`UPDATE snapshots SET state = replace(state, '"a0"', '"zz"') WHERE seq = (SELECT max(seq) FROM snapshots)`).run();
+    db.close();
+    assert.equal(changed.changes, 1);
+    const warnings: string[] = [];
+    const reopened = await Host.open({
+      dataDir: data,
+      logger: createLogger({ level: 'warn', write: (line) => void warnings.push(line) }),
+    });
+    assert.equal(stateDigest(reopened.worldState() as never), live);
+    assert.ok(warnings.some((w) => w.includes('snapshot rejected')), warnings.join(''));
+    await reopened.close();
   });
 
   describe('replay (property)', () => {
