@@ -76,6 +76,10 @@ export interface VerifyProgress {
 }
 
 const LOCAL_ADMIN = 'local-admin';
+/** Longest agent id or event type name a query may name. */
+const MAX_ID_CHARS = 256;
+/** Most event types one query or subscription may list. */
+const MAX_EVENT_TYPES = 32;
 
 export class Host {
   readonly metrics = new Metrics();
@@ -518,6 +522,16 @@ export class Host {
 
   // ---- helpers -------------------------------------------------------------------------------------
 
+  /**
+   * Check that the session may use `permission` (token re-verified, rate limit charged), for faces that must
+   * refuse before they reach the operation itself (MCP's HTTP 403 `insufficient_scope`). Throws CapabilityDenied.
+   */
+  async authorize(session: Session, permission: string): Promise<CapabilityClaims> {
+    const claims = await this.check(session);
+    this.require(claims, permission);
+    return claims;
+  }
+
   private require(claims: CapabilityClaims, permission: string): void {
     if (!permits(claims.permissions, permission)) {
       const err = new HostError('CapabilityDenied', `token lacks ${permission}`, { required: permission });
@@ -526,7 +540,19 @@ export class Host {
     }
   }
 
+  /** The caller's vault, plus the query's agent and types, checked against their bounds. */
   private vaultFilter(claims: CapabilityClaims, query: { agent?: string; types?: string[] }): EventFilter {
+    if (query.agent !== undefined && (typeof query.agent !== 'string' || query.agent.length === 0 || query.agent.length > MAX_ID_CHARS)) {
+      throw new HostError('InvalidParams', `agent must be a string of 1..${MAX_ID_CHARS} characters`, { field: 'agent' });
+    }
+    if (
+      query.types !== undefined &&
+      (!Array.isArray(query.types) ||
+        query.types.length > MAX_EVENT_TYPES ||
+        !query.types.every((t) => typeof t === 'string' && t.length > 0 && t.length <= MAX_ID_CHARS))
+    ) {
+      throw new HostError('InvalidParams', `types must be at most ${MAX_EVENT_TYPES} event type names`, { field: 'types' });
+    }
     return { vault: claims.vault, agent: query.agent, types: query.types };
   }
 

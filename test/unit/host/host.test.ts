@@ -141,6 +141,14 @@ describe('host', () => {
     await rejectsWith(host.getState(alice, { limit: 0 }), 'InvalidParams');
     await rejectsWith(host.getState(alice, { cursor: 'nope' }), 'InvalidParams');
     await rejectsWith(host.queryEvents(alice, { afterSeq: -1 }), 'InvalidParams');
+    await rejectsWith(host.queryEvents(alice, { types: Array.from({ length: 33 }, (_, i) => `T${i}`) }), 'InvalidParams');
+    await rejectsWith(host.queryEvents(alice, { agent: 'a'.repeat(257) }), 'InvalidParams');
+    await rejectsWith(
+      host.subscribe(alice, { types: [''] }, { onRecord: () => undefined, onEnd: () => undefined }),
+      'InvalidParams',
+    );
+    await rejectsWith(host.authorize(alice, 'agent:spawn'), 'CapabilityDenied');
+    assert.equal((await host.authorize(alice, 'events:read')).sub, 'alice');
     await rejectsWith(host.submit(alice, 'junk' as unknown as Operation), 'InvalidOperation');
     assert.equal((await host.getState(alice)).agents.length, 0);
     await host.close();
