@@ -28,12 +28,23 @@ export function parseInteger(value: string | undefined, what: string, fallback: 
   return Number(value);
 }
 
-/** The bearer token: `--token`, else `--token-file`, else `$TOKA_TOKEN`. */
+/**
+ * The bearer token: `--token`, else `--token-file` (`-` for stdin), else `$TOKA_TOKEN`. Prefer the file or
+ * the environment: a `--token` value is visible to other local users in the process list.
+ */
 export function tokenFrom(flags: { token?: string; 'token-file'?: string }, env: NodeJS.ProcessEnv = process.env): string {
-  if (flags.token) return flags.token;
-  if (flags['token-file']) return readFileSync(flags['token-file'], 'utf8').trim();
-  if (env.TOKA_TOKEN) return env.TOKA_TOKEN.trim();
-  throw new UsageError('no token: pass --token, --token-file or set TOKA_TOKEN');
+  const file = flags['token-file'];
+  const [token, source] =
+    flags.token !== undefined
+      ? [flags.token, '--token']
+      : file !== undefined
+        ? [readFileSync(file === '-' ? 0 : file, 'utf8'), `--token-file ${file}`]
+        : env.TOKA_TOKEN !== undefined
+          ? [env.TOKA_TOKEN, 'TOKA_TOKEN']
+          : [undefined, ''];
+  if (token === undefined) throw new UsageError('no token: pass --token-file, set TOKA_TOKEN, or pass --token');
+  if (token.trim() === '') throw new UsageError(`${source} is empty`);
+  return token.trim();
 }
 
 export function required(value: string | undefined, flag: string): string {
