@@ -26,6 +26,9 @@ import {
 } from 'vscode-jsonrpc/node';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
 
+/** Re-exported for the test files that import it from here; new code imports it from './wait.js'. */
+export { waitFor } from './wait.js';
+
 export const TOKA_BIN = resolve('dist/toka.js');
 
 export interface ServeProcess {
@@ -269,15 +272,4 @@ class ClientWriter extends AbstractMessageWriter {
     return new Promise((res, rej) => this.ws.send(JSON.stringify(msg), (err) => (err ? rej(err) : res())));
   }
   end(): void {}
-}
-
-/** Poll `fn` until it returns a truthy value (or time out). */
-export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }

@@ -14,10 +14,10 @@ import {
   connectWs,
   spawnServe,
   tryUpgrade,
-  waitFor,
   type ServeProcess,
   type TokaWsClient,
 } from '../helpers/ws-client.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface Rec {
   seq: number;
