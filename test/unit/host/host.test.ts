@@ -158,7 +158,7 @@ describe('host', () => {
     const host = await Host.open({ dataDir: join(dir, 'd'), logger: quiet });
     await rejectsWith(Host.open({ dataDir: join(dir, 'd'), logger: quiet }), 'Conflict');
     await host.close();
-    (await Host.open({ dataDir: join(dir, 'd'), logger: quiet })).close();
+    await (await Host.open({ dataDir: join(dir, 'd'), logger: quiet })).close();
   });
 
   it('opens by replaying from zero when the newest snapshot was tampered with', async () => {
