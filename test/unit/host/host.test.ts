@@ -10,6 +10,7 @@ import { HostError } from '../../../server/host/errors.js';
 import { Host, type Session } from '../../../server/host/host.js';
 import { createLogger } from '../../../server/host/logger.js';
 import { stateDigest } from '../../../server/store/hash.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const quiet = createLogger({ level: 'silent' });
 
@@ -106,13 +107,20 @@ describe('host', () => {
     const seenByB: LogRecord[] = [];
     await host.subscribe(b, { afterSeq: 0 }, { onRecord: (r) => void seenByB.push(r), onEnd: () => undefined });
     const spawned = await host.submit(a, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'secret' } });
-    await host.submit(b, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'mine' } });
+    const mine = await host.submit(b, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'mine' } });
     const agentOfA = spawned.records[1].event.agent!;
     assert.deepEqual((await host.getState(b)).agents.map((x) => x.name).sort(), ['mine', 'root']);
-    assert.ok((await host.queryEvents(b, {})).every((r) => r.event.vault === 'vb'));
+    const queried = await host.queryEvents(b, {});
+    assert.ok(queried.length > 0, 'b sees its own events');
+    assert.ok(queried.every((r) => r.event.vault === 'vb'), JSON.stringify(queried));
+    const mineSeqs = mine.records.map((r) => r.seq);
+    assert.deepEqual(queried.map((r) => r.seq).slice(-mineSeqs.length), mineSeqs);
+    assert.ok(!queried.some((r) => spawned.records.some((s) => s.seq === r.seq)), "a's records are not in b's query");
     await rejectsWith(host.submit(b, { type: 'ScheduleAgentTask', agent: agentOfA, task: { description: 'steal' } }), 'CapabilityDenied');
-    await new Promise((r) => setImmediate(r));
-    assert.ok(seenByB.length > 0 && seenByB.every((r) => r.event.vault === 'vb'));
+    // The subscription is fed in log order: once b's last record arrived, any leak of a's earlier ones would have too.
+    await waitFor(() => seenByB.some((r) => r.seq === mineSeqs[mineSeqs.length - 1]), 5000, "b's last record on its subscription");
+    assert.ok(seenByB.every((r) => r.event.vault === 'vb'), JSON.stringify(seenByB));
+    assert.deepEqual(seenByB.map((r) => r.seq), queried.map((r) => r.seq));
     await host.close();
   });
 
@@ -125,12 +133,12 @@ describe('host', () => {
     await Promise.all(
       Array.from({ length: 20 }, (_, i) => host.submit(alice, { type: 'EmitObservation', agent: 'root', data: { i } })),
     );
-    await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
-    assert.equal(new Set(seqs).size, seqs.length);
-    assert.equal(seqs[seqs.length - 1], host.log.head().seq);
+    const head = host.log.head().seq;
+    await waitFor(() => seqs.includes(head), 5000, 'the head record on the subscription');
+    // One vault, so the subscription sees the whole log: every seq once, in order, no gap.
+    assert.deepEqual(seqs, Array.from({ length: head }, (_, i) => i + 1));
     await host.revoke(host.localSession('v'), { token: alice.token });
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => ended !== '', 5000, 'the subscription to end');
     assert.equal(ended, 'unauthenticated');
     await host.close();
   });
@@ -166,7 +174,12 @@ describe('host', () => {
     const host = await Host.open({ dataDir: data, logger: quiet, snapshotEvery: 2 });
     const alice = await tokenFor(host, 'v', ['agent:spawn']);
     for (let i = 0; i < 4; i++) await host.submit(alice, { type: 'SpawnSubAgent', parent: 'root', spec: { name: `a${i}` } });
-    await new Promise((r) => setTimeout(r, 20));
+    // Every snapshot that fell due is written: the newest is less than snapshotEvery (2) records behind the head.
+    const newest = await waitFor(async () => {
+      const snap = await host.log.latestSnapshot();
+      return snap !== null && snap.seq > host.log.head().seq - 2 ? snap : null;
+    }, 5000, 'the due snapshots to be written');
+    assert.ok(Object.values(newest.state.agents).some((a) => a.name === 'a0'), 'the newest snapshot holds the agent to tamper with');
     const live = stateDigest(host.worldState() as never);
     await host.close();
     const db = new Database(join(data, 'events.db'));
