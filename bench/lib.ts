@@ -20,7 +20,7 @@ export async function measure(rounds: number, round: () => Promise<number> | num
   return { perSecond: median(rates), rounds: rates };
 }
 
-/** Measure candidate and baseline in alternation (c, b, c, b, ...). */
+/** Measure candidate and baseline in alternation (c, b, b, c, c, b, ...). */
 export async function compare(
   rounds: number,
   candidate: () => Promise<number> | number,
@@ -29,8 +29,14 @@ export async function compare(
   const c: number[] = [];
   const b: number[] = [];
   for (let i = 0; i < rounds; i++) {
-    c.push((await measure(1, candidate)).perSecond);
-    b.push((await measure(1, baseline)).perSecond);
+    // Alternate which side goes first, so neither always runs on a warmer (or noisier) machine.
+    if (i % 2 === 0) {
+      c.push((await measure(1, candidate)).perSecond);
+      b.push((await measure(1, baseline)).perSecond);
+    } else {
+      b.push((await measure(1, baseline)).perSecond);
+      c.push((await measure(1, candidate)).perSecond);
+    }
   }
   const candidateRate = { perSecond: median(c), rounds: c };
   const baselineRate = { perSecond: median(b), rounds: b };

@@ -44,6 +44,8 @@ export async function benchTransport(): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), 'toka-bench-transport-'));
   // The in-process baseline runs without a rate limit, so the served host does too.
   const serve = await spawnServe({ args: ['--rate-limit', 'off'] });
+  // Every child started below is stopped in `finally`, so a failed comparison leaves nothing running.
+  const children: ChildProcess[] = [];
   try {
     const token = await cliMint(serve.dataDir, { sub: 'bench', vault: 'bench', perm: 'agent:spawn,observation:emit,state:read', ttl: '30m' });
     const ws = await connectWs(serve.wsUrl, token);
@@ -53,6 +55,7 @@ export async function benchTransport(): Promise<Row[]> {
 
     // --- WebSocket round trips ---------------------------------------------------------------------------
     const echoWs = echoServer('--ws', resultFile);
+    children.push(echoWs);
     const echoUrl = await new Promise<string>((res) => createInterface({ input: echoWs.stdout! }).once('line', res));
     const echoWsClient = await connectWs(echoUrl, 'unused');
     const wsRatio = await compare(ROUNDS, () => roundTrips(ws.connection), () => roundTrips(echoWsClient.connection));
@@ -65,7 +68,6 @@ export async function benchTransport(): Promise<Row[]> {
       target: 0.8,
     });
     await echoWsClient.close();
-    echoWs.kill();
 
     // --- submit over WebSocket, 64 clients, vs in process ----------------------------------------------------
     const clients = await Promise.all(Array.from({ length: SUBMIT_CLIENTS }, () => connectWs(serve.wsUrl, token)));
@@ -107,12 +109,14 @@ export async function benchTransport(): Promise<Row[]> {
     const stdioHost = spawnJsonRpcProcess(process.execPath, ['dist/toka.js', 'serve', '--stdio', '--data', join(dir, 'stdio')], {
       env: { TOKA_LOG_LEVEL: 'warn' },
     });
+    children.push(stdioHost.child);
     await stdioHost.connection.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { vault: 'bench' } });
     await stdioHost.connection.sendNotification('initialized', {});
     for (let i = 0; i < 3; i++) {
       await stdioHost.connection.sendRequest('toka/kernel/submit', { op: { type: 'SpawnSubAgent', parent: 'root', spec: { name: `agent-${i}` } } });
     }
     const echoStdio = spawnJsonRpcProcess(process.execPath, ['--import', 'tsx', 'bench/fixtures/echo-server.ts', '--stdio', resultFile]);
+    children.push(echoStdio.child);
     const stdioRatio = await compare(ROUNDS, () => roundTrips(stdioHost.connection), () => roundTrips(echoStdio.connection));
     rows.push({
       name: `toka/state/get over stdio (${IN_FLIGHT} in flight)`,
@@ -125,9 +129,9 @@ export async function benchTransport(): Promise<Row[]> {
     await stdioHost.connection.sendRequest('shutdown');
     await stdioHost.connection.sendNotification('exit');
     await stdioHost.close();
-    await echoStdio.close();
     return rows;
   } finally {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill();
     await serve.stop();
     rmSync(dir, { recursive: true, force: true });
   }
