@@ -9,14 +9,14 @@ import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
-import { ProgressType, ResponseError } from 'vscode-jsonrpc';
+import { ProgressType } from 'vscode-jsonrpc';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
 import { AdminOpenRequest, type AdminOpenResult } from '../../protocol/rpc/admin.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
-import { bindTokaProtocol, type RpcConnection } from './rpc.js';
+import { bindTokaProtocol, toResponseError, type RpcConnection } from './rpc.js';
 
 /** File name of the admin socket inside the data dir. */
 export const ADMIN_SOCKET_NAME = 'admin.sock';
@@ -88,10 +88,7 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
     for (const resolve of waiting) resolve();
   };
   const track = async <R>(fn: () => Promise<R> | R): Promise<R> => {
-    if (draining) {
-      const e = new HostError('Unavailable', 'host is shutting down');
-      throw new ResponseError(e.code, e.message, e.data);
-    }
+    if (draining) throw toResponseError(new HostError('Unavailable', 'host is shutting down'));
     inflight++;
     try {
       return await fn();
@@ -144,8 +141,7 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
           logger.debug('admin session open', { principal: session.principal, vault: session.claims.vault, local: session.local });
           return { principal: session.principal, vault: session.claims.vault, permissions: session.claims.permissions, local: session.local };
         } catch (err) {
-          const e = HostError.from(err);
-          throw new ResponseError(e.code, e.message, e.data);
+          throw toResponseError(err);
         }
       }),
     );

@@ -37,6 +37,12 @@ export interface RpcConnection {
 /** Most subscriptions one connection may hold. */
 export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 16;
 
+/** Anything thrown below an adapter as the JSON-RPC error of its answer (unknown errors become InternalError). */
+export function toResponseError(err: unknown): ResponseError<unknown> {
+  const e = HostError.from(err);
+  return new ResponseError(e.code, e.message, e.data);
+}
+
 export interface TokaBinding {
   /** End every subscription of this connection (call when it closes). */
   dispose(): void;
@@ -57,8 +63,7 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
         try {
           return await fn((params ?? {}) as P, token);
         } catch (err) {
-          const e = HostError.from(err);
-          throw new ResponseError(e.code, e.message, e.data);
+          throw toResponseError(err);
         }
       }),
     );

@@ -37,13 +37,13 @@ import type { WorkDoneProgressBegin, WorkDoneProgressEnd, WorkDoneProgressReport
 
 type WorkDoneProgressValue = WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd;
 import { format } from 'node:util';
-import { ErrorCodes } from '../../protocol/errors.js';
+import { ErrorCodes, type ErrorName } from '../../protocol/errors.js';
 import { MAX_MESSAGE_BYTES, TOKA_PROTOCOL_VERSION } from '../../protocol/rpc/index.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { TOKA_VERSION } from '../host/version.js';
-import { bindTokaProtocol, type RpcConnection, type TokaBinding } from './rpc.js';
+import { bindTokaProtocol, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
 
 export interface StdioOptions {
   logger: Logger;
@@ -145,7 +145,7 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
       } catch (err) {
         const e = HostError.from(err);
         logger.warn('initialize refused', { name: e.errorName, reason: e.details.reason });
-        throw new ResponseError(e.code, e.message, e.data);
+        throw toResponseError(e);
       }
       const features: string[] = [];
       const recording: RpcConnection = {
@@ -226,8 +226,8 @@ function readInitOptions(value: unknown): StdioInitializationOptions {
   return { token, vault };
 }
 
-function wireError(name: keyof typeof ErrorCodes, message: string, details: Record<string, unknown> = {}): ResponseError<unknown> {
-  return new ResponseError(ErrorCodes[name], message, { name, ...details });
+function wireError(name: ErrorName, message: string, details: Record<string, unknown> = {}): ResponseError<unknown> {
+  return toResponseError(new HostError(name, message, details));
 }
 
 function notInitialized(method: string): ResponseError<unknown> {
