@@ -167,6 +167,8 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     const names = (await client.listTools()).tools.map((t) => t.name);
     assert.ok(!names.includes('spawn_agent'));
     assert.ok(names.includes('get_state'));
+    const denials = () => Number(/toka_errors_total\{name="CapabilityDenied"\} (\d+)/.exec(host.metrics.render({ logSeq: 0, ready: true }))?.[1] ?? 0);
+    const deniedBefore = denials();
     const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'spawn_agent', arguments: { name: 'x' } } }), {
       authorization: `Bearer ${token}`,
       'mcp-session-id': transport.sessionId!,
@@ -174,6 +176,11 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     });
     assert.equal(res.status, 403);
     assert.match(res.headers.get('www-authenticate') ?? '', /error="insufficient_scope", scope="agent:spawn"/);
+    const refusal = (await res.json()) as { id: unknown; error: { code: number; data: { name: string; required: string } } };
+    assert.equal(refusal.id, 7);
+    assert.equal(refusal.error.code, -32001);
+    assert.deepEqual(refusal.error.data, { name: 'CapabilityDenied', required: 'agent:spawn' });
+    assert.equal(denials(), deniedBefore + 1, 'the host counted the refusal');
     const state = await client.callTool({ name: 'get_state', arguments: {} });
     assert.ok(!state.isError);
   });

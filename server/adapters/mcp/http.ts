@@ -10,8 +10,8 @@
  * - Auth: every request carries `Authorization: Bearer <capability token>`, verified by the host. Without a
  *   valid one: 401 with `WWW-Authenticate: Bearer resource_metadata="…/.well-known/oauth-protected-resource"`.
  *   A request for a session must come from the session's subject and vault (else 404, as for an unknown
- *   session). A `tools/call` for a tool whose permission the token lacks: 403 with
- *   `WWW-Authenticate: Bearer error="insufficient_scope", scope="<permission>"` (the host would refuse it).
+ *   session). Before a `tools/call`, the host authorises the tool's permission (`host.authorize`); its refusal
+ *   is answered 403 with `WWW-Authenticate: Bearer error="insufficient_scope", scope="<permission>"`.
  * - `GET /.well-known/oauth-protected-resource` (RFC 9728) describes the resource and its scopes.
  */
 import { randomUUID } from 'node:crypto';
@@ -20,7 +20,7 @@ import { resolve } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport, type EventStore } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ErrorCode, isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { PERMISSIONS, permits, type CapabilityClaims } from '../../../protocol/capability.js';
+import { PERMISSIONS } from '../../../protocol/capability.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
@@ -104,27 +104,39 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
   /** Verify the bearer token; on failure answer 401 and return null. */
   const authenticate = async (req: IncomingMessage, res: ServerResponse): Promise<Session | null> => {
     const token = bearerToken(req.headers.authorization);
-    const metadata = `${baseUrl(req)}${RESOURCE_METADATA_PATH}`;
     if (token === null) {
       req.resume();
       sendJsonRpcError(res, 401, ErrorCodes.Unauthenticated, 'a Bearer capability token is required', { name: 'Unauthenticated' }, {
-        'www-authenticate': `Bearer realm="toka", resource_metadata="${metadata}"`,
+        'www-authenticate': `Bearer realm="toka", resource_metadata="${baseUrl(req)}${RESOURCE_METADATA_PATH}"`,
       });
       return null;
     }
     try {
       return await host.authenticate(token);
     } catch (err) {
-      const e = HostError.from(err);
       req.resume();
-      if (e.errorName !== 'Unauthenticated') {
-        sendJsonRpcError(res, e.errorName === 'RateLimited' ? 429 : 503, e.code, e.message, e.data);
-        return null;
-      }
+      refuse(req, res, HostError.from(err));
+      return null;
+    }
+  };
+
+  /**
+   * Answer a host refusal: 401 `invalid_token` (Unauthenticated), 403 `insufficient_scope` (CapabilityDenied),
+   * 429 (RateLimited), else 503.
+   */
+  const refuse = (req: IncomingMessage, res: ServerResponse, e: HostError, id: string | number | null = null): void => {
+    const metadata = `${baseUrl(req)}${RESOURCE_METADATA_PATH}`;
+    if (e.errorName === 'Unauthenticated') {
       sendJsonRpcError(res, 401, e.code, e.message, e.data, {
         'www-authenticate': `Bearer realm="toka", error="invalid_token", error_description="${quoted(e.message)}", resource_metadata="${metadata}"`,
-      });
-      return null;
+      }, id);
+    } else if (e.errorName === 'CapabilityDenied') {
+      const scope = typeof e.data.required === 'string' ? `, scope="${quoted(e.data.required)}"` : '';
+      sendJsonRpcError(res, 403, e.code, e.message, e.data, {
+        'www-authenticate': `Bearer realm="toka", error="insufficient_scope"${scope}, resource_metadata="${metadata}"`,
+      }, id);
+    } else {
+      sendJsonRpcError(res, e.errorName === 'RateLimited' ? 429 : 503, e.code, e.message, e.data, {}, id);
     }
   };
 
@@ -206,14 +218,10 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     } else {
       live = sessionFor(req, res, caller);
       if (!live) return;
-      const missing = missingScope(messages as JSONRPCMessage[], caller.claims);
-      if (missing) {
-        return sendJsonRpcError(res, 403, ErrorCodes.CapabilityDenied, `token lacks ${missing}`, {
-          name: 'CapabilityDenied',
-          required: missing,
-        }, {
-          'www-authenticate': `Bearer realm="toka", error="insufficient_scope", scope="${missing}", resource_metadata="${baseUrl(req)}${RESOURCE_METADATA_PATH}"`,
-        }, idOf(messages));
+      try {
+        for (const permission of toolPermissions(messages)) await host.authorize(caller, permission);
+      } catch (err) {
+        return refuse(req, res, HostError.from(err), idOf(messages));
       }
     }
     await live.transport.handleRequest(req, res, body);
@@ -253,15 +261,16 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     },
   };
 
-  /** The first permission a `tools/call` in `messages` needs that `claims` lack. */
-  function missingScope(messages: JSONRPCMessage[], claims: CapabilityClaims): string | null {
+  /** The permissions the `tools/call` requests in `messages` name (the host decides whether the token holds them). */
+  function toolPermissions(messages: unknown[]): Set<string> {
+    const needed = new Set<string>();
     for (const m of messages) {
       if (typeof m !== 'object' || m === null || (m as { method?: unknown }).method !== 'tools/call') continue;
       const name = (m as { params?: { name?: unknown } }).params?.name;
       const permission = typeof name === 'string' ? registry.tool(name)?.spec.permission : null;
-      if (permission && !permits(claims.permissions, permission)) return permission;
+      if (permission) needed.add(permission);
     }
-    return null;
+    return needed;
   }
 }
 
