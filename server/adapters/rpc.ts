@@ -54,7 +54,9 @@ export interface TokaBinding {
  */
 export function bindTokaProtocol(connection: RpcConnection, host: Host, session: () => Session): TokaBinding {
   const subscriptions = new Map<string, Subscription>();
+  let pendingSubscriptions = 0;
   let nextSubscription = 1;
+  let disposed = false;
   const disposables: Disposable[] = [];
 
   const handle = <P, R>(method: string, fn: (params: P, token: CancellationToken) => Promise<R>) => {
@@ -102,7 +104,8 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
 
   handle(EventsSubscribeRequest.method, async (p) => {
     const params = object(p);
-    if (subscriptions.size >= MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+    // Concurrent subscribes all reach this check before any of them is stored: count those still pending.
+    if (subscriptions.size + pendingSubscriptions >= MAX_SUBSCRIPTIONS_PER_CONNECTION) {
       throw new HostError('LimitExceeded', `at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection`, {
         limit: 'subscriptionsPerConnection',
         max: MAX_SUBSCRIPTIONS_PER_CONNECTION,
@@ -110,28 +113,41 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
     }
     const id = `s${nextSubscription++}`;
     const headSeq = host.log.head().seq;
-    const sub = await host.subscribe(
-      session(),
-      {
-        afterSeq: optNumber(params, 'afterSeq') ?? headSeq,
-        agent: optString(params, 'agent'),
-        types: optStrings(params, 'types'),
-      },
-      {
-        onRecord: (record) => connection.sendNotification(EventsEventNotification.method, { subscription: id, record }),
-        onEnd: (end) => {
-          subscriptions.delete(id);
-          void connection
-            .sendNotification(EventsEndedNotification.method, {
-              subscription: id,
-              reason: end.reason,
-              ...('lastDeliveredSeq' in end ? { lastDeliveredSeq: end.lastDeliveredSeq } : {}),
-            })
-            .catch(() => undefined);
+    let ended = false;
+    let sub: Subscription;
+    pendingSubscriptions++;
+    try {
+      sub = await host.subscribe(
+        session(),
+        {
+          afterSeq: optNumber(params, 'afterSeq') ?? headSeq,
+          agent: optString(params, 'agent'),
+          types: optStrings(params, 'types'),
         },
-      },
-    );
-    subscriptions.set(id, sub);
+        {
+          onRecord: (record) => connection.sendNotification(EventsEventNotification.method, { subscription: id, record }),
+          onEnd: (end) => {
+            ended = true;
+            subscriptions.delete(id);
+            void connection
+              .sendNotification(EventsEndedNotification.method, {
+                subscription: id,
+                reason: end.reason,
+                ...('lastDeliveredSeq' in end ? { lastDeliveredSeq: end.lastDeliveredSeq } : {}),
+              })
+              .catch(() => undefined);
+          },
+        },
+      );
+    } finally {
+      pendingSubscriptions--;
+    }
+    if (disposed) {
+      // The connection went away while the host was subscribing: nobody would ever end this subscription.
+      sub.unsubscribe();
+      throw new HostError('Unavailable', 'the connection is closing');
+    }
+    if (!ended) subscriptions.set(id, sub);
     return { subscription: id, headSeq };
   });
 
@@ -217,6 +233,7 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
 
   return {
     dispose() {
+      disposed = true;
       for (const sub of subscriptions.values()) sub.unsubscribe();
       subscriptions.clear();
       for (const d of disposables) d.dispose();
