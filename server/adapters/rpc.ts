@@ -36,6 +36,8 @@ export interface RpcConnection {
 
 /** Most subscriptions one connection may hold. */
 export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 16;
+/** Most `toka/*` requests one connection may have unanswered at once; more are refused with LimitExceeded. */
+export const MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION = 32;
 
 /** Anything thrown below an adapter as the JSON-RPC error of its answer (unknown errors become InternalError). */
 export function toResponseError(err: unknown): ResponseError<unknown> {
@@ -58,14 +60,26 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
   let nextSubscription = 1;
   let disposed = false;
   const disposables: Disposable[] = [];
+  let inFlight = 0;
 
   const handle = <P, R>(method: string, fn: (params: P, token: CancellationToken) => Promise<R>) => {
     disposables.push(
       connection.onRequest(method, async (params, token) => {
+        if (inFlight >= MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION) {
+          throw toResponseError(
+            new HostError('LimitExceeded', `at most ${MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION} requests in flight per connection`, {
+              limit: 'requestsInFlightPerConnection',
+              max: MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION,
+            }),
+          );
+        }
+        inFlight++;
         try {
           return await fn((params ?? {}) as P, token);
         } catch (err) {
           throw toResponseError(err);
+        } finally {
+          inFlight--;
         }
       }),
     );
