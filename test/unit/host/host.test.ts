@@ -198,7 +198,7 @@ describe('host', () => {
 
   describe('replay (property)', () => {
     const vaults = ['v1', 'v2'];
-    const opArb = (agents: string[]) =>
+    const opArb = (agents: string[], tasks: { agent: string; id: string }[]) =>
       fc.oneof(
         fc.record({ type: fc.constant('SpawnSubAgent'), parent: fc.constantFrom('root', ...agents), spec: fc.record({ name: fc.string({ maxLength: 8 }) }) }),
         fc.record({
@@ -207,28 +207,44 @@ describe('host', () => {
           task: fc.record({ description: fc.string({ maxLength: 12 }), priority: fc.constantFrom('low', 'high', 'nope') }),
         }),
         fc.record({ type: fc.constant('EmitObservation'), agent: fc.constantFrom('root', 'missing', ...agents), data: fc.jsonValue({ maxDepth: 2 }) }),
+        // A task scheduled earlier (cancelled already or not; 'none' before any), sometimes named on the wrong agent.
+        fc.record(
+          {
+            type: fc.constant('CancelTask'),
+            target: tasks.length === 0 ? fc.constant({ agent: 'root', id: 'none' }) : fc.constantFrom(...tasks),
+            wrongAgent: fc.nat(4).map((n) => n === 0),
+            reason: fc.string({ maxLength: 8 }),
+          },
+          { requiredKeys: ['type', 'target', 'wrongAgent'] },
+        ).map(({ target, wrongAgent, ...rest }) => ({ ...rest, agent: wrongAgent ? 'root' : target.agent, task: target.id })),
         fc.record({ type: fc.constant('Bogus') }),
       );
 
     it('replaying the SQLite log from zero and from a snapshot gives the live state digest', async () => {
       let run = 0;
+      const produced = new Set<string>();
       await fc.assert(
         fc.asyncProperty(
-          fc.array(fc.tuple(fc.constantFrom(0, 1), fc.nat(10), fc.integer({ min: 0, max: 1_000_000 })), { minLength: 1, maxLength: 40 }),
+          fc.array(fc.tuple(fc.constantFrom(0, 1), fc.nat(10), fc.integer({ min: 0, max: 1_000_000 })), { minLength: 1, maxLength: 40, size: 'medium' }),
           fc.integer({ min: 1, max: 12 }),
           async (steps, snapshotEvery) => {
             const data = join(dir, `p${run++}`);
             const host = await Host.open({ dataDir: data, logger: quiet, snapshotEvery, rateLimit: false });
             const sessions = await Promise.all(
-              vaults.map((v) => tokenFor(host, v, ['agent:spawn', 'task:schedule', 'observation:emit'], `s-${v}`)),
+              vaults.map((v) => tokenFor(host, v, ['agent:spawn', 'task:schedule', 'task:cancel', 'observation:emit'], `s-${v}`)),
             );
             const known: string[][] = [[], []];
+            const tasks: { agent: string; id: string }[][] = [[], []];
             for (const [vi, pick, seed] of steps) {
-              const op = fc.sample(opArb(known[vi]), { seed, numRuns: 1 })[0] as Operation;
+              const op = fc.sample(opArb(known[vi], tasks[vi]), { seed, numRuns: 1 })[0] as Operation;
               void pick;
               try {
                 const r = await host.submit(sessions[vi], op);
-                for (const rec of r.records) if (rec.event.type === 'AgentSpawned') known[vi].push(rec.event.agent!);
+                for (const rec of r.records) {
+                  produced.add(rec.event.type);
+                  if (rec.event.type === 'AgentSpawned') known[vi].push(rec.event.agent!);
+                  if (rec.event.type === 'TaskScheduled') tasks[vi].push({ agent: rec.event.agent!, id: (rec.event as { task: { id: string } }).task.id });
+                }
               } catch (err) {
                 assert.ok(err instanceof HostError);
               }
@@ -245,6 +261,7 @@ describe('host', () => {
         ),
         { numRuns: 25 },
       );
+      for (const t of ['AgentSpawned', 'TaskScheduled', 'TaskCancelled', 'ObservationEmitted']) assert.ok(produced.has(t), `never produced ${t}`);
     });
   });
 });
