@@ -43,6 +43,7 @@ import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { TOKA_VERSION } from '../host/version.js';
+import { invalidJsonRpcMessage } from './jsonrpc-frames.js';
 import { bindTokaProtocol, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
 
 export interface StdioOptions {
@@ -269,7 +270,7 @@ class GuardedReader implements MessageReader {
 
   listen(callback: DataCallback): Disposable {
     return this.inner.listen((message) => {
-      const problem = invalidMessage(message);
+      const problem = invalidJsonRpcMessage(message);
       if (problem === null) callback(message);
       else this.reject(problem.id, ErrorCodes.InvalidRequest, `invalid request: ${problem.reason}`, { name: 'InvalidRequest' });
     });
@@ -282,25 +283,6 @@ class GuardedReader implements MessageReader {
   private reject(id: string | number | null, code: number, message: string, data: Record<string, unknown>): void {
     this.respond({ jsonrpc: '2.0', id, error: { code, message, data } });
   }
-}
-
-function invalidMessage(message: unknown): { id: string | number | null; reason: string } | null {
-  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-    return { id: null, reason: Array.isArray(message) ? 'batches are not supported' : 'not an object' };
-  }
-  const m = message as Record<string, unknown>;
-  const id = typeof m.id === 'string' || typeof m.id === 'number' ? m.id : null;
-  if (m.jsonrpc !== '2.0') return { id, reason: 'jsonrpc must be "2.0"' };
-  if ('method' in m) {
-    if (typeof m.method !== 'string') return { id, reason: 'method must be a string' };
-    if (m.id !== undefined && id === null) return { id, reason: 'id must be a string or a number' };
-    if (m.params !== undefined && (typeof m.params !== 'object' || m.params === null)) {
-      return { id, reason: 'params must be an object or an array' };
-    }
-    return null;
-  }
-  if ('result' in m || 'error' in m) return null;
-  return { id, reason: 'neither a request, a notification nor a response' };
 }
 
 /** Send `console.*` to the logger while stdout is the wire; returns the restore function. */

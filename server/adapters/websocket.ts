@@ -23,6 +23,7 @@ import { ErrorCodes } from '../../protocol/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { bearerToken } from './http-request.js';
+import { invalidJsonRpcMessage } from './jsonrpc-frames.js';
 import { bindTokaProtocol, type RpcConnection } from './rpc.js';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 
@@ -243,21 +244,9 @@ export class WsMessageReader extends AbstractMessageReader implements MessageRea
     } catch {
       return this.reject(null, 'ParseError', 'Parse error: not valid JSON');
     }
-    if (Array.isArray(parsed)) return this.reject(null, 'InvalidRequest', 'batch requests are not supported');
-    if (typeof parsed !== 'object' || parsed === null) return this.reject(null, 'InvalidRequest', 'a JSON-RPC message must be an object');
-    const m = parsed as Record<string, unknown>;
-    const id = typeof m.id === 'string' || typeof m.id === 'number' ? m.id : null;
-    if (m.jsonrpc !== '2.0') return this.reject(id, 'InvalidRequest', 'jsonrpc must be "2.0"');
-    if ('method' in m) {
-      if (typeof m.method !== 'string') return this.reject(id, 'InvalidRequest', 'method must be a string');
-      if ('id' in m && id === null) return this.reject(null, 'InvalidRequest', 'id must be a string or a number');
-      if (m.params !== undefined && (typeof m.params !== 'object' || m.params === null)) {
-        return this.reject(id, 'InvalidRequest', 'params must be an object or an array');
-      }
-    } else if (id === null || !('result' in m || 'error' in m)) {
-      return this.reject(id, 'InvalidRequest', 'not a JSON-RPC request, notification or response');
-    }
-    this.callback?.(m as unknown as Message);
+    const problem = invalidJsonRpcMessage(parsed);
+    if (problem !== null) return this.reject(problem.id, 'InvalidRequest', `invalid request: ${problem.reason}`);
+    this.callback?.(parsed as Message);
   }
 
   private reject(id: string | number | null, name: 'ParseError' | 'InvalidRequest', message: string): void {
