@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ErrorCodes } from '../../../protocol/errors.js';
-import type { GrantCreated, ObservationEmitted, TaskScheduled } from '../../../protocol/kernel.js';
+import type { GrantCreated, KernelEvent, ObservationEmitted, TaskScheduled } from '../../../protocol/kernel.js';
 import { KernelError } from '../../../server/kernel/errors.js';
 import { Kernel, emptyState } from '../../../server/kernel/kernel.js';
 import { claims, digest, envelope, throwsKernel } from './helpers.js';
@@ -66,20 +66,34 @@ describe('kernel core operations', () => {
   });
 
   it('CancelTask removes exactly that task from the queue, and replays', () => {
-    const { kernel, worker } = withWorker();
+    const kernel = new Kernel();
+    const log: KernelEvent[] = [];
+    const run = (op: Record<string, unknown>) => {
+      const out = kernel.execute(envelope(op));
+      log.push(...(JSON.parse(JSON.stringify(out)) as KernelEvent[]));
+      return out;
+    };
+    const worker = run({ type: 'SpawnSubAgent', parent: 'root', spec: { name: 'worker' } })[1].agent!;
     const ids = ['one', 'two', 'three'].map((description) => {
-      const [e] = kernel.execute(envelope({ type: 'ScheduleAgentTask', agent: worker, task: { description } })) as TaskScheduled[];
+      const [e] = run({ type: 'ScheduleAgentTask', agent: worker, task: { description } }) as TaskScheduled[];
       return e.task.id;
     });
-    const events = kernel.execute(envelope({ type: 'CancelTask', agent: worker, task: ids[1], reason: 'superseded' }));
+    const events = run({ type: 'CancelTask', agent: worker, task: ids[1], reason: 'superseded' });
     assert.deepEqual(
       events.map((e) => [e.type, (e as { task?: string }).task, (e as { reason?: string }).reason]),
       [['TaskCancelled', ids[1], 'superseded']],
     );
     assert.deepEqual(kernel.state.tasks[worker].map((t) => t.description), ['one', 'three']);
     throwsKernel(() => kernel.execute(envelope({ type: 'CancelTask', agent: worker, task: ids[1] })), 'UnknownEntity', { entity: 'task', id: ids[1] });
-    const replayed = new Kernel({ state: kernel.snapshot() });
+    // Replaying the emitted events from zero reproduces the live state, the cancellation included.
+    const replayed = new Kernel();
+    for (const e of log) replayed.apply(e);
     assert.deepEqual(replayed.state.tasks[worker].map((t) => t.id), [ids[0], ids[2]]);
+    assert.equal(digest(replayed.state), digest(kernel.state));
+    // And the TaskCancelled event is what removes the task: without it the replay still holds it.
+    const withoutCancel = new Kernel();
+    for (const e of log.slice(0, -1)) withoutCancel.apply(e);
+    assert.deepEqual(withoutCancel.state.tasks[worker].map((t) => t.id), ids);
   });
 
   it('CancelTask of a task queued on another agent is UnknownEntity', () => {
