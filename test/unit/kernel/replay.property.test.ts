@@ -18,6 +18,8 @@ const tokens: CapabilityClaims[] = [
  * existing agent / grant (of either vault) when the step runs.
  */
 const agentRef = fc.oneof(fc.constantFrom('root', 'root:A', 'root:B', 'ghost'), fc.nat({ max: 20 }).map((i) => `$agent${i}`));
+/** `$task<n>`: the n-th task scheduled so far (queued or already cancelled), or a stranger. */
+const taskRef = fc.oneof({ arbitrary: fc.nat({ max: 20 }).map((i) => `$task${i}`), weight: 4 }, fc.constant('ghost-task'));
 const grantRef = fc.oneof(fc.constant('nope'), fc.nat({ max: 20 }).map((i) => `$grant${i}`));
 const perms = fc.oneof(
   { arbitrary: fc.subarray(['task:schedule', 'agent:spawn', 'state:read', 'capability:grant', 'task:*'], { minLength: 1, maxLength: 3 }), weight: 4 },
@@ -32,6 +34,11 @@ const op = fc.oneof(
     task: fc.record({ description: fc.string({ maxLength: 12 }), priority: fc.constantFrom('high', 'low', 'medium', 'bad') }, { requiredKeys: ['description'] }),
   }),
   fc.record({ type: fc.constant('EmitObservation'), agent: agentRef, data: fc.jsonValue({ maxDepth: 3 }) }),
+  // `$owner` names the agent the task was scheduled on.
+  fc.record(
+    { type: fc.constant('CancelTask'), agent: fc.oneof({ arbitrary: fc.constant('$owner'), weight: 4 }, agentRef), task: taskRef, reason: fc.string({ maxLength: 6 }) },
+    { requiredKeys: ['type', 'agent', 'task'] },
+  ),
   fc.record({ type: fc.constant('CreateGrant'), subject: fc.constantFrom('dave', ''), permissions: perms, label: fc.string({ maxLength: 4 }) }, { requiredKeys: ['type', 'subject', 'permissions'] }),
   fc.record({ type: fc.constant('RevokeGrant'), grant: grantRef }),
   fc.record({ type: fc.constant('RevokeToken'), jti: fc.constantFrom('ja', 'jb', 'jc', 'x1'), exp: fc.nat({ max: 5 }) }),
@@ -42,11 +49,26 @@ const op = fc.oneof(
 
 const step = fc.record({ token: fc.nat({ max: tokens.length - 1 }), op, spoof: fc.boolean() });
 
-/** Replace `$agent<n>` / `$grant<n>` references by ids existing in `state`. */
-function resolve(op: unknown, state: Readonly<WorldState>): unknown {
+/**
+ * Replace `$agent<n>` / `$grant<n>` references by ids existing in `state`, `$task<n>` by the n-th of the
+ * `scheduled` tasks and `$owner` by the agent that task was scheduled on.
+ */
+function resolve(op: unknown, state: Readonly<WorldState>, scheduled: readonly { agent: string; task: string }[]): unknown {
   if (op === null || typeof op !== 'object') return op;
   const out: Record<string, unknown> = { ...(op as Record<string, unknown>) };
+  let owner = 'none';
   for (const [key, v] of Object.entries(out)) {
+    const t = typeof v === 'string' ? /^\$task(\d+)$/.exec(v) : null;
+    if (!t) continue;
+    const picked = scheduled.length === 0 ? undefined : scheduled[Number(t[1]) % scheduled.length];
+    out[key] = picked?.task ?? 'none';
+    owner = picked?.agent ?? 'none';
+  }
+  for (const [key, v] of Object.entries(out)) {
+    if (v === '$owner') {
+      out[key] = owner;
+      continue;
+    }
     const m = typeof v === 'string' ? /^\$(agent|grant)(\d+)$/.exec(v) : null;
     if (!m) continue;
     const ids = Object.keys(m[1] === 'agent' ? state.agents : state.grants);
@@ -68,6 +90,7 @@ describe('kernel replay (property)', () => {
       fc.property(fc.array(step, { maxLength: 60, size: 'medium' }), fc.nat(), (steps, cut) => {
         const live = new Kernel();
         const log: KernelEvent[] = [];
+        const scheduled: { agent: string; task: string }[] = [];
         const cutAt = steps.length === 0 ? 0 : cut % (steps.length + 1);
         let snapshot: { state: WorldState; logLength: number } | undefined;
         steps.forEach((s, i) => {
@@ -81,10 +104,13 @@ describe('kernel replay (property)', () => {
               origin: s.spoof && i % 7 === 0 ? 'mallory' : c.sub,
               claims: c,
               ids: [`n${i}-0`, `n${i}-1`],
-              op: resolve(s.op, live.state) as never,
+              op: resolve(s.op, live.state, scheduled) as never,
             });
             log.push(...(JSON.parse(JSON.stringify(events)) as KernelEvent[]));
-            for (const e of events) seen.accepted.add(`${e.type}@${e.vault}`);
+            for (const e of events) {
+              seen.accepted.add(`${e.type}@${e.vault}`);
+              if (e.type === 'TaskScheduled') scheduled.push({ agent: e.agent!, task: (e as { task: { id: string } }).task.id });
+            }
           } catch (e) {
             if (!(e instanceof KernelError)) throw e;
             seen.rejected.add(e.code);
@@ -103,7 +129,7 @@ describe('kernel replay (property)', () => {
       { numRuns: 300 },
     );
     // The generator must exercise both vaults, every core event and every error code.
-    for (const t of ['AgentSpawned', 'TaskScheduled', 'ObservationEmitted', 'GrantCreated', 'GrantRevoked', 'TokenRevoked', 'CapabilityDelegated']) {
+    for (const t of ['AgentSpawned', 'TaskScheduled', 'TaskCancelled', 'ObservationEmitted', 'GrantCreated', 'GrantRevoked', 'TokenRevoked', 'CapabilityDelegated']) {
       assert.ok(seen.accepted.has(`${t}@A`) || seen.accepted.has(`${t}@B`), `never produced ${t}`);
     }
     assert.ok(seen.accepted.has('AgentSpawned@A') && seen.accepted.has('AgentSpawned@B'));
