@@ -287,3 +287,66 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     assert.equal(res.status, 404);
   });
 });
+
+describe('MCP over Streamable HTTP: opening sessions', function () {
+  this.timeout(20_000);
+  let host: Host;
+  let http: HttpServer;
+  let mcp: McpHttpMount;
+  let url: URL;
+
+  before(async () => {
+    const frozen = Date.now();
+    // A frozen clock: the rate-limit bucket (burst 5) never refills, so every charge is counted exactly.
+    host = await Host.open({ dataDir: null, logger, now: () => frozen, rateLimit: { ratePerSec: 1, burst: 5 } });
+    http = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger });
+    mcp = mountMcpHttp(http, host, { logger, registry: createTokaRegistry(), maxSessionsPerPrincipal: 2 });
+    url = new URL(`${http.url}/mcp`);
+  });
+
+  after(async () => {
+    await mcp.close();
+    await http.close();
+    await host.close();
+  });
+
+  const mint = async (subject: string) =>
+    (await host.mint(host.localSession(VAULT), { subject, permissions: ['*'], ttlSeconds: 900 })).token;
+
+  const initialize = async (token: string) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      }),
+    });
+    const text = await res.text();
+    const refusal = res.status === 200 ? null : ((JSON.parse(text) as { error: { data: { name: string; limit?: string } } }).error.data);
+    return { status: res.status, session: res.headers.get('mcp-session-id'), refusal };
+  };
+
+  it('caps the sessions of one subject (concurrent initializes included) and charges each initialize to its rate limit', async () => {
+    const alice = await mint('alice');
+    const first = await Promise.all([initialize(alice), initialize(alice), initialize(alice)]);
+    assert.deepEqual(first.map((r) => r.status).sort(), [200, 200, 429]);
+    assert.deepEqual(first.find((r) => r.status === 429)?.refusal, { name: 'LimitExceeded', limit: 'mcp.maxSessionsPerPrincipal', max: 2 });
+    assert.equal(mcp.sessions, 2);
+
+    const bob = await initialize(await mint('bob'));
+    assert.equal(bob.status, 200, 'another subject has its own cap and bucket');
+
+    const ended = await fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${alice}`, 'mcp-session-id': first.find((r) => r.session)!.session! } });
+    assert.equal(ended.status, 200);
+    assert.equal((await initialize(alice)).status, 200, 'an ended session frees its slot');
+    assert.equal((await initialize(alice)).refusal?.limit, 'mcp.maxSessionsPerPrincipal');
+    // Five initializes charged alice's bucket of five: the sixth is refused by the rate limit itself.
+    const limited = await initialize(alice);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.refusal?.name, 'RateLimited');
+    assert.equal(mcp.sessions, 3);
+  });
+});

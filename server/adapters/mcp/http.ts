@@ -4,7 +4,9 @@
  *
  * - Sessions: `initialize` without `mcp-session-id` opens one (an SDK transport + a Toka MCP session bound to
  *   the token's subject and vault); POST, GET (standalone SSE stream) and DELETE (end) route by the header.
- *   Idle sessions (no request for `idleTimeoutMs`) are closed; at most `maxSessions` live at once.
+ *   Idle sessions (no request for `idleTimeoutMs`) are closed; at most `maxSessions` live at once, and at most
+ *   `maxSessionsPerPrincipal` of one subject. An `initialize` re-verifies the token and is charged to the
+ *   caller's rate limit (`host.check`), so opening sessions is not free.
  * - Resumption: every SSE event gets an id; a GET with `Last-Event-ID` replays what followed it on that
  *   stream (a bounded in-memory window per session).
  * - Auth: every request carries `Authorization: Bearer <capability token>`, verified by the host. Without a
@@ -43,6 +45,8 @@ export interface McpHttpOptions extends McpServerOptions {
   idleTimeoutMs?: number;
   /** Most live sessions (default 256); an initialize beyond it gets 503. */
   maxSessions?: number;
+  /** Most live sessions of one subject (default 32); an initialize beyond it gets 429. */
+  maxSessionsPerPrincipal?: number;
   /** Largest POST body (default 4 MiB); larger gets 413. */
   maxBodyBytes?: number;
   /** SSE events kept per session for `Last-Event-ID` resumption (default 1000). */
@@ -79,10 +83,18 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
   const logger = options.logger;
   const idleMs = options.idleTimeoutMs ?? 15 * 60_000;
   const maxSessions = options.maxSessions ?? 256;
+  const maxPerPrincipal = options.maxSessionsPerPrincipal ?? 32;
   const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
   const replayWindow = options.replayWindow ?? 1000;
   const sessions = new Map<string, LiveSession>();
-  let pending = 0;
+  /** Callers whose initialize is in progress: they hold a session slot until it has registered (or failed). */
+  const opening = new Set<Session>();
+  const sessionsOf = (principal: string): number => {
+    let n = 0;
+    for (const live of sessions.values()) if (live.session.principal === principal) n++;
+    for (const caller of opening) if (caller.principal === principal) n++;
+    return n;
+  };
 
   const sweeper = setInterval(() => {
     const cutoff = Date.now() - idleMs;
@@ -200,32 +212,52 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
       return sendJsonRpcError(res, 400, ErrorCode.ParseError, 'Parse error: body is not valid JSON', { name: 'ParseError' });
     }
     const messages = Array.isArray(body) ? body : [body];
-    let live: LiveSession | null;
     if (req.headers['mcp-session-id'] === undefined && messages.some((m) => isInitializeRequest(m))) {
-      if (sessions.size + pending >= maxSessions) {
-        return sendJsonRpcError(res, 503, ErrorCodes.LimitExceeded, `more than ${maxSessions} MCP sessions`, {
-          name: 'LimitExceeded',
-          limit: 'mcp.maxSessions',
-          max: maxSessions,
-        });
-      }
-      pending++;
-      try {
-        live = await open(caller);
-      } finally {
-        pending--;
-      }
-    } else {
-      live = sessionFor(req, res, caller);
-      if (!live) return;
-      try {
-        for (const permission of toolPermissions(messages)) await host.authorize(caller, permission);
-      } catch (err) {
-        return refuse(req, res, HostError.from(err), idOf(messages));
-      }
+      return initialize(req, res, caller, body);
+    }
+    const live = sessionFor(req, res, caller);
+    if (!live) return;
+    try {
+      for (const permission of toolPermissions(messages)) await host.authorize(caller, permission);
+    } catch (err) {
+      return refuse(req, res, HostError.from(err), idOf(messages));
     }
     await live.transport.handleRequest(req, res, body);
   });
+
+  /** Open a session for an `initialize`: charged to the caller, within the session caps. */
+  const initialize = async (req: IncomingMessage, res: ServerResponse, caller: Session, body: unknown): Promise<void> => {
+    try {
+      await host.check(caller);
+    } catch (err) {
+      return refuse(req, res, HostError.from(err), idOf(Array.isArray(body) ? body : [body]));
+    }
+    if (sessions.size + opening.size >= maxSessions) {
+      return sendJsonRpcError(res, 503, ErrorCodes.LimitExceeded, `more than ${maxSessions} MCP sessions`, {
+        name: 'LimitExceeded',
+        limit: 'mcp.maxSessions',
+        max: maxSessions,
+      });
+    }
+    if (sessionsOf(caller.principal) >= maxPerPrincipal) {
+      return sendJsonRpcError(res, 429, ErrorCodes.LimitExceeded, `more than ${maxPerPrincipal} MCP sessions of ${caller.principal}`, {
+        name: 'LimitExceeded',
+        limit: 'mcp.maxSessionsPerPrincipal',
+        max: maxPerPrincipal,
+      });
+    }
+    opening.add(caller);
+    let live: LiveSession;
+    try {
+      live = await open(caller);
+      await live.transport.handleRequest(req, res, body);
+    } finally {
+      opening.delete(caller);
+    }
+    // An initialize the SDK refused registered no session: close what was opened for it.
+    const id = live.transport.sessionId;
+    if (id === undefined || sessions.get(id) !== live) await live.mcp.close();
+  };
 
   const byHeader = async (req: IncomingMessage, res: ServerResponse) => {
     const caller = await authenticate(req, res);
