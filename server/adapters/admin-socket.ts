@@ -8,7 +8,6 @@
 import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { ProgressType } from 'vscode-jsonrpc';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
@@ -16,6 +15,7 @@ import { AdminOpenRequest, type AdminOpenResult } from '../../protocol/rpc/admin
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
+import { FrameGuard } from './jsonrpc-frames.js';
 import { bindTokaProtocol, toResponseError, type RpcConnection } from './rpc.js';
 
 /** File name of the admin socket inside the data dir. */
@@ -24,8 +24,6 @@ export const ADMIN_SOCKET_NAME = 'admin.sock';
 export const MAX_ADMIN_CONNECTIONS = 64;
 /** Longest socket path accepted (sockaddr_un holds 104 bytes on macOS, 108 on Linux, NUL included). */
 export const MAX_SOCKET_PATH_BYTES = 103;
-/** Longest header block of one framed message. */
-const MAX_HEADER_BYTES = 8 * 1024;
 /** How long `close()` waits for in-flight requests, then for connections to end. */
 const DRAIN_TIMEOUT_MS = 10_000;
 const END_TIMEOUT_MS = 2_000;
@@ -110,7 +108,7 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
   });
 
   function serveConnection(socket: Socket): void {
-    const guard = new FrameGuard(MAX_MESSAGE_BYTES);
+    const guard = new FrameGuard({ maxBodyBytes: MAX_MESSAGE_BYTES });
     guard.on('error', (err) => {
       logger.warn('admin connection dropped', { reason: err.message });
       socket.destroy();
@@ -223,46 +221,4 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
       return closing;
     },
   };
-}
-
-/**
- * Checks the `Content-Length` framing of the incoming byte stream and fails the stream (so the connection
- * is dropped) on a message larger than `maxBytes` or a header block larger than 8 KiB. Bytes pass through
- * unchanged to the message reader.
- */
-class FrameGuard extends Transform {
-  private header = '';
-  private remaining = 0;
-
-  constructor(private readonly maxBytes: number) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    let offset = 0;
-    while (offset < chunk.length) {
-      if (this.remaining > 0) {
-        const n = Math.min(this.remaining, chunk.length - offset);
-        offset += n;
-        this.remaining -= n;
-        continue;
-      }
-      const seen = this.header.length;
-      const text = this.header + chunk.toString('latin1', offset);
-      const end = text.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (text.length > MAX_HEADER_BYTES) return callback(new Error(`message header over ${MAX_HEADER_BYTES} bytes`));
-        this.header = text;
-        break;
-      }
-      const match = /(?:^|\r\n)content-length:\s*(\d+)\s*(?:\r\n|$)/i.exec(text.slice(0, end));
-      if (!match) return callback(new Error('message header without Content-Length'));
-      const length = Number(match[1]);
-      if (length > this.maxBytes) return callback(new Error(`message of ${length} bytes over the ${this.maxBytes}-byte limit`));
-      offset += end + 4 - seen;
-      this.header = '';
-      this.remaining = length;
-    }
-    callback(null, chunk);
-  }
 }

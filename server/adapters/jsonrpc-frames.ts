@@ -1,4 +1,112 @@
-/** What the JSON-RPC readers of the stdio face and the WebSocket face share. */
+/**
+ * What the JSON-RPC readers of the stdio face, the admin socket and the WebSocket face share: a guard on
+ * `Content-Length` framing that refuses a frame by its header before its body is buffered, and the check that
+ * a parsed JSON value is a JSON-RPC 2.0 message.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+
+/** Longest header block of one framed message. */
+export const MAX_HEADER_BYTES = 8 * 1024;
+
+const TERMINATOR = Buffer.from('\r\n\r\n', 'latin1');
+/** Bytes searched for the terminator: a header block of MAX_HEADER_BYTES plus the terminator itself. */
+const HEADER_WINDOW = MAX_HEADER_BYTES + TERMINATOR.length;
+
+/** A frame the guard refused. */
+export type FrameProblem =
+  | { kind: 'bodyTooLarge'; declared: number; max: number }
+  | { kind: 'noContentLength' }
+  | { kind: 'headerTooLarge'; max: number };
+
+/** The error a FrameGuard fails its stream with. */
+export class FrameError extends Error {
+  constructor(readonly problem: FrameProblem) {
+    super(describeFrameProblem(problem));
+  }
+}
+
+export function describeFrameProblem(problem: FrameProblem): string {
+  switch (problem.kind) {
+    case 'bodyTooLarge':
+      return `message of ${problem.declared} bytes over the ${problem.max}-byte limit`;
+    case 'noContentLength':
+      return 'message header without a numeric Content-Length';
+    case 'headerTooLarge':
+      return `message header over ${problem.max} bytes`;
+  }
+}
+
+export interface FrameGuardOptions {
+  /** Largest body accepted, by its declared `Content-Length`. */
+  maxBodyBytes: number;
+  /**
+   * Without it, every refused frame fails the stream with a FrameError. With it, a frame the guard can step
+   * over — a body over `maxBodyBytes` (skipped as it arrives, never buffered) or a header block without
+   * `Content-Length` — is dropped and reported here, and the stream goes on. A header block over
+   * MAX_HEADER_BYTES always fails the stream: where the next frame starts is unknown.
+   */
+  onDropped?: (problem: FrameProblem) => void;
+}
+
+/**
+ * Checks the `Content-Length` framing of an incoming byte stream before a message reader buffers anything.
+ * Accepted frames pass through byte for byte; a header block is held back (at most MAX_HEADER_BYTES) until
+ * it is complete, a body streams through as it arrives.
+ */
+export class FrameGuard extends Transform {
+  /** Bytes of an incomplete header block. */
+  private header: Buffer = Buffer.alloc(0);
+  /** Body bytes still to pass (or to skip, when `skipping`). */
+  private remaining = 0;
+  private skipping = false;
+
+  constructor(private readonly options: FrameGuardOptions) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, chunk.length - offset);
+        if (!this.skipping) this.push(chunk.subarray(offset, offset + n));
+        offset += n;
+        this.remaining -= n;
+        continue;
+      }
+      const held = this.header.length;
+      const window =
+        held > 0
+          ? Buffer.concat([this.header, chunk.subarray(offset, offset + HEADER_WINDOW - held)])
+          : chunk.subarray(offset, offset + HEADER_WINDOW);
+      const end = window.indexOf(TERMINATOR);
+      if (end < 0) {
+        if (window.length >= HEADER_WINDOW) return callback(new FrameError({ kind: 'headerTooLarge', max: MAX_HEADER_BYTES }));
+        this.header = Buffer.from(window);
+        break;
+      }
+      offset += end + TERMINATOR.length - held;
+      this.header = Buffer.alloc(0);
+      const match = /(?:^|\r\n)content-length:[ \t]*(\d+)[ \t]*(?:\r\n|$)/i.exec(window.toString('latin1', 0, end));
+      const problem: FrameProblem | null = !match
+        ? { kind: 'noContentLength' }
+        : Number(match[1]) > this.options.maxBodyBytes
+          ? { kind: 'bodyTooLarge', declared: Number(match[1]), max: this.options.maxBodyBytes }
+          : null;
+      if (problem === null) {
+        this.push(window.subarray(0, end + TERMINATOR.length));
+        this.remaining = Number(match![1]);
+        this.skipping = false;
+        continue;
+      }
+      if (!this.options.onDropped) return callback(new FrameError(problem));
+      this.options.onDropped(problem);
+      this.remaining = problem.kind === 'bodyTooLarge' ? problem.declared : 0;
+      this.skipping = true;
+    }
+    callback();
+  }
+}
 
 /** Why a parsed JSON value is not a JSON-RPC 2.0 message, with the id to answer with; null when it is one. */
 export interface InvalidMessage {

@@ -36,6 +36,7 @@ import {
 import type { WorkDoneProgressBegin, WorkDoneProgressEnd, WorkDoneProgressReport } from 'vscode-languageserver/node';
 
 type WorkDoneProgressValue = WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd;
+import { pipeline } from 'node:stream';
 import { format } from 'node:util';
 import { ErrorCodes, type ErrorName } from '../../protocol/errors.js';
 import { MAX_MESSAGE_BYTES, TOKA_PROTOCOL_VERSION } from '../../protocol/rpc/index.js';
@@ -43,7 +44,7 @@ import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { TOKA_VERSION } from '../host/version.js';
-import { invalidJsonRpcMessage } from './jsonrpc-frames.js';
+import { describeFrameProblem, FrameError, FrameGuard, invalidJsonRpcMessage, type FrameProblem } from './jsonrpc-frames.js';
 import { bindTokaProtocol, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
 
 export interface StdioOptions {
@@ -81,8 +82,6 @@ const SERVER_NOT_INITIALIZED = LspErrorCodes.ServerNotInitialized;
 /** How often to check that the client process named by `processId` is alive. */
 const CLIENT_WATCH_MS = 3000;
 
-class MessageTooLargeError extends Error {}
-
 /**
  * Serve `host` over a stdio connection until the client sends `exit` or the input closes. The host is not
  * closed here (the caller opened it); subscriptions of the connection are ended.
@@ -93,18 +92,10 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
   const output = options.output ?? process.stdout;
 
   const writer = new StreamMessageWriter(output);
-  const reader = new GuardedReader(
-    new StreamMessageReader(input, {
-      contentTypeDecoder: {
-        name: 'application/json',
-        decode: async (buffer: Uint8Array) => {
-          if (buffer.byteLength > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(`message exceeds ${MAX_MESSAGE_BYTES} bytes`);
-          return JSON.parse(Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength).toString('utf8')) as Message;
-        },
-      },
-    }),
-    (response) => void writer.write(response).catch(() => undefined),
-  );
+  // The guard refuses an oversized body by its Content-Length, before the message reader buffers it.
+  const guard = new FrameGuard({ maxBodyBytes: MAX_MESSAGE_BYTES, onDropped: (problem) => reader.refuse(problem) });
+  pipeline(input, guard, () => undefined);
+  const reader = new GuardedReader(new StreamMessageReader(guard), (response) => void writer.write(response).catch(() => undefined));
   const connection: Connection = createConnection(reader, writer);
 
   return new Promise<StdioExit>((resolve) => {
@@ -238,9 +229,10 @@ function notInitialized(method: string): ResponseError<unknown> {
 }
 
 /**
- * A reader that answers what the connection would only log: an unparsable or oversized frame gets a
- * ParseError / LimitExceeded response with `id: null`, and a JSON value that is not a JSON-RPC message
- * gets InvalidRequest. Valid messages pass through untouched.
+ * A reader that answers what the connection would only log: an unparsable frame gets a ParseError response
+ * with `id: null`, a frame refused by the FrameGuard (body over MAX_MESSAGE_BYTES, header block over 8 KiB or
+ * without Content-Length) LimitExceeded or ParseError with `id: null`, and a JSON value that is not a JSON-RPC
+ * message gets InvalidRequest. Valid messages pass through untouched.
  */
 class GuardedReader implements MessageReader {
   constructor(
@@ -248,12 +240,22 @@ class GuardedReader implements MessageReader {
     private readonly respond: (response: ResponseMessage) => void,
   ) {
     inner.onError((err) => {
-      if (err instanceof MessageTooLargeError) {
-        this.reject(null, ErrorCodes.LimitExceeded, err.message, { name: 'LimitExceeded', limit: 'messageBytes', max: MAX_MESSAGE_BYTES });
-      } else {
-        this.reject(null, ErrorCodes.ParseError, `parse error: ${err.message.split('\n')[0]}`, { name: 'ParseError' });
-      }
+      if (err instanceof FrameError) this.refuse(err.problem);
+      else this.reject(null, ErrorCodes.ParseError, `parse error: ${err.message.split('\n')[0]}`, { name: 'ParseError' });
     });
+  }
+
+  /** Answer a frame the FrameGuard refused. */
+  refuse(problem: FrameProblem): void {
+    const message = describeFrameProblem(problem);
+    switch (problem.kind) {
+      case 'bodyTooLarge':
+        return this.reject(null, ErrorCodes.LimitExceeded, message, { name: 'LimitExceeded', limit: 'messageBytes', max: problem.max });
+      case 'headerTooLarge':
+        return this.reject(null, ErrorCodes.LimitExceeded, message, { name: 'LimitExceeded', limit: 'headerBytes', max: problem.max });
+      case 'noContentLength':
+        return this.reject(null, ErrorCodes.ParseError, `parse error: ${message}`, { name: 'ParseError' });
+    }
   }
 
   get onError() {
