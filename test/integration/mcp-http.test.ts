@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpError, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, ResourceUpdatedNotificationSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
-import { mountMcpHttp, type McpHttpMount } from '../../server/adapters/mcp/http.js';
+import { WindowEventStore, mountMcpHttp, type McpHttpMount } from '../../server/adapters/mcp/http.js';
 import type { McpPlugin } from '../../server/adapters/mcp/registry.js';
 import { createTokaRegistry } from '../../server/adapters/mcp/toka.js';
 import { Host } from '../../server/host/host.js';
@@ -348,5 +348,44 @@ describe('MCP over Streamable HTTP: opening sessions', function () {
     assert.equal(limited.status, 429);
     assert.equal(limited.refusal?.name, 'RateLimited');
     assert.equal(mcp.sessions, 3);
+  });
+});
+
+describe('MCP resumption window (WindowEventStore)', () => {
+  const note = (i: number, pad: number): JSONRPCMessage => ({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `${i}:${'x'.repeat(pad)}` } });
+  const replay = async (store: WindowEventStore, lastEventId: string) => {
+    const sent: { id: string; message: JSONRPCMessage }[] = [];
+    const stream = await store.replayEventsAfter(lastEventId, { send: async (id, message) => void sent.push({ id, message }) });
+    return { stream, sent };
+  };
+
+  it('holds at most maxReplayBytes of event JSON, forgetting the oldest first', async () => {
+    const max = 10_000;
+    const store = new WindowEventStore(1000, max);
+    const size = Buffer.byteLength(JSON.stringify(note(100, 950)));
+    const primer = await store.storeEvent('s', {} as JSONRPCMessage);
+    const ids: string[] = [];
+    for (let i = 100; i < 300; i++) {
+      ids.push(await store.storeEvent('s', note(i, 950)));
+      assert.ok(store.bytes <= max, `${store.bytes} bytes held`);
+    }
+    const held = Math.floor(max / size);
+    assert.equal(store.size, held);
+    assert.ok(store.bytes > max - size, 'the window is not emptied further than it must be');
+    const { stream, sent } = await replay(store, primer);
+    assert.equal(stream, 's');
+    assert.deepEqual(sent.map((e) => e.id), ids.slice(-held));
+    assert.deepEqual(sent.map((e) => e.message), ids.slice(-held).map((_, k) => note(300 - held + k, 950)));
+  });
+
+  it('holds at most replayWindow events, and replays only what followed the id on its stream', async () => {
+    const store = new WindowEventStore(5, 1024 * 1024);
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) ids.push(await store.storeEvent(i % 2 === 0 ? 'a' : 'b', note(i, 0)));
+    assert.equal(store.size, 5);
+    const { stream, sent } = await replay(store, ids[196]);
+    assert.equal(stream, 'a');
+    assert.deepEqual(sent.map((e) => e.id), [ids[198]]);
+    assert.deepEqual(sent[0].message, note(198, 0));
   });
 });

@@ -8,7 +8,7 @@
  *   `maxSessionsPerPrincipal` of one subject. An `initialize` re-verifies the token and is charged to the
  *   caller's rate limit (`host.check`), so opening sessions is not free.
  * - Resumption: every SSE event gets an id; a GET with `Last-Event-ID` replays what followed it on that
- *   stream (a bounded in-memory window per session).
+ *   stream (a bounded in-memory window per session: `replayWindow` events, `maxReplayBytes` bytes).
  * - Auth: every request carries `Authorization: Bearer <capability token>`, verified by the host. Without a
  *   valid one: 401 with `WWW-Authenticate: Bearer resource_metadata="…/.well-known/oauth-protected-resource"`.
  *   A request for a session must come from the session's subject and vault (else 404, as for an unknown
@@ -51,6 +51,8 @@ export interface McpHttpOptions extends McpServerOptions {
   maxBodyBytes?: number;
   /** SSE events kept per session for `Last-Event-ID` resumption (default 1000). */
   replayWindow?: number;
+  /** Bytes of SSE event JSON kept per session for resumption (default 8 MiB); the oldest are forgotten first. */
+  maxReplayBytes?: number;
   /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
   maxResultBytes?: number;
 }
@@ -86,6 +88,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
   const maxPerPrincipal = options.maxSessionsPerPrincipal ?? 32;
   const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
   const replayWindow = options.replayWindow ?? 1000;
+  const maxReplayBytes = options.maxReplayBytes ?? 8 * 1024 * 1024;
   const sessions = new Map<string, LiveSession>();
   /** Callers whose initialize is in progress: they hold a session slot until it has registered (or failed). */
   const opening = new Set<Session>();
@@ -177,7 +180,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     let live: LiveSession | undefined;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
-      eventStore: new WindowEventStore(replayWindow),
+      eventStore: new WindowEventStore(replayWindow, maxReplayBytes),
       onsessioninitialized: (id) => {
         sessions.set(id, live!);
         logger.info('MCP session open', { session: id, principal: caller.principal, vault: caller.claims.vault });
@@ -308,20 +311,44 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
 
 /**
  * A bounded, per-session SSE event window for `Last-Event-ID` resumption. Event ids are
- * `<streamId>.<n>`; once more than `max` events are held the oldest are forgotten (a resume from a
- * forgotten id replays nothing older than the window).
+ * `<streamId>.<n>`; the window holds at most `maxEvents` events and `maxBytes` bytes of their JSON, forgetting
+ * the oldest first (a resume from a forgotten id replays nothing older than the window). Events are held as
+ * their JSON text, so their size is exact and nothing else keeps the message objects alive.
  */
 export class WindowEventStore implements EventStore {
-  private readonly events: { id: string; streamId: string; n: number; message: JSONRPCMessage }[] = [];
+  private readonly events: { id: string; streamId: string; n: number; text: string; bytes: number }[] = [];
+  /** Index of the oldest held event: evicting moves it; the array is compacted once half of it is dead. */
+  private head = 0;
   private next = 0;
+  private heldBytes = 0;
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly maxEvents: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Events held now. */
+  get size(): number {
+    return this.events.length - this.head;
+  }
+
+  /** Bytes of JSON held now. */
+  get bytes(): number {
+    return this.heldBytes;
+  }
 
   async storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
     const n = this.next++;
     const id = `${streamId}.${n}`;
-    this.events.push({ id, streamId, n, message });
-    if (this.events.length > this.max) this.events.splice(0, this.events.length - this.max);
+    const text = JSON.stringify(message);
+    const bytes = Buffer.byteLength(text);
+    this.events.push({ id, streamId, n, text, bytes });
+    this.heldBytes += bytes;
+    while (this.size > this.maxEvents || this.heldBytes > this.maxBytes) this.heldBytes -= this.events[this.head++].bytes;
+    if (this.head > 64 && this.head * 2 > this.events.length) {
+      this.events.splice(0, this.head);
+      this.head = 0;
+    }
     return id;
   }
 
@@ -336,14 +363,16 @@ export class WindowEventStore implements EventStore {
   ): Promise<string> {
     const streamId = (await this.getStreamIdForEventId(lastEventId)) ?? '';
     const after = Number(lastEventId.slice(lastEventId.lastIndexOf('.') + 1));
-    for (const e of this.events) {
+    // A copy: events stored (and evicted) while `send` awaits must not shift this walk.
+    for (const e of this.events.slice(this.head)) {
+      if (e.streamId !== streamId || e.n <= after) continue;
+      const message = JSON.parse(e.text) as JSONRPCMessage;
       // Priming events carry an empty message: they only mark a position.
-      if (e.streamId === streamId && e.n > after && 'jsonrpc' in e.message) await send(e.id, e.message);
+      if ('jsonrpc' in message) await send(e.id, message);
     }
     return streamId;
   }
 }
-
 
 /** `http://<Host>`: the Host header has passed the HTTP face's allow-list by the time a route runs. */
 function baseUrl(req: IncomingMessage): string {
