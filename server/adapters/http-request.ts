@@ -1,5 +1,6 @@
-/** Reading HTTP requests safely, shared by the HTTP, WebSocket-upgrade and MCP faces. */
+/** Reading HTTP requests safely and answering them, shared by the HTTP, WebSocket-upgrade and MCP faces. */
 import type { IncomingMessage } from 'node:http';
+import type { HostError } from '../host/errors.js';
 
 /** The body was larger than the caller's bound (declared or actual). */
 export class BodyTooLarge extends Error {}
@@ -35,4 +36,33 @@ export function bearerToken(header: string | undefined): string | null {
   if (!header) return null;
   const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header);
   return m ? m[1] : null;
+}
+
+/** The HTTP status of a HostError. */
+export function httpStatusOf(e: HostError): number {
+  switch (e.errorName) {
+    case 'Unauthenticated':
+      return 401;
+    case 'CapabilityDenied':
+      return 403;
+    case 'UnknownEntity':
+      return 404;
+    case 'Conflict':
+      return 409;
+    case 'LimitExceeded':
+      return 413;
+    case 'RateLimited':
+      return 429;
+    case 'Unavailable':
+      return 503;
+    case 'InternalError':
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+/** The `Retry-After` seconds of a RateLimited HostError (at least 1). */
+export function retryAfterSeconds(e: HostError): number {
+  return Math.max(1, Math.ceil(Number(e.details.retryAfterMs ?? 1000) / 1000));
 }

@@ -11,7 +11,7 @@ import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
-import { BodyTooLarge, bearerToken, readBody } from './http-request.js';
+import { BodyTooLarge, bearerToken, httpStatusOf, readBody, retryAfterSeconds } from './http-request.js';
 import { WebSocketEndpoint, writeRawResponse } from './websocket.js';
 
 export interface HttpServerOptions {
@@ -271,8 +271,7 @@ async function revokeEndpoint(host: Host, logger: Logger, req: IncomingMessage, 
         logger.info('token revocation refused', { principal: session.principal, reason: e.details.reason ?? e.message });
         return sendJson(res, 403, { error: 'unauthorized_client', error_description: 'the caller may not revoke this token' }, noStore);
       case 'RateLimited': {
-        const retry = Math.max(1, Math.ceil(Number(e.details.retryAfterMs ?? 1000) / 1000));
-        return sendJson(res, 429, { error: 'slow_down', error_description: e.message }, { ...noStore, 'retry-after': String(retry) });
+        return sendJson(res, 429, { error: 'slow_down', error_description: e.message }, { ...noStore, 'retry-after': String(retryAfterSeconds(e)) });
       }
       case 'Unavailable':
       case 'Conflict':
@@ -303,30 +302,6 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
     ...headers,
   });
   res.end(text);
-}
-
-/** HostError → HTTP status and `{error: {name, message}}`. */
-export function httpStatusOf(e: HostError): number {
-  switch (e.errorName) {
-    case 'Unauthenticated':
-      return 401;
-    case 'CapabilityDenied':
-      return 403;
-    case 'UnknownEntity':
-      return 404;
-    case 'Conflict':
-      return 409;
-    case 'LimitExceeded':
-      return 413;
-    case 'RateLimited':
-      return 429;
-    case 'Unavailable':
-      return 503;
-    case 'InternalError':
-      return 500;
-    default:
-      return 400;
-  }
 }
 
 function sendError(res: ServerResponse, e: HostError): void {

@@ -20,9 +20,10 @@ import {
   type MessageWriter,
 } from 'vscode-jsonrpc/node';
 import { ErrorCodes } from '../../protocol/errors.js';
+import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
-import { bearerToken } from './http-request.js';
+import { bearerToken, httpStatusOf, retryAfterSeconds } from './http-request.js';
 import { invalidJsonRpcMessage } from './jsonrpc-frames.js';
 import { bindTokaProtocol, type RpcConnection } from './rpc.js';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
@@ -116,17 +117,38 @@ export class WebSocketEndpoint {
     try {
       session = await this.host.authenticate(token);
     } catch (err) {
-      const reason = (err as { details?: { reason?: unknown } }).details?.reason;
-      log.info('websocket upgrade refused', { reason: 'invalid token', code: reason });
-      return writeRawResponse(socket, 401, { error: { name: 'Unauthenticated', message: 'invalid token' } }, {
-        'WWW-Authenticate': 'Bearer realm="toka", error="invalid_token"',
-      });
+      return this.refuseAuthentication(socket, err);
     } finally {
       this.pending--;
     }
     if (socket.destroyed) return;
     if (this.closing) return writeRawResponse(socket, 503, { error: { name: 'Unavailable', message: 'host is shutting down' } });
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, session, req));
+  }
+
+  /** Answer an upgrade whose token the host did not accept, by why it did not. */
+  private refuseAuthentication(socket: Duplex, err: unknown): void {
+    const log = this.options.logger;
+    const e = HostError.from(err);
+    const status = httpStatusOf(e);
+    switch (status) {
+      case 401:
+        log.info('websocket upgrade refused', { reason: 'invalid token', code: e.details.reason });
+        return writeRawResponse(socket, 401, { error: { name: 'Unauthenticated', message: 'invalid token' } }, {
+          'WWW-Authenticate': 'Bearer realm="toka", error="invalid_token"',
+        });
+      case 429:
+        log.info('websocket upgrade refused', { reason: 'rate limited', retryAfterMs: e.details.retryAfterMs });
+        return writeRawResponse(socket, 429, { error: { name: e.errorName, message: e.message } }, {
+          'Retry-After': String(retryAfterSeconds(e)),
+        });
+      case 503:
+        log.warn('websocket upgrade refused', { reason: 'host unavailable', message: e.message });
+        return writeRawResponse(socket, 503, { error: { name: e.errorName, message: e.message } });
+      default:
+        log.error('websocket upgrade failed', { err });
+        return writeRawResponse(socket, 500, { error: { name: 'InternalError', message: 'internal error' } });
+    }
   }
 
   private attach(ws: WebSocket, session: Session, req: IncomingMessage): void {
