@@ -244,7 +244,9 @@ export class WsMessageReader extends AbstractMessageReader implements MessageRea
     private readonly writer: WsMessageWriter,
   ) {
     super();
-    ws.on('message', (data: RawData) => this.receive(data));
+    // With binaryType 'nodebuffer' ws hands every message, text or binary, fragmented or not, as one Buffer.
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: RawData) => this.receive(data as Buffer));
   }
 
   listen(callback: DataCallback): Disposable {
@@ -258,8 +260,8 @@ export class WsMessageReader extends AbstractMessageReader implements MessageRea
     this.fireClose();
   }
 
-  private receive(data: RawData): void {
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+  private receive(data: Buffer): void {
+    const text = data.toString('utf8');
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
