@@ -5,6 +5,7 @@
  */
 import { Host } from '../host/host.js';
 import { createLogger, parseLogLevel } from '../host/logger.js';
+import { MCP_DEFAULTS } from '../adapters/mcp/server.js';
 import { serveMcpStdio, tokenFromEnvironment } from '../adapters/mcp/stdio.js';
 import { createTokaRegistry } from '../adapters/mcp/toka.js';
 import { dataDir, parseInteger } from './args.js';
@@ -16,7 +17,7 @@ export const mcpCommand: Command = {
   async run(flags) {
     const str = (name: string) => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
     const token = tokenFromEnvironment();
-    const maxResultBytes = parseInteger(str('max-result-bytes'), '--max-result-bytes', 1024 * 1024);
+    const maxResultBytes = parseInteger(str('max-result-bytes'), '--max-result-bytes', MCP_DEFAULTS.maxResultBytes);
     const logger = createLogger({ level: parseLogLevel(process.env.TOKA_LOG_LEVEL, 'warn') });
     const host = await Host.open({ dataDir: dataDir(str('data')), logger });
     try {

@@ -96,10 +96,13 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
   it('answers 401 with resource_metadata without a token, and serves RFC 9728 metadata', async () => {
     const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), {});
     assert.equal(res.status, 401);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     const challenge = res.headers.get('www-authenticate') ?? '';
     const m = /resource_metadata="([^"]+)"/.exec(challenge);
     assert.ok(m, challenge);
-    const meta = (await (await fetch(m[1])).json()) as { resource: string; scopes_supported: string[] };
+    const metaRes = await fetch(m[1]);
+    assert.equal(metaRes.headers.get('x-content-type-options'), 'nosniff');
+    const meta = (await metaRes.json()) as { resource: string; scopes_supported: string[] };
     assert.equal(meta.resource, url.href);
     assert.ok(meta.scopes_supported.includes('agent:spawn'));
     const bad = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), { authorization: 'Bearer not.a.token' });
@@ -175,6 +178,7 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
       'mcp-protocol-version': '2025-11-25',
     });
     assert.equal(res.status, 403);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.match(res.headers.get('www-authenticate') ?? '', /error="insufficient_scope", scope="agent:spawn"/);
     const refusal = (await res.json()) as { id: unknown; error: { code: number; data: { name: string; required: string } } };
     assert.equal(refusal.id, 7);

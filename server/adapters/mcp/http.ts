@@ -280,7 +280,12 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
       bearer_methods_supported: ['header'],
       scopes_supported: Object.keys(PERMISSIONS),
     });
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'max-age=300',
+      'content-length': Buffer.byteLength(text),
+    });
     res.end(text);
   };
   target.route('GET', RESOURCE_METADATA_PATH, metadata);
@@ -398,6 +403,11 @@ function sendJsonRpcError(
   id: string | number | null = null,
 ): void {
   const text = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message, data } });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'x-content-type-options': 'nosniff',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
