@@ -82,10 +82,6 @@ export class WebSocketEndpoint {
     this.pinger.unref();
   }
 
-  get connectionCount(): number {
-    return this.clients.size;
-  }
-
   /** Authenticate and upgrade (the caller has done the Host/Origin and path checks). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     void this.upgrade(req, socket, head).catch((err: unknown) => {
