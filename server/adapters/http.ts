@@ -86,13 +86,9 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     const origin = req.headers.origin;
     if (origin !== undefined) {
       const o = origin.replace(/\/+$/, '').toLowerCase();
-      if (!allowedOrigins.has(o) && !sameOriginLoopback(o)) return 'Origin not allowed';
+      if (!allowedOrigins.has(o)) return 'Origin not allowed';
     }
     return null;
-  };
-  const sameOriginLoopback = (origin: string): boolean => {
-    for (const name of LOOPBACK_NAMES) if (origin === `http://${name}:${port}`) return true;
-    return false;
   };
 
   route('GET', '/healthz', (_req, res) => {
@@ -181,6 +177,8 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
   const bound = (options.host || '127.0.0.1').toLowerCase();
   if (!WILDCARD_HOSTS.has(bound)) names.add(bound.includes(':') && !bound.startsWith('[') ? `[${bound}]` : bound);
   allowedHosts = new Set([...names].map((n) => `${n}:${port}`));
+  // Same-origin loopback pages may call in besides the configured origins.
+  for (const name of LOOPBACK_NAMES) allowedOrigins.add(`http://${name}:${port}`);
   const urlHost = bound.includes(':') && !bound.startsWith('[') ? `[${bound}]` : WILDCARD_HOSTS.has(bound) ? '127.0.0.1' : bound;
   const url = `http://${urlHost}:${port}`;
   logger.info('http listening', { url, wsUrl: `ws://${urlHost}:${port}/rpc` });
