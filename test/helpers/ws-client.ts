@@ -11,10 +11,10 @@
  *   const client = await connectWs(serve.wsUrl, token);
  *   await client.connection.sendRequest('toka/host/info', {});
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import {
   AbstractMessageReader,
   AbstractMessageWriter,
@@ -25,11 +25,11 @@ import {
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
+import { cleanEnv, toka, TOKA_BIN } from './cli.js';
 
+export { TOKA_BIN };
 /** Re-exported for the test files that import it from here; new code imports it from './wait.js'. */
 export { waitFor } from './wait.js';
-
-export const TOKA_BIN = resolve('dist/toka.js');
 
 export interface ServeProcess {
   readonly child: ChildProcess;
@@ -41,20 +41,21 @@ export interface ServeProcess {
   readonly dataDir: string;
   /** Everything written on stderr so far (JSON log lines). */
   stderr(): string;
-  /** SIGTERM and wait for the exit code; removes the data dir unless `keepData`. */
+  /** SIGTERM (SIGKILL after 10 s) and wait for the exit code with stderr fully read; removes the data dir unless `keepData`. */
   stop(opts?: { keepData?: boolean }): Promise<number | null>;
 }
 
-/** Start `toka serve` on a fresh data dir and wait until it listens. */
+/** Start `toka serve` on a fresh data dir and wait until it listens (the child is killed if it does not). */
 export async function spawnServe(opts: { args?: string[]; timeoutMs?: number } = {}): Promise<ServeProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'toka-serve-'));
   const child = spawn(process.execPath, [TOKA_BIN, 'serve', '--port', '0', '--data', dataDir, '--log-level', 'info', ...(opts.args ?? [])], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, TOKA_HOME: undefined },
+    env: cleanEnv(),
   });
   let stderr = '';
-  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  const url = await new Promise<string>((res, rej) => {
+  // 'close', not 'exit': stderr has been read to its end, so the last log lines are in `stderr`.
+  const exited = new Promise<number | null>((res) => child.once('close', (code) => res(code)));
+  const listening = new Promise<string>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`toka serve did not listen in time:\n${stderr}`)), opts.timeoutMs ?? 10_000);
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => {
@@ -72,8 +73,20 @@ export async function spawnServe(opts: { args?: string[]; timeoutMs?: number } =
         }
       }
     });
-    void exited.then((code) => rej(new Error(`toka serve exited (${code}) before listening:\n${stderr}`)));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      rej(new Error(`toka serve exited (${code}) before listening:\n${stderr}`));
+    });
   });
+  let url: string;
+  try {
+    url = await listening;
+  } catch (err) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const port = Number(new URL(url).port);
   let stopped: Promise<number | null> | null = null;
   return {
@@ -98,13 +111,10 @@ export async function spawnServe(opts: { args?: string[]; timeoutMs?: number } =
 }
 
 /** Run the `toka` CLI; resolves with stdout, rejects with stderr on a non-zero exit. */
-export function runCli(args: string[]): Promise<string> {
-  return new Promise((res, rej) => {
-    execFile(process.execPath, [TOKA_BIN, ...args], { env: { ...process.env, TOKA_LOG_LEVEL: 'warn' } }, (err, stdout, stderr) => {
-      if (err) rej(new Error(`toka ${args.join(' ')} failed: ${stderr}`));
-      else res(stdout);
-    });
-  });
+export async function runCli(args: string[]): Promise<string> {
+  const run = await toka(args, { env: { TOKA_LOG_LEVEL: 'warn' } });
+  if (run.code !== 0) throw new Error(`toka ${args.join(' ')} failed (${run.code ?? run.signal}): ${run.stderr}`);
+  return run.stdout;
 }
 
 /** `toka token mint` against a data dir (through the admin socket when a host is serving it). */
