@@ -147,7 +147,8 @@ export function createMcpSession(
   );
   let level: LoggingLevel = 'info';
   let inFlight = 0;
-  const subscribed = new Set<string>();
+  /** Subscribed URIs, each with what tells whether a record touches it (null: the resource has no updates). */
+  const subscribed = new Map<string, ((record: LogRecord) => boolean) | null>();
   let hostSub: Subscription | null = null;
   let closed = false;
 
@@ -299,21 +300,23 @@ export function createMcpSession(
     }
   });
 
-  const touched = (uri: string, record: LogRecord): boolean => {
+  /**
+   * Resolve `uri` once, at subscribe time: what tells whether a record touches it, null when the resource
+   * has no updates, undefined when no resource or template serves it.
+   */
+  const touchedBy = (uri: string): ((record: LogRecord) => boolean) | null | undefined => {
     const fixed = registry.resource(uri);
-    if (fixed) return fixed.touchedBy?.(record) ?? false;
+    if (fixed) return fixed.touchedBy ? (record) => fixed.touchedBy?.(record) ?? false : null;
     const match = registry.matchTemplate(uri);
-    return match?.entry.spec.touchedBy?.(record, match.vars) ?? false;
-  };
-  const watchable = (uri: string): boolean => {
-    const fixed = registry.resource(uri);
-    if (fixed) return fixed.touchedBy !== undefined;
-    return registry.matchTemplate(uri)?.entry.spec.touchedBy !== undefined;
+    if (!match) return undefined;
+    const { spec } = match.entry;
+    return spec.touchedBy ? (record) => spec.touchedBy?.(record, match.vars) ?? false : null;
   };
 
   server.setRequestHandler(SubscribeRequestSchema, async (request) => {
     const uri = request.params.uri;
-    if (!registry.resource(uri) && !registry.matchTemplate(uri)) throw invalidParams(`Unknown resource: ${uri}`);
+    const touched = touchedBy(uri);
+    if (touched === undefined) throw invalidParams(`Unknown resource: ${uri}`);
     await check();
     if (!subscribed.has(uri) && subscribed.size >= maxSubscriptions) {
       throw new McpError(ErrorCodes.LimitExceeded, `more than ${maxSubscriptions} resource subscriptions`, {
@@ -322,15 +325,15 @@ export function createMcpSession(
         max: maxSubscriptions,
       });
     }
-    if (watchable(uri) && !hostSub) {
+    if (touched && !hostSub) {
       try {
         hostSub = await host.subscribe(
           session,
           { afterSeq: host.health().seq },
           {
             onRecord: async (record) => {
-              for (const u of subscribed) {
-                if (touched(u, record)) await server.sendResourceUpdated({ uri: u }).catch(() => undefined);
+              for (const [u, touches] of subscribed) {
+                if (touches?.(record)) await server.sendResourceUpdated({ uri: u }).catch(() => undefined);
               }
             },
             onEnd: (end) => {
@@ -347,13 +350,13 @@ export function createMcpSession(
         throw mcpError(err);
       }
     }
-    subscribed.add(uri);
+    subscribed.set(uri, touched);
     return {};
   });
 
   server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
     subscribed.delete(request.params.uri);
-    if (hostSub && ![...subscribed].some(watchable)) {
+    if (hostSub && ![...subscribed.values()].some(Boolean)) {
       hostSub.unsubscribe();
       hostSub = null;
     }
