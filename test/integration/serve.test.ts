@@ -10,78 +10,81 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { LogRecord } from '../../protocol/events.js';
 import { KernelSubmitRequest, type SubmitResult } from '../../protocol/rpc/index.js';
 import { AdminClient } from '../../server/cli/remote.js';
 import type { HostError } from '../../server/host/errors.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TOKA = join(ROOT, 'dist', 'toka.js');
-const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOKA_')));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function toka(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TOKA, ...args], { cwd: ROOT, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { cleanEnv, ROOT, toka, TOKA_BIN, type CliRun } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface Served {
   child: ChildProcess;
   url: string;
-  /** Every log line so far, parsed. */
+  /** Every JSON log line so far, parsed. */
   logs: Record<string, unknown>[];
+  /** Lines on stderr that are not JSON (must stay empty: the host logs JSON lines only). */
+  unparsed: string[];
   /** Everything written to stdout (must stay empty). */
   stdout: () => string;
+  /** Resolves on 'close': the process exited and its output has been read to the end. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL the process if it still runs and wait for it (for `finally`: never leave a child behind). */
+  kill(): Promise<void>;
 }
 
-/** Starts `toka serve --port 0 --data <data>` and resolves once it logs `listening`. */
-function serve(data: string): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TOKA, 'serve', '--port', '0', '--data', data], {
-      cwd: ROOT,
-      env: ENV,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const logs: Record<string, unknown>[] = [];
-    let out = '';
-    let partial = '';
-    let stderr = '';
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-      child.on('exit', (code, signal) => done({ code, signal })),
-    );
+/** Starts `toka serve --port 0 --data <data>` and resolves once it logs `listening` (killed if it does not in time). */
+function serve(data: string, timeoutMs = 10_000): Promise<Served> {
+  const child = spawn(process.execPath, [TOKA_BIN, 'serve', '--port', '0', '--data', data], {
+    cwd: ROOT,
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const unparsed: string[] = [];
+  let out = '';
+  let partial = '';
+  let stderr = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.on('close', (code, signal) => done({ code, signal })),
+  );
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  return new Promise<Served>((resolve, reject) => {
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      void kill().then(() => reject(err));
+    };
+    const timer = setTimeout(() => fail(new Error(`toka serve did not listen within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
       const lines = (partial + chunk).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {
-        const entry = JSON.parse(line) as Record<string, unknown>;
+        let entry: Record<string, unknown>;
+        try {
+          entry = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          unparsed.push(line);
+          continue;
+        }
         logs.push(entry);
-        if (entry.msg === 'listening') resolve({ child, url: String(entry.url), logs, stdout: () => out, exited });
+        if (entry.msg === 'listening') {
+          clearTimeout(timer);
+          resolve({ child, url: String(entry.url), logs, unparsed, stdout: () => out, exited, kill });
+        }
       }
     });
-    child.on('error', reject);
-    void exited.then(({ code }) => reject(new Error(`toka serve exited early (${code}): ${stderr}`)));
+    child.on('error', fail);
+    void exited.then(({ code, signal }) => fail(new Error(`toka serve exited early (${code ?? signal}): ${stderr}`)));
   });
 }
 
 const spawnOp = (name: string) => ({ type: 'SpawnSubAgent', parent: 'root', spec: { name } });
 
-function records(run: Run): LogRecord[] {
+function records(run: CliRun): LogRecord[] {
   assert.equal(run.code, 0, run.stderr);
   return run.stdout.trim() === '' ? [] : run.stdout.trim().split('\n').map((l) => JSON.parse(l) as LogRecord);
 }
@@ -91,28 +94,43 @@ describe('toka serve', function () {
   let dir: string;
 
   before(() => {
-    assert.ok(existsSync(TOKA), 'dist/toka.js missing: run node esbuild.mjs');
+    assert.ok(existsSync(TOKA_BIN), 'dist/toka.js missing: run node esbuild.mjs');
     dir = mkdtempSync(join(tmpdir(), 'toka-serve-'));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   describe('a running host', () => {
     let data: string;
-    let served: Served;
+    let served: Served | undefined;
+    /** A token for vault `default` with every permission, minted through the admin socket. */
     let token: string;
+    /** An operation file (SpawnSubAgent) every test may submit. */
+    let op: string;
 
     before(async () => {
       data = join(dir, 'a');
       served = await serve(data);
+      const mint = await toka(['token', 'mint', '--data', data, '--sub', 'setup', '--vault', 'default', '--perm', '*', '--ttl', '15m']);
+      assert.equal(mint.code, 0, mint.stderr);
+      token = mint.stdout.trim();
+      op = join(dir, 'op.json');
+      writeFileSync(op, JSON.stringify(spawnOp('via-socket')));
     });
     after(async () => {
-      if (served.child.exitCode === null) {
-        served.child.kill('SIGTERM');
-        await served.exited;
-      }
+      if (!served) return;
+      served.child.kill('SIGTERM');
+      const killer = setTimeout(() => served?.child.kill('SIGKILL'), 10_000);
+      await served.exited;
+      clearTimeout(killer);
     });
 
+    const running = (): Served => {
+      assert.ok(served, 'toka serve is running');
+      return served;
+    };
+
     it('logs the listening line on stderr with the url, data dir and a first-token hint; /healthz is 200', async () => {
+      const served = running();
       const line = served.logs.find((l) => l.msg === 'listening')!;
       assert.equal(line.level, 'info');
       assert.match(served.url, /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -122,6 +140,7 @@ describe('toka serve', function () {
       assert.equal(res.status, 200);
       await res.arrayBuffer();
       assert.equal(served.stdout(), '');
+      assert.deepEqual(served.unparsed, [], 'every stderr line is JSON');
     });
 
     it('opens the admin socket 0600 in a 0700 data dir', () => {
@@ -134,11 +153,9 @@ describe('toka serve', function () {
     it('token mint works through the admin socket, and the token works for submit', async () => {
       const mint = await toka(['token', 'mint', '--data', data, '--sub', 'me', '--vault', 'default', '--perm', '*', '--ttl', '15m']);
       assert.equal(mint.code, 0, mint.stderr);
-      token = mint.stdout.trim();
-      assert.equal(token.split('.').length, 3);
-      const op = join(dir, 'op.json');
-      writeFileSync(op, JSON.stringify(spawnOp('via-socket')));
-      const submit = await toka(['submit', op, '--token', token, '--data', data]);
+      const minted = mint.stdout.trim();
+      assert.equal(minted.split('.').length, 3);
+      const submit = await toka(['submit', op, '--token', minted, '--data', data]);
       assert.equal(submit.code, 0, submit.stderr);
       const result = JSON.parse(submit.stdout) as SubmitResult;
       assert.ok(result.records.some((r) => (r.event as unknown as { name?: string }).name === 'via-socket'));
@@ -149,7 +166,6 @@ describe('toka serve', function () {
       const narrow = await toka(['token', 'mint', '--data', data, '--sub', 'n', '--vault', 'default', '--perm', 'task:schedule', '--json']);
       assert.equal(narrow.code, 0, narrow.stderr);
       const minted = JSON.parse(narrow.stdout) as { token: string; claims: { jti: string } };
-      const op = join(dir, 'op.json');
       const denied = await toka(['submit', op, '--token', minted.token, '--data', data]);
       assert.equal(denied.code, 1);
       assert.match(denied.stderr, /^toka: .*\(CapabilityDenied[^)]*\)\n$/);
@@ -164,6 +180,8 @@ describe('toka serve', function () {
     });
 
     it('events, state and verify work read-only next to it', async () => {
+      const submit = await toka(['submit', op, '--token', token, '--data', data]);
+      assert.equal(submit.code, 0, submit.stderr);
       const all = records(await toka(['events', '--data', data]));
       assert.ok(all.some((r) => (r.event as unknown as { name?: string }).name === 'via-socket'));
       assert.deepEqual(all.map((r) => r.seq), all.map((_, i) => i + 1));
@@ -191,7 +209,8 @@ describe('toka serve', function () {
       raw.on('error', () => undefined);
       raw.write(`Content-Length: ${3 * 1024 * 1024}\r\n\r\n{`);
       await new Promise((resolve) => raw.on('close', resolve));
-      assert.ok(served.logs.some((l) => l.msg === 'admin connection dropped'), 'logged');
+      const served = running();
+      await waitFor(() => served.logs.some((l) => l.msg === 'admin connection dropped'), 5000, 'the dropped connection to be logged');
     });
 
     it('a second toka serve on the same data dir fails with a Conflict line', async () => {
@@ -199,51 +218,56 @@ describe('toka serve', function () {
       assert.equal(second.code, 1);
       assert.match(second.stderr, /^toka: data dir .* is in use by process \d+ .*\(Conflict\)\n$/);
       assert.equal(second.stdout, '');
-      assert.equal(served.child.exitCode, null, 'the first host keeps running');
+      assert.equal(running().child.exitCode, null, 'the first host keeps running');
     });
   });
 
   it('SIGTERM under load: exits 0, every acknowledged operation is durable, the log verifies', async () => {
     const data = join(dir, 'load');
     const served = await serve(data);
-    const acked = new Set<string>();
-    let signalled = false;
-    const failures: string[] = [];
-    const worker = async (n: number) => {
-      const client = await AdminClient.connect(data);
-      await client.open({ vault: 'load' });
-      try {
-        for (let i = 0; ; i++) {
-          const result = await client.request<SubmitResult>(KernelSubmitRequest.method, { op: spawnOp(`w${n}-${i}`) });
-          acked.add(result.opId);
-          if (!signalled && acked.size >= 200) {
-            signalled = true;
-            served.child.kill('SIGTERM');
+    try {
+      const acked = new Set<string>();
+      let signalled = false;
+      const failures: string[] = [];
+      const worker = async (n: number) => {
+        const client = await AdminClient.connect(data);
+        await client.open({ vault: 'load' });
+        try {
+          for (let i = 0; ; i++) {
+            const result = await client.request<SubmitResult>(KernelSubmitRequest.method, { op: spawnOp(`w${n}-${i}`) });
+            acked.add(result.opId);
+            if (!signalled && acked.size >= 200) {
+              signalled = true;
+              served.child.kill('SIGTERM');
+            }
           }
+        } catch (err) {
+          // After the signal a request is refused (Unavailable) or its connection closes; before it, nothing fails.
+          if (!signalled) failures.push((err as Error).message);
+        } finally {
+          client.close();
         }
-      } catch (err) {
-        // After the signal a request is refused (Unavailable) or its connection closes; before it, nothing fails.
-        if (!signalled) failures.push((err as Error).message);
-      } finally {
-        client.close();
-      }
-    };
-    await Promise.all([0, 1, 2, 3].map(worker));
-    assert.deepEqual(failures, []);
-    const { code, signal } = await served.exited;
-    assert.equal(signal, null);
-    assert.equal(code, 0);
-    assert.ok(served.logs.some((l) => l.msg === 'stopped'));
-    assert.deepEqual(served.logs.filter((l) => l.level === 'error'), [], 'no append failed during shutdown');
-    assert.ok(!existsSync(join(data, 'host.lock')), 'lock released');
-    assert.ok(!existsSync(join(data, 'admin.sock')), 'socket removed');
+      };
+      await Promise.all([0, 1, 2, 3].map(worker));
+      assert.deepEqual(failures, []);
+      const { code, signal } = await served.exited;
+      assert.equal(signal, null);
+      assert.equal(code, 0);
+      assert.ok(served.logs.some((l) => l.msg === 'stopped'));
+      assert.deepEqual(served.logs.filter((l) => l.level === 'error'), [], 'no append failed during shutdown');
+      assert.ok(!existsSync(join(data, 'host.lock')), 'lock released');
+      assert.ok(!existsSync(join(data, 'admin.sock')), 'socket removed');
 
-    const logged = records(await toka(['events', '--data', data, '--vault', 'load']));
-    const opIds = new Set(logged.map((r) => r.event.opId));
-    const lost = [...acked].filter((id) => !opIds.has(id));
-    assert.deepEqual(lost, [], `${lost.length} of ${acked.size} acknowledged operations missing`);
-    const verify = await toka(['verify', '--data', data]);
-    assert.equal(verify.code, 0, verify.stderr);
+      const logged = records(await toka(['events', '--data', data, '--vault', 'load']));
+      const opIds = new Set(logged.map((r) => r.event.opId));
+      const lost = [...acked].filter((id) => !opIds.has(id));
+      assert.deepEqual(lost, [], `${lost.length} of ${acked.size} acknowledged operations missing`);
+      const verify = await toka(['verify', '--data', data]);
+      assert.equal(verify.code, 0, verify.stderr);
+    } finally {
+      // A failed assertion must not leave the host running (it would hold the run open).
+      await served.kill();
+    }
   });
 
   it('refuses a non-loopback --host unless --allow-remote', async () => {
