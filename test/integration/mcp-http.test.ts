@@ -8,14 +8,17 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpError, ResourceUpdatedNotificationSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
 import { WindowEventStore, mountMcpHttp, type McpHttpMount } from '../../server/adapters/mcp/http.js';
 import type { McpPlugin } from '../../server/adapters/mcp/registry.js';
+import { createMcpSession } from '../../server/adapters/mcp/server.js';
 import { createTokaRegistry } from '../../server/adapters/mcp/toka.js';
 import { Host } from '../../server/host/host.js';
 import { createLogger } from '../../server/host/logger.js';
+import { waitFor } from '../helpers/wait.js';
 
 const VAULT = 'v1';
 const logger = createLogger({ level: 'silent' });
@@ -162,6 +165,50 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     await client.callTool({ name: 'emit_observation', arguments: { agent, data: { seen: 'a bird' } } });
     assert.equal(await updated, `toka://agents/${agent}`);
     await client.unsubscribeResource({ uri: `toka://agents/${agent}` });
+  });
+
+  it('shares one host subscription between concurrent subscribes: one notification per update, none left after close', async () => {
+    // In process (linked in-memory transports), so the subscribes really overlap inside the session.
+    const subscribers = () => Number(/^toka_subscribers (\d+)$/m.exec(host.metrics.render({ logSeq: 0, ready: true }))?.[1]);
+    const baseline = subscribers();
+    const open = async () => {
+      const session = createMcpSession(createTokaRegistry(), host, await host.authenticate(await mint(['*'])));
+      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+      await session.server.connect(serverSide);
+      const client = new Client({ name: 'toka-test', version: '1.0.0' });
+      await client.connect(clientSide);
+      return { session, client };
+    };
+    const { session, client } = await open();
+    try {
+      const spawned = await client.callTool({ name: 'spawn_agent', arguments: { name: 'twice-watched' } });
+      const agent = (spawned.structuredContent as { agent: string }).agent;
+      const uri = `toka://agents/${agent}`;
+      const updates: string[] = [];
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
+      await Promise.all([client.subscribeResource({ uri }), client.subscribeResource({ uri }), client.subscribeResource({ uri: 'toka://agents' })]);
+      assert.equal(subscribers(), baseline + 1, 'one host subscription for the session');
+      // An observation touches both the agent and the agents list: one notification for each, per update.
+      await client.callTool({ name: 'emit_observation', arguments: { agent, data: { n: 1 } } });
+      await waitFor(() => updates.length >= 2, 5000, 'the first update');
+      await client.callTool({ name: 'emit_observation', arguments: { agent, data: { n: 2 } } });
+      await waitFor(() => updates.length >= 4, 5000, 'the second update');
+      // A duplicate would follow its original at once; give it time to arrive.
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(updates.sort(), ['toka://agents', 'toka://agents', uri, uri]);
+      await client.unsubscribeResource({ uri });
+      await client.unsubscribeResource({ uri: 'toka://agents' });
+      assert.equal(subscribers(), baseline);
+    } finally {
+      await session.close();
+    }
+
+    // A subscribe still awaiting its host subscription when the session closes leaves none behind.
+    const second = await open();
+    const pending = second.client.subscribeResource({ uri: 'toka://agents' }).catch(() => undefined);
+    await second.session.close();
+    await pending;
+    await waitFor(() => subscribers() === baseline, 5000, 'the host subscription to end');
   });
 
   it('hides and refuses (403 insufficient_scope) a tool the token does not permit', async () => {

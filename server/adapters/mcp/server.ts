@@ -149,7 +149,7 @@ export function createMcpSession(
   let inFlight = 0;
   /** Subscribed URIs, each with what tells whether a record touches it (null: the resource has no updates). */
   const subscribed = new Map<string, ((record: LogRecord) => boolean) | null>();
-  let hostSub: Subscription | null = null;
+  let hostSub: Promise<Subscription> | null = null;
   let closed = false;
 
   const check = async (): Promise<CapabilityClaims> => {
@@ -313,11 +313,41 @@ export function createMcpSession(
     return spec.touchedBy ? (record) => spec.touchedBy?.(record, match.vars) ?? false : null;
   };
 
-  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
-    const uri = request.params.uri;
-    const touched = touchedBy(uri);
-    if (touched === undefined) throw invalidParams(`Unknown resource: ${uri}`);
-    await check();
+  /** The host subscription for resource updates, opened once for the session (a promise: concurrent subscribes share it). */
+  const openHostSub = (): Promise<Subscription> => {
+    const opened: Promise<Subscription> = host.subscribe(
+      session,
+      { afterSeq: host.health().seq },
+      {
+        onRecord: async (record) => {
+          for (const [u, touches] of subscribed) {
+            if (touches?.(record)) await server.sendResourceUpdated({ uri: u }).catch(() => undefined);
+          }
+        },
+        onEnd: (end) => {
+          if (hostSub === opened) hostSub = null;
+          if (!closed) {
+            void server
+              .sendLoggingMessage({ level: 'warning', logger: 'toka', data: `resource updates ended: ${end.reason}` })
+              .catch(() => undefined);
+          }
+        },
+      },
+    );
+    // A refused subscribe leaves nothing open: the next resources/subscribe asks the host again.
+    opened.catch(() => {
+      if (hostSub === opened) hostSub = null;
+    });
+    return opened;
+  };
+  /** Stop resource updates: the host subscription is ended once it has opened (or at once if it has). */
+  const dropHostSub = (): void => {
+    const sub = hostSub;
+    hostSub = null;
+    void sub?.then((s) => s.unsubscribe(), () => undefined);
+  };
+
+  const subscriptionLimit = (uri: string): void => {
     if (!subscribed.has(uri) && subscribed.size >= maxSubscriptions) {
       throw new McpError(ErrorCodes.LimitExceeded, `more than ${maxSubscriptions} resource subscriptions`, {
         name: 'LimitExceeded',
@@ -325,41 +355,34 @@ export function createMcpSession(
         max: maxSubscriptions,
       });
     }
-    if (touched && !hostSub) {
+  };
+
+  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
+    const uri = request.params.uri;
+    const touched = touchedBy(uri);
+    if (touched === undefined) throw invalidParams(`Unknown resource: ${uri}`);
+    await check();
+    subscriptionLimit(uri);
+    // Until the host subscription this request awaited is still the session's once it resolves: an
+    // unsubscribe of the last watched URI, or the end of updates, may have dropped it meanwhile.
+    for (let sub = hostSub; touched && !closed; sub = hostSub) {
+      const awaited = sub ?? (hostSub = openHostSub());
       try {
-        hostSub = await host.subscribe(
-          session,
-          { afterSeq: host.health().seq },
-          {
-            onRecord: async (record) => {
-              for (const [u, touches] of subscribed) {
-                if (touches?.(record)) await server.sendResourceUpdated({ uri: u }).catch(() => undefined);
-              }
-            },
-            onEnd: (end) => {
-              hostSub = null;
-              if (!closed) {
-                void server
-                  .sendLoggingMessage({ level: 'warning', logger: 'toka', data: `resource updates ended: ${end.reason}` })
-                  .catch(() => undefined);
-              }
-            },
-          },
-        );
+        await awaited;
       } catch (err) {
         throw mcpError(err);
       }
+      if (hostSub === awaited) break;
     }
+    if (closed) return {};
+    subscriptionLimit(uri);
     subscribed.set(uri, touched);
     return {};
   });
 
   server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
     subscribed.delete(request.params.uri);
-    if (hostSub && ![...subscribed.values()].some(Boolean)) {
-      hostSub.unsubscribe();
-      hostSub = null;
-    }
+    if (hostSub && ![...subscribed.values()].some(Boolean)) dropHostSub();
     return {};
   });
 
@@ -426,8 +449,7 @@ export function createMcpSession(
     close: async () => {
       if (closed) return;
       closed = true;
-      hostSub?.unsubscribe();
-      hostSub = null;
+      dropHostSub();
       subscribed.clear();
       await server.close();
     },
