@@ -4,46 +4,15 @@
  * Build first: `node esbuild.mjs` (npm test does it).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { LogRecord } from '../../protocol/events.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TOKA = join(ROOT, 'dist', 'toka.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment without any TOKA_* variable (the tests pass --data and --token explicitly). */
-function cleanEnv(): Record<string, string | undefined> {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOKA_')));
-}
-
-function toka(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TOKA, ...args], {
-      cwd: ROOT,
-      env: { ...cleanEnv(), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { toka, TOKA_BIN, type CliRun } from '../helpers/cli.js';
 
 /** Asserts a failed run: the exit code and exactly one `toka: ...` line on stderr matching `pattern`. */
-function failed(run: Run, code: number, pattern: RegExp): void {
+function failed(run: CliRun, code: number, pattern: RegExp): void {
   assert.equal(run.code, code, `exit code (stderr: ${run.stderr})`);
   const lines = run.stderr.split('\n').filter(Boolean);
   assert.equal(lines.length, 1, `one stderr line, got: ${run.stderr}`);
@@ -57,33 +26,50 @@ describe('toka CLI (issue 2 acceptance)', function () {
   let dir: string;
   let data: string;
   let opFile: string;
+  /** Set up in before() so that every test runs alone (--grep): alice's token and the agent she spawned. */
   let token: string;
   let agentId: string;
 
   const d = (...args: string[]) => toka([...args, '--data', data]);
 
-  before(() => {
-    assert.ok(existsSync(TOKA), 'dist/toka.js missing: run node esbuild.mjs');
+  /** The `worker` agent spawned by a `toka submit` of the op file. */
+  function spawnedWorker(run: CliRun): string {
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as { records: LogRecord[] };
+    const spawned = result.records.map((r) => r.event as unknown as { type: string; agent: string; name: string }).find((e) => e.type === 'AgentSpawned' && e.name === 'worker');
+    assert.ok(spawned, run.stdout);
+    return spawned.agent;
+  }
+
+  before(async () => {
+    assert.ok(existsSync(TOKA_BIN), 'dist/toka.js missing: run node esbuild.mjs');
     dir = mkdtempSync(join(tmpdir(), 'toka-cli-'));
     data = join(dir, 'data');
     opFile = join(dir, 'spawn.json');
     writeFileSync(opFile, JSON.stringify({ type: 'SpawnSubAgent', parent: 'root', spec: { name: 'worker' } }));
+    const init = await d('init');
+    assert.equal(init.code, 0, init.stderr);
+    const mint = await d('token', 'mint', '--sub', 'alice', '--vault', 'v1', '--perm', 'agent:spawn,task:schedule');
+    assert.equal(mint.code, 0, mint.stderr);
+    token = mint.stdout.trim();
+    agentId = spawnedWorker(await d('submit', opFile, '--token', token));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('init creates the data dir (0700), the key ring and the log', async () => {
-    const run = await d('init');
+    const fresh = join(dir, 'fresh');
+    const run = await toka(['init', '--data', fresh]);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(statSync(data).mode & 0o777, 0o700);
-    assert.ok(existsSync(join(data, 'events.db')));
-    assert.equal(statSync(join(data, 'keys.json')).mode & 0o777, 0o600);
-    assert.ok(!existsSync(join(data, 'host.lock')), 'lock released on exit');
+    assert.equal(statSync(fresh).mode & 0o777, 0o700);
+    assert.ok(existsSync(join(fresh, 'events.db')));
+    assert.equal(statSync(join(fresh, 'keys.json')).mode & 0o777, 0o600);
+    assert.ok(!existsSync(join(fresh, 'host.lock')), 'lock released on exit');
   });
 
   it('token mint (HS256) then token inspect shows the claims and status valid', async () => {
     const mint = await d('token', 'mint', '--sub', 'alice', '--vault', 'v1', '--perm', 'agent:spawn,task:schedule');
     assert.equal(mint.code, 0, mint.stderr);
-    token = mint.stdout.trim();
+    const token = mint.stdout.trim();
     assert.equal(token.split('.').length, 3);
     const inspect = await d('token', 'inspect', token);
     assert.equal(inspect.code, 0, inspect.stderr);
@@ -117,7 +103,7 @@ describe('toka CLI (issue 2 acceptance)', function () {
     for (const event of events) assert.equal(event.opId, result.opId);
     const spawned = events.find((e) => e.type === 'AgentSpawned' && e.name === 'worker');
     assert.ok(spawned, run.stdout);
-    agentId = spawned.agent;
+    assert.notEqual(spawned.agent, agentId, 'a new agent');
   });
 
   it('state shows the agent', async () => {
@@ -190,7 +176,10 @@ describe('toka CLI (issue 2 acceptance)', function () {
   });
 
   it('tampering with one stored record: verify exits 1 and names its seq', async () => {
-    const db = new Database(join(data, 'events.db'));
+    // On a copy, so the other tests keep an intact log whatever the order.
+    const tampered = join(dir, 'tampered');
+    cpSync(data, tampered, { recursive: true });
+    const db = new Database(join(tampered, 'events.db'));
     let seq: number;
     try {
       const row = db.prepare(`SELECT seq, body FROM events WHERE type = 'AgentSpawned' AND body LIKE '%"worker"%' ORDER BY seq LIMIT 1`).get() as {
@@ -203,7 +192,7 @@ describe('toka CLI (issue 2 acceptance)', function () {
     } finally {
       db.close();
     }
-    const run = await d('verify');
+    const run = await toka(['verify', '--data', tampered]);
     assert.equal(run.code, 1, run.stderr);
     assert.equal(JSON.parse(run.stdout).ok, false);
     assert.match(run.stderr, new RegExp(`^toka: chain broken at seq ${seq}\\b`));
