@@ -1,6 +1,6 @@
 /** Shared fixtures for the auth unit tests: a settable clock, an in-memory revocation view, hand signing. */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -33,8 +33,17 @@ export class FakeRevocation implements RevocationView {
   }
 }
 
+const tempDirs: string[] = [];
+
+/** A fresh temporary dir, removed by the next `removeTempDirs()` (call it in an afterEach). */
 export function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'toka-auth-'));
+  const dir = mkdtempSync(join(tmpdir(), 'toka-auth-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 export interface Fixture {

@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { KeyRingError } from '../../../server/auth/errors.js';
 import { KeyRing } from '../../../server/auth/keyring.js';
 import { TokenService } from '../../../server/auth/tokens.js';
-import { BASE, Clock, FakeRevocation, fixture, rejectsWith, tempDir } from './helpers.js';
+import { BASE, Clock, FakeRevocation, fixture, rejectsWith, removeTempDirs, tempDir } from './helpers.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 
 describe('auth/keyring: key file', () => {
+  afterEach(removeTempDirs);
+
   it('creates the key file 0600 in a 0700 dir with one HS256 key', async () => {
     const dir = join(tempDir(), 'data');
     const file = join(dir, 'keys.json');
@@ -76,6 +78,8 @@ describe('auth/keyring: key file', () => {
 });
 
 describe('auth/keyring: rotation', () => {
+  afterEach(removeTempDirs);
+
   it('the old kid verifies inside the overlap window and fails with ERR_KEY_RETIRED after it', async () => {
     const file = join(tempDir(), 'keys.json');
     const { tokens, ring, clock } = await fixture({ file, cacheSize: 0 });
@@ -139,6 +143,8 @@ describe('auth/keyring: rotation', () => {
 });
 
 describe('auth/keyring: JWKS', () => {
+  afterEach(removeTempDirs);
+
   it('publishes only public EdDSA keys, never HS256 material', async () => {
     const file = join(tempDir(), 'keys.json');
     const ring = await KeyRing.open({ file });
@@ -160,6 +166,8 @@ describe('auth/keyring: JWKS', () => {
 });
 
 describe('auth/keyring: TOKA_HS256_SECRET', () => {
+  afterEach(removeTempDirs);
+
   const secret = randomBytes(32).toString('base64url');
 
   it('uses the env secret in memory: no file, kid derived from a hash', async () => {
