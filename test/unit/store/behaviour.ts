@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import type { LogRecord } from '../../../protocol/events.js';
-import type { WorldState } from '../../../protocol/kernel.js';
+import { emptyState } from '../../../server/kernel/kernel.js';
 import type { ChainedEventLog } from '../../../server/store/chained-log.js';
 import type { SubscriptionEnd } from '../../../server/store/event-log.js';
 import { GENESIS_HASH, recordHash, stateDigest } from '../../../server/store/hash.js';
@@ -12,10 +12,6 @@ import { ev, gate, nextTurn, range, seqs, until } from './helpers.js';
 export interface Engine {
   log: ChainedEventLog;
   cleanup(): Promise<void>;
-}
-
-function emptyState(): WorldState {
-  return { agents: {}, tasks: {}, observations: {}, roots: {}, grants: {}, revokedTokens: {}, ext: {} };
 }
 
 export function describeEventLog(name: string, open: () => Promise<Engine>): void {
