@@ -41,8 +41,11 @@ function runAndKill(dbPath: string): Promise<Map<number, string>> {
       }
     });
     child.on('error', reject);
+    // A worker that stalls is killed, so a failing run never leaves a process behind.
+    const stall = setTimeout(() => child.kill('SIGKILL'), 30_000);
     // 'close' fires after stdout is drained, so every line written before the kill has been counted.
     child.on('close', (code, signal) => {
+      clearTimeout(stall);
       if (signal === 'SIGKILL' && killed) resolve(acks);
       else reject(new Error(`worker exited early (code ${code}, signal ${signal}): ${stderr}`));
     });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SqliteEventLog } from '../../server/store/sqlite-log.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WORKER = join(ROOT, 'test', 'fixtures', 'store', 'append-worker.ts');
@@ -28,7 +29,8 @@ describe('event log read-only access beside a writing process', function () {
     let acked = 0;
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (acked += chunk.split('\n').length - 1));
     try {
-      while (acked < 200) await new Promise((resolve) => setTimeout(resolve, 5));
+      await waitFor(() => acked >= 200 || child.exitCode !== null, 20_000, 'the writer to acknowledge 200 appends');
+      assert.ok(acked >= 200, `the writer exited after ${acked} appends`);
       const reader = SqliteEventLog.open(dbPath, { readOnly: true });
       try {
         const first = reader.head().seq;
@@ -36,7 +38,7 @@ describe('event log read-only access beside a writing process', function () {
         const report = await reader.verify();
         assert.equal(report.ok, true, JSON.stringify(report.firstBad));
         assert.ok(report.checked >= first);
-        while (reader.head().seq <= report.checked) await new Promise((resolve) => setTimeout(resolve, 5));
+        await waitFor(() => reader.head().seq > report.checked, 20_000, 'the reader to see the head move');
         const page = await reader.read({ afterSeq: first - 1, limit: 1 });
         assert.equal(page[0].seq, first);
         assert.equal((await reader.read({ filter: { vault: 'crash' }, limit: 10 })).length, 10);
