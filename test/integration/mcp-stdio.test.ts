@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -18,8 +19,10 @@ import {
   LoggingMessageNotificationSchema,
   McpError,
   ResourceUpdatedNotificationSchema,
+  type JSONRPCMessage,
   type LoggingMessageNotification,
 } from '@modelcontextprotocol/sdk/types.js';
+import { LineTransport } from '../../server/adapters/mcp/stdio.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -166,9 +169,54 @@ describe('toka mcp (stdio)', function () {
     child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'no/such' })}\n`);
     const more = await frames(4);
     assert.deepEqual([more[3].id, more[3].error?.code], [2, -32601]);
+    // A line over the 4 MiB bound: one LimitExceeded, its tail discarded, and the next request answered.
+    child.stdin.write(`{"jsonrpc":"2.0","id":9,"method":"ping","params":{"pad":"${'x'.repeat(4 * 1024 * 1024)}"}}\n`);
+    child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' })}\n`);
+    const after = await frames(6);
+    assert.deepEqual([after[4].id, after[4].error?.code, (after[4].error as { data?: { limit: string } } | undefined)?.data?.limit], [null, -32005, 'mcp.maxStdioLineBytes']);
+    assert.deepEqual([after[5].id, after[5].result], [3, {}]);
     child.stdin.end();
     assert.equal(await exited, 0);
     for (const line of stdout.split('\n').filter(Boolean)) assert.equal((JSON.parse(line) as { jsonrpc: string }).jsonrpc, '2.0');
     assert.match(stderr, /MCP stdio session open/);
+  });
+});
+
+describe('MCP stdio line reader (LineTransport)', () => {
+  const ping = (id: number) => `${JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' })}\n`;
+  const reader = async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const transport = new LineTransport(input, output, 1024, 64);
+    const received: JSONRPCMessage[] = [];
+    transport.onmessage = (m) => void received.push(m);
+    await transport.start();
+    let written = '';
+    output.setEncoding('utf8').on('data', (c: string) => (written += c));
+    /** Feed chunks, one per tick, and wait until they have been read. */
+    const feed = async (...chunks: string[]) => {
+      for (const c of chunks) {
+        input.write(c);
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    const answers = () => written.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: unknown; error: { code: number; data: { limit?: string } } });
+    return { feed, received, answers };
+  };
+
+  it('answers a line over the bound once, discards the rest of it across chunks, and reads the next line', async () => {
+    const { feed, received, answers } = await reader();
+    await feed('{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"', 'x'.repeat(40), 'x'.repeat(40), `${'x'.repeat(40)}"}}\n${ping(2)}`);
+    assert.deepEqual(answers().map((a) => [a.id, a.error.code, a.error.data.limit]), [[null, -32005, 'mcp.maxStdioLineBytes']]);
+    assert.deepEqual(received, [{ jsonrpc: '2.0', id: 2, method: 'ping' }]);
+  });
+
+  it('refuses a whole line over the bound that arrives with its newline, and counts bytes, not characters', async () => {
+    const { feed, received, answers } = await reader();
+    await feed(`"${'x'.repeat(100)}"\n${ping(3)}`);
+    // 30 characters of 3 UTF-8 bytes each: 90 bytes, over the 64-byte bound.
+    await feed(`"${'€'.repeat(30)}"\n`, ping(4));
+    assert.deepEqual(answers().map((a) => [a.id, a.error.code]), [[null, -32005], [null, -32005]]);
+    assert.deepEqual(received.map((m) => (m as { id: number }).id), [3, 4]);
   });
 });

@@ -36,7 +36,12 @@ export class LineTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
+  /** The line read so far (without its newline). */
   private buffer = '';
+  /** UTF-8 bytes of `buffer`, counted once it is long enough to matter; -1 until then. */
+  private bufferBytes = -1;
+  /** After an oversized line: drop input up to the next newline. */
+  private discarding = false;
   private closed = false;
 
   constructor(
@@ -54,24 +59,45 @@ export class LineTransport implements Transport {
     this.input.on('error', this.onStreamError);
   }
 
+  /**
+   * Split input into lines, each measured once: only the new chunk is searched for a newline, and bytes are
+   * counted exactly only once the pending line is past a third of the bound (a UTF-16 code unit is at most
+   * 3 UTF-8 bytes). A line over the bound is answered once with LimitExceeded and the rest of it, up to its
+   * newline, is discarded.
+   */
   private readonly onData = (chunk: string) => {
-    this.buffer += chunk;
+    let from = 0;
     for (;;) {
-      const nl = this.buffer.indexOf('\n');
-      if (nl < 0) break;
-      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(nl + 1);
+      const nl = chunk.indexOf('\n', from);
+      const piece = chunk.slice(from, nl < 0 ? chunk.length : nl);
+      if (!this.discarding) this.append(piece);
+      if (nl < 0) return;
+      from = nl + 1;
+      if (this.discarding) {
+        this.discarding = false;
+        continue;
+      }
+      const line = this.buffer.replace(/\r$/, '');
+      this.buffer = '';
+      this.bufferBytes = -1;
       if (line.trim() !== '') this.receive(line);
     }
-    if (Buffer.byteLength(this.buffer) > this.maxLineBytes) {
-      this.buffer = '';
-      this.reject(ErrorCodes.LimitExceeded, `message longer than ${this.maxLineBytes} bytes`, {
-        name: 'LimitExceeded',
-        limit: 'mcp.maxStdioLineBytes',
-        max: this.maxLineBytes,
-      });
-    }
   };
+
+  private append(piece: string): void {
+    this.buffer += piece;
+    if (this.buffer.length * 3 <= this.maxLineBytes) return;
+    this.bufferBytes = this.bufferBytes < 0 ? Buffer.byteLength(this.buffer) : this.bufferBytes + Buffer.byteLength(piece);
+    if (this.bufferBytes <= this.maxLineBytes) return;
+    this.buffer = '';
+    this.bufferBytes = -1;
+    this.discarding = true;
+    this.reject(ErrorCodes.LimitExceeded, `message longer than ${this.maxLineBytes} bytes`, {
+      name: 'LimitExceeded',
+      limit: 'mcp.maxStdioLineBytes',
+      max: this.maxLineBytes,
+    });
+  }
 
   private readonly onEnd = () => void this.close();
   private readonly onStreamError = (err: Error) => this.onerror?.(err);
@@ -119,6 +145,7 @@ export class LineTransport implements Transport {
     this.input.off('end', this.onEnd);
     this.input.off('error', this.onStreamError);
     this.buffer = '';
+    this.bufferBytes = -1;
     this.onclose?.();
   }
 }
