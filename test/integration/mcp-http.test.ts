@@ -253,8 +253,7 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     });
     await assert.rejects(call);
     assert.deepEqual(progress, [1, 2, 3]);
-    const deadline = Date.now() + 5000;
-    while (aborted.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => aborted.length > 0, 5000, 'the tool to see its cancellation');
     assert.equal(aborted.length, 1);
   });
 
@@ -270,21 +269,39 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
       body: JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'long_call', arguments: { steps: 10 }, _meta: { progressToken: 'p' } } }),
     });
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
-    const reader = res.body!.getReader();
-    let text = '';
-    while (!/"progress":2\b/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    /** Read SSE text until `until` matches; fail (not hang) if the stream ends first. */
+    const readUntil = async (stream: ReadableStream<Uint8Array>, until: RegExp) => {
+      const reader = stream.getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      while (!until.test(text)) {
+        const { done, value } = await reader.read();
+        if (done) assert.fail(`stream ended before ${until}: ${text}`);
+        text += decoder.decode(value, { stream: true });
+      }
+      return { text, reader };
+    };
+    /** The SSE events in `text`: id and data, data parsed when it is JSON-RPC. */
+    const events = (text: string) =>
+      [...text.matchAll(/^id: (.+)\ndata: (.*)$/gm)].map((m) => ({ id: m[1], message: m[2] === '' ? null : (JSON.parse(m[2]) as { params?: { progress?: number } }) }));
+    const progressOf = (evs: ReturnType<typeof events>) => evs.map((e) => e.message?.params?.progress).filter((p) => p !== undefined);
+
+    const first = await readUntil(res.body!, /"progress":2\b/);
     controller.abort();
-    const ids = [...text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]);
-    const lastId = ids[ids.length - 1];
+    const seen = events(first.text);
+    assert.deepEqual(progressOf(seen), [1, 2]);
+    const lastId = seen[seen.length - 1].id;
     await new Promise((r) => setTimeout(r, 300));
     const resumed = await fetch(url, { headers: { ...headers, accept: 'text/event-stream', 'last-event-id': lastId } });
     assert.equal(resumed.status, 200);
-    const rest = resumed.body!.getReader();
-    let replay = '';
-    while (!/"id":42/.test(replay)) replay += new TextDecoder().decode((await rest.read()).value);
-    await rest.cancel();
-    assert.match(replay, /counted to 10/);
-    assert.doesNotMatch(replay, /"progress":1\b/);
+    const rest = await readUntil(resumed.body!, /"id":42/);
+    await rest.reader.cancel();
+    const replayed = events(rest.text);
+    assert.match(rest.text, /counted to 10/);
+    // The replay starts right after the last event seen: progress 3 onwards, nothing seen before.
+    assert.deepEqual(progressOf(replayed), [3, 4, 5, 6, 7, 8, 9, 10]);
+    const n = (id: string) => Number(id.slice(id.lastIndexOf('.') + 1));
+    assert.ok(replayed.every((e) => n(e.id) > n(lastId) && e.id.slice(0, e.id.lastIndexOf('.')) === lastId.slice(0, lastId.lastIndexOf('.'))), JSON.stringify(replayed.map((e) => e.id)));
   });
 
   it('refuses a result over the size bound with LimitExceeded', async () => {

@@ -23,6 +23,7 @@ import {
   type LoggingMessageNotification,
 } from '@modelcontextprotocol/sdk/types.js';
 import { LineTransport } from '../../server/adapters/mcp/stdio.js';
+import { waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -96,8 +97,7 @@ describe('toka mcp (stdio)', function () {
       });
       assert.ok(completion.completion.values.includes(agent));
 
-      const deadline = Date.now() + 5000;
-      while ((updated.length === 0 || logs.length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => updated.length > 0 && logs.length > 0, 5000, 'a resource update and a log message');
       assert.ok(updated.includes('toka://agents'), JSON.stringify(updated));
       assert.ok(logs.some((l) => l.level === 'debug' && JSON.stringify(l.data).includes('spawn_agent')), JSON.stringify(logs));
     } finally {
@@ -152,33 +152,37 @@ describe('toka mcp (stdio)', function () {
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     const frames = async (n: number) => {
-      const deadline = Date.now() + 10_000;
-      while (stdout.split('\n').filter(Boolean).length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => stdout.split('\n').filter(Boolean).length >= n, 10_000, `${n} frames on stdout`);
       return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: unknown; error?: { code: number }; result?: unknown });
     };
-    child.stdin.write('this is not json\n');
-    child.stdin.write('{"jsonrpc":"2.0","id":5}\n');
-    child.stdin.write(
-      `${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })}\n`,
-    );
-    const got = await frames(3);
-    assert.deepEqual([got[0].id, got[0].error?.code], [null, -32700]);
-    assert.deepEqual([got[1].id, got[1].error?.code], [5, -32600]);
-    assert.equal(got[2].id, 1);
-    assert.ok(got[2].result);
-    child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'no/such' })}\n`);
-    const more = await frames(4);
-    assert.deepEqual([more[3].id, more[3].error?.code], [2, -32601]);
-    // A line over the 4 MiB bound: one LimitExceeded, its tail discarded, and the next request answered.
-    child.stdin.write(`{"jsonrpc":"2.0","id":9,"method":"ping","params":{"pad":"${'x'.repeat(4 * 1024 * 1024)}"}}\n`);
-    child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' })}\n`);
-    const after = await frames(6);
-    assert.deepEqual([after[4].id, after[4].error?.code, (after[4].error as { data?: { limit: string } } | undefined)?.data?.limit], [null, -32005, 'mcp.maxStdioLineBytes']);
-    assert.deepEqual([after[5].id, after[5].result], [3, {}]);
-    child.stdin.end();
-    assert.equal(await exited, 0);
-    for (const line of stdout.split('\n').filter(Boolean)) assert.equal((JSON.parse(line) as { jsonrpc: string }).jsonrpc, '2.0');
-    assert.match(stderr, /MCP stdio session open/);
+    try {
+      child.stdin.write('this is not json\n');
+      child.stdin.write('{"jsonrpc":"2.0","id":5}\n');
+      child.stdin.write(
+        `${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })}\n`,
+      );
+      const got = await frames(3);
+      assert.deepEqual([got[0].id, got[0].error?.code], [null, -32700]);
+      assert.deepEqual([got[1].id, got[1].error?.code], [5, -32600]);
+      assert.equal(got[2].id, 1);
+      assert.ok(got[2].result);
+      child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'no/such' })}\n`);
+      const more = await frames(4);
+      assert.deepEqual([more[3].id, more[3].error?.code], [2, -32601]);
+      // A line over the 4 MiB bound: one LimitExceeded, its tail discarded, and the next request answered.
+      child.stdin.write(`{"jsonrpc":"2.0","id":9,"method":"ping","params":{"pad":"${'x'.repeat(4 * 1024 * 1024)}"}}\n`);
+      child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' })}\n`);
+      const after = await frames(6);
+      assert.deepEqual([after[4].id, after[4].error?.code, (after[4].error as { data?: { limit: string } } | undefined)?.data?.limit], [null, -32005, 'mcp.maxStdioLineBytes']);
+      assert.deepEqual([after[5].id, after[5].result], [3, {}]);
+      child.stdin.end();
+      assert.equal(await exited, 0);
+      for (const line of stdout.split('\n').filter(Boolean)) assert.equal((JSON.parse(line) as { jsonrpc: string }).jsonrpc, '2.0');
+      assert.match(stderr, /MCP stdio session open/);
+    } finally {
+      // A failed assertion must not leave the child running (and mocha waiting on it).
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   });
 });
 
