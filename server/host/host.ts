@@ -217,6 +217,19 @@ export class Host {
 
   /** Re-verify the session's token (cached; revocation and expiry apply at once) and charge the rate limit. */
   async check(session: Session): Promise<CapabilityClaims> {
+    const claims = await this.verified(session);
+    if (!session.local) {
+      try {
+        this.limiter?.take(claims.sub);
+      } catch (err) {
+        throw this.fail(err);
+      }
+    }
+    return claims;
+  }
+
+  /** Re-verify the session's token (cached; revocation and expiry apply at once), without charging the rate limit. */
+  private async verified(session: Session): Promise<CapabilityClaims> {
     if (this.closing) throw new HostError('Unavailable', 'host is shutting down');
     if (session.local) {
       const iat = Math.floor(this.options.now() / 1000);
@@ -225,7 +238,6 @@ export class Host {
     }
     try {
       session.claims = await this.tokens.verify(session.token!);
-      this.limiter?.take(session.claims.sub);
       return session.claims;
     } catch (err) {
       throw this.fail(err);
@@ -523,11 +535,12 @@ export class Host {
   // ---- helpers -------------------------------------------------------------------------------------
 
   /**
-   * Check that the session may use `permission` (token re-verified, rate limit charged), for faces that must
-   * refuse before they reach the operation itself (MCP's HTTP 403 `insufficient_scope`). Throws CapabilityDenied.
+   * Check that the session may use `permission` (token re-verified), for faces that must refuse before they
+   * reach the operation itself (MCP's HTTP 403 `insufficient_scope`). Throws CapabilityDenied. It does not
+   * charge the rate limit: the operation that follows does, once.
    */
   async authorize(session: Session, permission: string): Promise<CapabilityClaims> {
-    const claims = await this.check(session);
+    const claims = await this.verified(session);
     this.require(claims, permission);
     return claims;
   }

@@ -87,6 +87,18 @@ describe('host', () => {
     await host.close();
   });
 
+  it('authorize re-verifies without charging the rate limit; the operation is charged once', async () => {
+    const host = await Host.open({ dataDir: null, logger: quiet, now: () => 1_800_000_000_000, rateLimit: { ratePerSec: 1, burst: 2 } });
+    const alice = await tokenFor(host, 'v', ['state:read']);
+    for (let i = 0; i < 5; i++) await host.authorize(alice, 'state:read');
+    await host.getState(alice);
+    await host.getState(alice);
+    await rejectsWith(host.getState(alice), 'RateLimited');
+    await host.revoke(host.localSession('v'), { token: alice.token });
+    await rejectsWith(host.authorize(alice, 'state:read'), 'Unauthenticated', 'ERR_TOKEN_REVOKED');
+    await host.close();
+  });
+
   it('rate-limits per subject with a retry-after', async () => {
     let now = 1_800_000_000_000;
     const host = await Host.open({ dataDir: null, logger: quiet, now: () => now, rateLimit: { ratePerSec: 10, burst: 2 } });
