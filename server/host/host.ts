@@ -11,6 +11,7 @@ import { MAX_TOKEN_LIFETIME_S, permits, type CapabilityClaims } from '../../prot
 import type { EventFilter, LogRecord } from '../../protocol/events.js';
 import {
   ID_BUDGET,
+  type AgentRecord,
   type GrantRecord,
   type Operation,
   type OperationEnvelope,
@@ -19,7 +20,7 @@ import {
 import type { EventQuery } from '../../protocol/rpc/events.js';
 import type { LogVerifyResult } from '../../protocol/rpc/host.js';
 import type { MintParams, MintResult, RevokeParams } from '../../protocol/rpc/capability.js';
-import type { StateQuery, StateResult } from '../../protocol/rpc/state.js';
+import type { AgentView, StateQuery, StateResult } from '../../protocol/rpc/state.js';
 import { KeyRing } from '../auth/keyring.js';
 import { RateLimiter } from '../auth/rate-limit.js';
 import { TokenService, type RevocationView } from '../auth/tokens.js';
@@ -303,29 +304,42 @@ export class Host {
     this.require(claims, 'state:read');
     const state = this.kernel.state;
     const limit = boundedInt(query.limit, 1, 500, 100, 'limit');
-    const agents = Object.values(state.agents)
-      .filter(
-        (a) =>
-          a.vault === claims.vault &&
-          (query.agent === undefined || a.id === query.agent) &&
-          (query.parent === undefined || a.parent === query.parent) &&
-          (query.status === undefined || a.status === query.status),
-      )
-      .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const matching: AgentRecord[] = [];
+    for (const a of Object.values(state.agents)) {
+      if (a.vault !== claims.vault) continue;
+      if (query.agent !== undefined && a.id !== query.agent) continue;
+      if (query.parent !== undefined && a.parent !== query.parent) continue;
+      if (query.status !== undefined && a.status !== query.status) continue;
+      matching.push(a);
+    }
+    matching.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     let start = 0;
     if (query.cursor !== undefined) {
-      const idx = agents.findIndex((a) => a.id === query.cursor);
+      const idx = matching.findIndex((a) => a.id === query.cursor);
       if (idx < 0) throw new HostError('InvalidParams', 'unknown cursor', { field: 'cursor' });
       start = idx + 1;
     }
-    const page = agents.slice(start, start + limit).map((a) => ({
-      ...a,
-      queuedTasks: state.tasks[a.id]?.length ?? 0,
-      observations: state.observations[a.id] ?? 0,
-      ...(query.includeTasks ? { tasks: [...(state.tasks[a.id] ?? [])] } : {}),
-    }));
-    const more = start + limit < agents.length;
-    return { seq: this.queuedSeq, agents: page, ...(more ? { nextCursor: page[page.length - 1].id } : {}) };
+    const end = Math.min(start + limit, matching.length);
+    const page: AgentView[] = [];
+    for (let i = start; i < end; i++) {
+      const a = matching[i];
+      const queue = Object.hasOwn(state.tasks, a.id) ? state.tasks[a.id] : undefined;
+      const summary: AgentView = {
+        id: a.id,
+        parent: a.parent,
+        vault: a.vault,
+        name: a.name,
+        status: a.status,
+        createdAt: a.createdAt,
+        queuedTasks: queue?.length ?? 0,
+        observations: Object.hasOwn(state.observations, a.id) ? state.observations[a.id] : 0,
+      };
+      if (query.includeTasks) summary.tasks = queue ? queue.slice() : [];
+      page.push(summary);
+    }
+    const result: StateResult = { seq: this.queuedSeq, agents: page };
+    if (end < matching.length) result.nextCursor = page[page.length - 1].id;
+    return result;
   }
 
   async queryEvents(session: Session, query: EventQuery = {}): Promise<LogRecord[]> {

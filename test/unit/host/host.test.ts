@@ -155,6 +155,49 @@ describe('host', () => {
     await host.close();
   });
 
+  it('pages state oldest first with filters, counts, and task lists that are copies', async () => {
+    const host = await Host.open({ dataDir: null, logger: quiet });
+    const alice = await tokenFor(host, 'v', ['agent:spawn', 'state:read', 'task:schedule', 'observation:emit']);
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const r = await host.submit(alice, { type: 'SpawnSubAgent', parent: 'root', spec: { name: `a${i}` } });
+      ids.push(r.records[r.records.length - 1].event.agent!);
+    }
+    const child = await host.submit(alice, { type: 'SpawnSubAgent', parent: ids[2], spec: { name: 'child' } });
+    const childId = child.records[child.records.length - 1].event.agent!;
+    await host.submit(alice, { type: 'ScheduleAgentTask', agent: ids[1], task: { description: 'first' } });
+    await host.submit(alice, { type: 'ScheduleAgentTask', agent: ids[1], task: { description: 'second' } });
+    await host.submit(alice, { type: 'EmitObservation', agent: ids[3], data: { n: 1 } });
+
+    // Oldest first: by creation time, then by id (agents created in the same millisecond), across pages.
+    const seen: Array<{ name: string; id: string; createdAt: number }> = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await host.getState(alice, { limit: 3, cursor });
+      seen.push(...page.agents);
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor !== undefined);
+    assert.deepEqual(seen.map((a) => a.name).sort(), ['a0', 'a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'child', 'root']);
+    const ordered = [...seen].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    assert.deepEqual(seen, ordered);
+    assert.equal(pages, 3);
+
+    const one = await host.getState(alice, { agent: ids[1], includeTasks: true });
+    assert.deepEqual(
+      one.agents.map((a) => [a.name, a.queuedTasks, a.observations, a.tasks?.map((t) => t.description)]),
+      [['a1', 2, 0, ['first', 'second']]],
+    );
+    one.agents[0].tasks!.pop();
+    assert.equal((await host.getState(alice, { agent: ids[1], includeTasks: true })).agents[0].tasks!.length, 2);
+    assert.equal((await host.getState(alice, { agent: ids[3] })).agents[0].observations, 1);
+    assert.equal((await host.getState(alice, { agent: ids[3] })).agents[0].tasks, undefined);
+    assert.deepEqual((await host.getState(alice, { parent: ids[2] })).agents.map((a) => a.id), [childId]);
+    assert.deepEqual((await host.getState(alice, { status: 'stopped' })).agents, []);
+    await host.close();
+  });
+
   it('rejects bad query parameters with InvalidParams and keeps serving', async () => {
     const host = await Host.open({ dataDir: null, logger: quiet });
     const alice = await tokenFor(host, 'v', ['state:read', 'events:read']);
