@@ -31,10 +31,20 @@ export function utf8ByteLength(s: string): number {
 }
 
 /** Length of `s` in characters (Unicode code points). */
-export function charCount(s: string): number {
+function charCount(s: string): number {
   let n = 0;
   for (const _ of s) n++;
   return n;
+}
+
+/**
+ * Throws `LimitExceeded` (`limit`, `max`, actual count) when `s` has more than `max` code points. A string of
+ * at most `max` UTF-16 units cannot have more code points, so only longer ones are counted.
+ */
+function boundChars(s: string, limit: string, max: number): void {
+  if (s.length <= max) return;
+  const n = charCount(s);
+  if (n > max) throw KernelError.limit(limit, max, n);
 }
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -64,8 +74,7 @@ export function requireString(v: unknown, where: string): string {
 export function requireText(v: unknown, where: string, limit: string, max: number): string {
   const s = requireString(v, where);
   if (s.trim() === '') throw KernelError.invalid(`${where} must not be blank`);
-  const n = charCount(s);
-  if (n > max) throw KernelError.limit(limit, max, n);
+  boundChars(s, limit, max);
   return s;
 }
 
@@ -73,8 +82,7 @@ export function requireText(v: unknown, where: string, limit: string, max: numbe
 export function optionalText(v: unknown, where: string, limit: string, max: number): string | undefined {
   if (v === undefined) return undefined;
   const s = requireString(v, where);
-  const n = charCount(s);
-  if (n > max) throw KernelError.limit(limit, max, n);
+  boundChars(s, limit, max);
   return s;
 }
 
@@ -83,8 +91,7 @@ export function requireId(v: unknown, where: string): string {
   const s = requireString(v, where);
   if (s === '') throw KernelError.invalid(`${where} must not be empty`);
   if (s === '__proto__') throw KernelError.invalid(`${where} must not be __proto__`);
-  const n = charCount(s);
-  if (n > KERNEL_INPUT_LIMITS.idChars) throw KernelError.limit('idChars', KERNEL_INPUT_LIMITS.idChars, n);
+  boundChars(s, 'idChars', KERNEL_INPUT_LIMITS.idChars);
   return s;
 }
 

@@ -2,7 +2,7 @@
  * The event log's hash chain and the world-state digest.
  * record hash = hex SHA-256 of `prevHash + "\n" + seq + "\n" + canonicalJson(event)`.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { canonicalJson } from '../../protocol/canonical.js';
 import type { KernelEvent, WorldState } from '../../protocol/kernel.js';
 
@@ -16,7 +16,7 @@ export function recordHash(prevHash: string, seq: number, event: KernelEvent): s
 
 /** Same as `recordHash` for an event already encoded with `canonicalJson`. */
 export function hashBody(prevHash: string, seq: number, body: string): string {
-  return createHash('sha256').update(`${prevHash}\n${seq}\n${body}`, 'utf8').digest('hex');
+  return hash('sha256', `${prevHash}\n${seq}\n${body}`, 'hex');
 }
 
 /** Hex SHA-256 of `canonicalJson(state)`: equal states have equal digests. */
@@ -26,5 +26,5 @@ export function stateDigest(state: WorldState): string {
 
 /** The state digest of a state already encoded with `canonicalJson` (as snapshots are stored). */
 export function digestOfCanonical(canonical: string): string {
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+  return hash('sha256', canonical, 'hex');
 }
