@@ -26,7 +26,7 @@ const REPLAY_OPS = 60_000;
  * `ops` operations from 64 concurrent submitters, in a fixed mix: per 20 operations 1 spawn, 8 task
  * schedules, 3 cancellations of a queued task, 8 observations, spread over the agents spawned so far.
  */
-async function mixedWorkload(host: Host, session: Session, ops: number): Promise<void> {
+export async function mixedWorkload(host: Host, session: Session, ops: number): Promise<void> {
   const agents: string[] = [];
   const queued: { agent: string; task: string }[] = [];
   let next = 0;

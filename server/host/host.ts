@@ -7,6 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { canonicalJson } from '../../protocol/canonical.js';
 import { MAX_TOKEN_LIFETIME_S, permits, type CapabilityClaims } from '../../protocol/capability.js';
 import type { EventFilter, LogRecord } from '../../protocol/events.js';
 import {
@@ -25,7 +26,7 @@ import { KeyRing } from '../auth/keyring.js';
 import { RateLimiter } from '../auth/rate-limit.js';
 import { TokenService, type RevocationView } from '../auth/tokens.js';
 import { Kernel, type OpcodeHandler } from '../kernel/kernel.js';
-import type { EventLog, Subscription, SubscriptionEnd } from '../store/event-log.js';
+import type { EventLog, SnapshotInput, Subscription, SubscriptionEnd } from '../store/event-log.js';
 import { stateDigest } from '../store/hash.js';
 import { openEventLog } from '../store/index.js';
 import { HostError } from './errors.js';
@@ -281,17 +282,20 @@ export class Host {
     return { opId: envelope.id, records };
   }
 
-  /** Capture the state for a snapshot when one is due (synchronously, so it matches `queuedSeq`). */
-  private dueSnapshot(added: number): { seq: number; state: WorldState } | null {
+  /**
+   * Capture the state for a snapshot when one is due: encoded right here, synchronously, so it matches
+   * `queuedSeq` (the encoding is the copy; nothing can change the state between).
+   */
+  private dueSnapshot(added: number): SnapshotInput | null {
     this.sinceSnapshot += added;
     if (this.sinceSnapshot < this.options.snapshotEvery) return null;
     this.sinceSnapshot = 0;
-    return { seq: this.queuedSeq, state: this.kernel.snapshot() };
+    return { seq: this.queuedSeq, canonicalState: canonicalJson(this.kernel.state) };
   }
 
-  private async writeSnapshot(snap: { seq: number; state: WorldState }): Promise<void> {
+  private async writeSnapshot(snap: SnapshotInput): Promise<void> {
     try {
-      await this.log.writeSnapshot({ ...snap, digest: stateDigest(snap.state) });
+      await this.log.writeSnapshot(snap);
     } catch (err) {
       this.logger.warn('snapshot write failed', { err, seq: snap.seq });
     }

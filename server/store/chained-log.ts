@@ -9,6 +9,7 @@ import type {
   EventLog,
   ReadOptions,
   Snapshot,
+  SnapshotInput,
   SubscribeOptions,
   Subscription,
   SubscriptionListener,
@@ -141,7 +142,7 @@ export abstract class ChainedEventLog implements EventLog {
 
   abstract read(options?: ReadOptions): Promise<LogRecord[]>;
   abstract verify(): Promise<VerifyReport>;
-  abstract writeSnapshot(snapshot: Snapshot): Promise<void>;
+  abstract writeSnapshot(snapshot: SnapshotInput): Promise<string>;
   abstract latestSnapshot(): Promise<Snapshot | null>;
 
   append(events: KernelEvent[]): Promise<LogRecord[]> {

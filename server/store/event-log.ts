@@ -21,6 +21,13 @@ export interface Snapshot {
   state: WorldState;
 }
 
+/** A snapshot to store: the state as its canonical JSON, which is what the stored digest covers. */
+export interface SnapshotInput {
+  seq: number;
+  /** `canonicalJson(state)`, encoded once by the caller at the moment the state matched `seq`. */
+  canonicalState: string;
+}
+
 export interface VerifyReport {
   ok: boolean;
   /** Records checked. */
@@ -71,7 +78,8 @@ export interface EventLog {
   read(options?: ReadOptions): Promise<LogRecord[]>;
   /** Walk the whole chain: recompute every hash and link. */
   verify(): Promise<VerifyReport>;
-  writeSnapshot(snapshot: Snapshot): Promise<void>;
+  /** Stores a snapshot (the newest few are kept) and resolves with its digest. */
+  writeSnapshot(snapshot: SnapshotInput): Promise<string>;
   /** The newest snapshot, or null. */
   latestSnapshot(): Promise<Snapshot | null>;
   subscribe(options: SubscribeOptions, listener: SubscriptionListener): Subscription;

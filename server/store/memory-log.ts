@@ -3,10 +3,10 @@
  * engine, nothing durable. Records are kept as canonical JSON so readers always get fresh copies.
  */
 import type { LogRecord } from '../../protocol/events.js';
-import type { ReadOptions, Snapshot, VerifyReport } from './event-log.js';
+import type { ReadOptions, Snapshot, SnapshotInput, VerifyReport } from './event-log.js';
 import { ChainedEventLog, checkRecord, LogClosedError, normaliseRead, type StoredRecord, toLogRecord } from './chained-log.js';
 import { GENESIS_HASH } from './hash.js';
-import { checkSnapshot, loadSnapshot, SNAPSHOTS_KEPT } from './snapshots.js';
+import { loadSnapshot, snapshotDigest, SNAPSHOTS_KEPT } from './snapshots.js';
 import { matchesFilter } from './subscriptions.js';
 
 export class MemoryEventLog extends ChainedEventLog {
@@ -51,13 +51,14 @@ export class MemoryEventLog extends ChainedEventLog {
     return { ok: true, checked: state.seq, headSeq: this.headSeq };
   }
 
-  async writeSnapshot(snapshot: Snapshot): Promise<void> {
+  async writeSnapshot(snapshot: SnapshotInput): Promise<string> {
     if (this.closed) throw new LogClosedError();
-    const state = checkSnapshot(snapshot, this.headSeq);
+    const digest = snapshotDigest(snapshot, this.headSeq);
     this.snapshots = this.snapshots.filter((s) => s.seq !== snapshot.seq);
-    this.snapshots.push({ seq: snapshot.seq, digest: snapshot.digest, state });
+    this.snapshots.push({ seq: snapshot.seq, digest, state: snapshot.canonicalState });
     this.snapshots.sort((a, b) => a.seq - b.seq);
     this.snapshots = this.snapshots.slice(-SNAPSHOTS_KEPT);
+    return digest;
   }
 
   async latestSnapshot(): Promise<Snapshot | null> {

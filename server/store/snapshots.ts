@@ -1,24 +1,22 @@
 /** Snapshot rules shared by every engine. */
-import { canonicalJson } from '../../protocol/canonical.js';
-import type { Snapshot } from './event-log.js';
+import type { Snapshot, SnapshotInput } from './event-log.js';
 import { digestOfCanonical } from './hash.js';
 
 /** How many snapshots an engine keeps (the newest ones). */
 export const SNAPSHOTS_KEPT = 3;
 
 /**
- * Checks that `snapshot` may be written to a log whose head is `headSeq` — its seq is a committed position
- * and its digest is the digest of its state — and returns the state's canonical JSON to store.
+ * Checks that `snapshot` may be written to a log whose head is `headSeq` (its seq is a committed position)
+ * and returns its digest: the hash of the canonical state text, which is also what is stored.
  */
-export function checkSnapshot(snapshot: Snapshot, headSeq: number): string {
+export function snapshotDigest(snapshot: SnapshotInput, headSeq: number): string {
   if (!Number.isSafeInteger(snapshot.seq) || snapshot.seq < 0 || snapshot.seq > headSeq) {
     throw new RangeError(`snapshot seq must be an integer in [0, ${headSeq}] (the head), got ${snapshot.seq}`);
   }
-  const canonical = canonicalJson(snapshot.state);
-  if (digestOfCanonical(canonical) !== snapshot.digest) {
-    throw new Error(`snapshot at seq ${snapshot.seq}: digest does not match its state`);
+  if (typeof snapshot.canonicalState !== 'string' || !snapshot.canonicalState.startsWith('{')) {
+    throw new TypeError(`snapshot at seq ${snapshot.seq}: canonicalState must be the canonical JSON of a state object`);
   }
-  return canonical;
+  return digestOfCanonical(snapshot.canonicalState);
 }
 
 /**

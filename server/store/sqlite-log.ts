@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LogRecord } from '../../protocol/events.js';
-import type { ReadOptions, Snapshot, VerifyReport } from './event-log.js';
+import type { ReadOptions, Snapshot, SnapshotInput, VerifyReport } from './event-log.js';
 import {
   ChainedEventLog,
   checkRecord,
@@ -18,7 +18,7 @@ import {
   toLogRecord,
 } from './chained-log.js';
 import { GENESIS_HASH } from './hash.js';
-import { checkSnapshot, loadSnapshot, SNAPSHOTS_KEPT } from './snapshots.js';
+import { loadSnapshot, snapshotDigest, SNAPSHOTS_KEPT } from './snapshots.js';
 
 /** Schema version kept in `PRAGMA user_version`. */
 export const SCHEMA_VERSION = 1;
@@ -199,14 +199,15 @@ export class SqliteEventLog extends ChainedEventLog {
     return { ok: true, checked: state.seq, headSeq: state.seq };
   }
 
-  async writeSnapshot(snapshot: Snapshot): Promise<void> {
+  async writeSnapshot(snapshot: SnapshotInput): Promise<string> {
     if (this.closed) throw new LogClosedError();
     if (this.isReadOnly) throw new ReadOnlyLogError();
-    const state = checkSnapshot(snapshot, this.headSeq);
+    const digest = snapshotDigest(snapshot, this.headSeq);
     this.db.transaction(() => {
-      this.insertSnapshot.run(snapshot.seq, snapshot.digest, state);
+      this.insertSnapshot.run(snapshot.seq, digest, snapshot.canonicalState);
       this.pruneSnapshots.run(SNAPSHOTS_KEPT);
     })();
+    return digest;
   }
 
   async latestSnapshot(): Promise<Snapshot | null> {

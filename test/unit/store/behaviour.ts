@@ -2,6 +2,7 @@
  * The behaviour every event-log engine must show. Each engine's test file calls `describeEventLog`.
  */
 import assert from 'node:assert/strict';
+import { canonicalJson } from '../../../protocol/canonical.js';
 import type { LogRecord } from '../../../protocol/events.js';
 import { emptyState } from '../../../server/kernel/kernel.js';
 import type { ChainedEventLog } from '../../../server/store/chained-log.js';
@@ -155,7 +156,7 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         for (const seq of [2, 4, 6, 8]) {
           const state = emptyState();
           state.observations = { a: seq };
-          await log.writeSnapshot({ seq, digest: stateDigest(state), state });
+          assert.equal(await log.writeSnapshot({ seq, canonicalState: canonicalJson(state) }), stateDigest(state));
         }
         const latest = await log.latestSnapshot();
         assert.equal(latest?.seq, 8);
@@ -163,11 +164,12 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         assert.equal(latest?.digest, stateDigest(latest!.state));
       });
 
-      it('refuses a snapshot past the head or with a wrong digest', async () => {
+      it('refuses a snapshot past the head or whose state is not an encoded object', async () => {
         await log.append([ev(1)]);
-        const state = emptyState();
-        await assert.rejects(log.writeSnapshot({ seq: 2, digest: stateDigest(state), state }), RangeError);
-        await assert.rejects(log.writeSnapshot({ seq: 1, digest: '0'.repeat(64), state }), /digest/);
+        const canonicalState = canonicalJson(emptyState());
+        await assert.rejects(log.writeSnapshot({ seq: 2, canonicalState }), RangeError);
+        await assert.rejects(log.writeSnapshot({ seq: -1, canonicalState }), RangeError);
+        await assert.rejects(log.writeSnapshot({ seq: 1, canonicalState: emptyState() as never }), TypeError);
         assert.equal(await log.latestSnapshot(), null);
       });
     });

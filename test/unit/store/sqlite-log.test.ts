@@ -3,8 +3,9 @@ import Database from 'better-sqlite3';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { canonicalJson } from '../../../protocol/canonical.js';
 import { openEventLog } from '../../../server/store/index.js';
-import { GENESIS_HASH, stateDigest } from '../../../server/store/hash.js';
+import { GENESIS_HASH } from '../../../server/store/hash.js';
 import { SqliteEventLog } from '../../../server/store/sqlite-log.js';
 import { describeEventLog } from './behaviour.js';
 import { ev, range, seqs } from './helpers.js';
@@ -160,7 +161,7 @@ describe('SqliteEventLog', () => {
     await log.append(range(1, 5).map((i) => ev(i)));
     for (const seq of [1, 2, 3, 4, 5]) {
       const state = { agents: {}, tasks: {}, observations: { x: seq }, roots: {}, grants: {}, revokedTokens: {}, ext: {} };
-      await log.writeSnapshot({ seq, digest: stateDigest(state), state });
+      await log.writeSnapshot({ seq, canonicalState: canonicalJson(state) });
     }
     await log.close();
     const db = new Database(path, { readonly: true });
@@ -186,7 +187,7 @@ describe('SqliteEventLog', () => {
       assert.deepEqual(seqs(await reader.read({ afterSeq: 2 })), [3, 4]);
       assert.deepEqual(await reader.verify(), { ok: true, checked: 4, headSeq: 4 });
       await assert.rejects(reader.append([ev(5)]), { code: 'ReadOnlyLog' });
-      await assert.rejects(reader.writeSnapshot({ seq: 0, digest: '', state: {} as never }), { code: 'ReadOnlyLog' });
+      await assert.rejects(reader.writeSnapshot({ seq: 0, canonicalState: '{}' }), { code: 'ReadOnlyLog' });
       await reader.close();
       await writer.close();
     });
