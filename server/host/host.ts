@@ -83,6 +83,12 @@ const MAX_ID_CHARS = 256;
 /** Most event types one query or subscription may list. */
 const MAX_EVENT_TYPES = 32;
 
+/**
+ * Records per read during replay. Small enough that a page's parsed events die young (a page of 10,000 kept
+ * them alive long enough to be promoted, and replay spent its time in GC); large enough to amortise a query.
+ */
+const REPLAY_PAGE = 1_000;
+
 export class Host {
   readonly metrics = new Metrics();
   private readonly subscriptions = new Set<Subscription>();
@@ -180,9 +186,9 @@ export class Host {
     const headSeq = log.head().seq;
     for (;;) {
       if (progress.signal?.aborted) throw new HostError('RequestCancelled', 'replay cancelled');
-      const page = await log.read({ afterSeq, limit: 10_000 });
+      const page = await log.read({ afterSeq, limit: REPLAY_PAGE });
       for (const record of page) kernel.apply(record.event);
-      if (page.length < 10_000) return kernel;
+      if (page.length < REPLAY_PAGE) return kernel;
       afterSeq = page[page.length - 1].seq;
       progress.onProgress?.(afterSeq / Math.max(headSeq, 1), `replayed ${afterSeq} of ${headSeq}`);
       // A cancellable replay yields between pages so a cancellation (and other requests) can get in.
