@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Operation } from '../../../protocol/kernel.js';
 import { HostError } from '../../../server/host/errors.js';
-import { Host, type Session } from '../../../server/host/host.js';
+import { Host, SNAPSHOT_CHARS_PER_EVENT, type Session } from '../../../server/host/host.js';
 import { createLogger } from '../../../server/host/logger.js';
 import { stateDigest } from '../../../server/store/hash.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -222,6 +222,25 @@ describe('host', () => {
     await rejectsWith(Host.open({ dataDir: join(dir, 'd'), logger: quiet }), 'Conflict');
     await host.close();
     await (await Host.open({ dataDir: join(dir, 'd'), logger: quiet })).close();
+  });
+
+  it('spaces snapshots of a large state by its size (one event per SNAPSHOT_CHARS_PER_EVENT characters)', async () => {
+    const data = join(dir, 'cadence');
+    const host = await Host.open({ dataDir: data, logger: quiet, snapshotEvery: 1, rateLimit: false });
+    const alice = await tokenFor(host, 'v', ['agent:spawn']);
+    for (let i = 0; i < 120; i++) {
+      await host.submit(alice, { type: 'SpawnSubAgent', parent: 'root', spec: { name: `${i}-${'n'.repeat(250)}` } });
+    }
+    await host.close();
+    const db = new Database(join(data, 'events.db'), { readonly: true });
+    const kept = db.prepare('SELECT seq, length(state) AS chars FROM snapshots ORDER BY seq').all() as { seq: number; chars: number }[];
+    db.close();
+    assert.equal(kept.length, 3);
+    for (let i = 1; i < kept.length; i++) {
+      const gap = kept[i].seq - kept[i - 1].seq;
+      assert.ok(gap >= Math.ceil(kept[i - 1].chars / SNAPSHOT_CHARS_PER_EVENT), `gap ${gap} after a ${kept[i - 1].chars}-char snapshot`);
+      assert.ok(gap > 1, 'a large state is not snapshotted on every event');
+    }
   });
 
   it('opens by replaying from zero when the newest snapshot was tampered with', async () => {
