@@ -20,7 +20,7 @@ export async function measure(rounds: number, round: () => Promise<number> | num
   return { perSecond: median(rates), rounds: rates };
 }
 
-/** Measure candidate and baseline in alternation (c, b, b, c, c, b, ...). */
+/** After one unmeasured warm-up round each, measure candidate and baseline in alternation (c, b, b, c, c, b, ...). */
 export async function compare(
   rounds: number,
   candidate: () => Promise<number> | number,
@@ -28,6 +28,10 @@ export async function compare(
 ): Promise<{ candidate: Rate; baseline: Rate; ratio: number }> {
   const c: number[] = [];
   const b: number[] = [];
+  // One unmeasured round each first: a freshly started server (or code path) is still being compiled by the
+  // JIT, and a cold first round would count against whichever side has more code to warm up.
+  await candidate();
+  await baseline();
   for (let i = 0; i < rounds; i++) {
     // Alternate which side goes first, so neither always runs on a warmer (or noisier) machine.
     if (i % 2 === 0) {

@@ -18,7 +18,7 @@ import { cliMint, connectWs, spawnServe } from '../test/helpers/ws-client.js';
 import { compare, type Row } from './lib.js';
 
 const ROUNDS = 5;
-const REQUESTS = 4000;
+const REQUESTS = 10_000;
 const IN_FLIGHT = 8;
 const SUBMIT_CLIENTS = 64;
 const SUBMITS = 64 * 60;
