@@ -65,11 +65,22 @@ export class FrameGuard extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    // Accepted bytes of this chunk that follow each other are passed on as one slice (`run`), so a chunk of
+    // whole frames costs the reader downstream one append, not two per frame.
+    let runStart = 0;
+    let runEnd = 0;
+    const pass = (from: number, to: number) => {
+      if (from !== runEnd) {
+        if (runEnd > runStart) this.push(chunk.subarray(runStart, runEnd));
+        runStart = from;
+      }
+      runEnd = to;
+    };
     let offset = 0;
     while (offset < chunk.length) {
       if (this.remaining > 0) {
         const n = Math.min(this.remaining, chunk.length - offset);
-        if (!this.skipping) this.push(chunk.subarray(offset, offset + n));
+        if (!this.skipping) pass(offset, offset + n);
         offset += n;
         this.remaining -= n;
         continue;
@@ -85,6 +96,7 @@ export class FrameGuard extends Transform {
         this.header = Buffer.from(window);
         break;
       }
+      const headerStart = offset;
       offset += end + TERMINATOR.length - held;
       this.header = Buffer.alloc(0);
       const match = /(?:^|\r\n)content-length:[ \t]*(\d+)[ \t]*(?:\r\n|$)/i.exec(window.toString('latin1', 0, end));
@@ -94,16 +106,27 @@ export class FrameGuard extends Transform {
           ? { kind: 'bodyTooLarge', declared: Number(match[1]), max: this.options.maxBodyBytes }
           : null;
       if (problem === null) {
-        this.push(window.subarray(0, end + TERMINATOR.length));
+        if (held > 0) {
+          // The header began in the previous chunk (so this one starts with its rest, and nothing is in the
+          // run yet): it goes on whole, and the run starts after it.
+          this.push(window.subarray(0, end + TERMINATOR.length));
+          runStart = runEnd = offset;
+        } else {
+          pass(headerStart, offset);
+        }
         this.remaining = Number(match![1]);
         this.skipping = false;
         continue;
       }
-      if (!this.options.onDropped) return callback(new FrameError(problem));
+      if (!this.options.onDropped) {
+        if (runEnd > runStart) this.push(chunk.subarray(runStart, runEnd));
+        return callback(new FrameError(problem));
+      }
       this.options.onDropped(problem);
       this.remaining = problem.kind === 'bodyTooLarge' ? problem.declared : 0;
       this.skipping = true;
     }
+    if (runEnd > runStart) this.push(chunk.subarray(runStart, runEnd));
     callback();
   }
 }

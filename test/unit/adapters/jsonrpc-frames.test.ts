@@ -12,13 +12,13 @@ import {
 const frame = (body: string) => Buffer.from(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 
 /** Feed `chunks` through a guard; resolves with what passed and the error the stream failed with, if any. */
-function run(chunks: Buffer[], options: FrameGuardOptions): Promise<{ out: string; error?: FrameError }> {
+function run(chunks: Buffer[], options: FrameGuardOptions): Promise<{ out: string; pieces: number; error?: FrameError }> {
   return new Promise((resolve) => {
     const guard = new FrameGuard(options);
     const out: Buffer[] = [];
     guard.on('data', (c: Buffer) => out.push(c));
-    guard.on('error', (error: FrameError) => resolve({ out: Buffer.concat(out).toString('latin1'), error }));
-    guard.on('end', () => resolve({ out: Buffer.concat(out).toString('latin1') }));
+    guard.on('error', (error: FrameError) => resolve({ out: Buffer.concat(out).toString('latin1'), pieces: out.length, error }));
+    guard.on('end', () => resolve({ out: Buffer.concat(out).toString('latin1'), pieces: out.length }));
     for (const c of chunks) guard.write(c);
     guard.end();
   });
@@ -34,6 +34,15 @@ describe('FrameGuard', () => {
       assert.equal(error, undefined);
       assert.equal(out, all.toString('latin1'), `chunk size ${size}`);
     }
+  });
+
+  it('passes the accepted frames of one chunk on as one piece, split only where a frame is dropped', async () => {
+    const three = Buffer.concat([frame('{"a":1}'), frame('{"b":2}'), frame('{"c":3}')]);
+    assert.deepEqual(await run([three], { maxBodyBytes: 100 }), { out: three.toString('latin1'), pieces: 1 });
+    const withDrop = Buffer.concat([frame('{"a":1}'), frame('x'.repeat(101)), frame('{"c":3}')]);
+    const { out, pieces } = await run([withDrop], { maxBodyBytes: 100, onDropped: () => undefined });
+    assert.equal(out, frame('{"a":1}').toString('latin1') + frame('{"c":3}').toString('latin1'));
+    assert.equal(pieces, 2);
   });
 
   it('fails the stream on an oversized body without onDropped', async () => {
