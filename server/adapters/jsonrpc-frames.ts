@@ -106,14 +106,10 @@ export class FrameGuard extends Transform {
           ? { kind: 'bodyTooLarge', declared: Number(match[1]), max: this.options.maxBodyBytes }
           : null;
       if (problem === null) {
-        if (held > 0) {
-          // The header began in the previous chunk (so this one starts with its rest, and nothing is in the
-          // run yet): it goes on whole, and the run starts after it.
-          this.push(window.subarray(0, end + TERMINATOR.length));
-          runStart = runEnd = offset;
-        } else {
-          pass(headerStart, offset);
-        }
+        // A header that began in the previous chunk (this one starts with its rest; the run is still empty)
+        // goes on whole; one found in this chunk joins the run.
+        if (held > 0) this.push(window.subarray(0, end + TERMINATOR.length));
+        else pass(headerStart, offset);
         this.remaining = Number(match![1]);
         this.skipping = false;
         continue;

@@ -1,5 +1,6 @@
 /** FrameGuard (Content-Length framing checked before buffering) and the JSON-RPC 2.0 message check. */
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import {
   FrameError,
   FrameGuard,
@@ -43,6 +44,38 @@ describe('FrameGuard', () => {
     const { out, pieces } = await run([withDrop], { maxBodyBytes: 100, onDropped: () => undefined });
     assert.equal(out, frame('{"a":1}').toString('latin1') + frame('{"c":3}').toString('latin1'));
     assert.equal(pieces, 2);
+  });
+
+  it('for any mix of frames and any cutting of the stream, passes exactly the accepted frames, in order', async () => {
+    const kinds = fc.array(
+      fc.oneof(
+        fc.record({ kind: fc.constant('ok' as const), body: fc.string({ maxLength: 40 }) }),
+        fc.record({ kind: fc.constant('big' as const), body: fc.string({ minLength: 41, maxLength: 80 }) }),
+        fc.record({ kind: fc.constant('noLength' as const), body: fc.constant('') }),
+      ),
+      { maxLength: 8 },
+    );
+    await fc.assert(
+      fc.asyncProperty(kinds, fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 20 }), async (frames, cuts) => {
+        const bytes = (f: { kind: string; body: string }) =>
+          f.kind === 'noLength' ? Buffer.from('Content-Type: x\r\n\r\n') : frame(f.body);
+        const all = Buffer.concat(frames.map(bytes));
+        const chunks: Buffer[] = [];
+        for (let at = 0, i = 0; at < all.length; i++) {
+          const size = cuts[i % cuts.length];
+          chunks.push(all.subarray(at, at + size));
+          at += size;
+        }
+        const dropped: string[] = [];
+        const { out, error } = await run(chunks, { maxBodyBytes: 40, onDropped: (p) => dropped.push(p.kind) });
+        // fast-check strings are ASCII by default: 'ok' bodies fit the bound, 'big' ones exceed it.
+        const accepted = frames.filter((f) => f.kind === 'ok');
+        assert.equal(error, undefined);
+        assert.equal(out, Buffer.concat(accepted.map(bytes)).toString('latin1'));
+        assert.deepEqual(dropped, frames.filter((f) => f.kind !== 'ok').map((f) => (f.kind === 'big' ? 'bodyTooLarge' : 'noContentLength')));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('fails the stream on an oversized body without onDropped', async () => {
