@@ -31,7 +31,7 @@ export interface AgentView extends AgentRecord {
 export interface StateResult {
   /** Log sequence number the state reflects. */
   seq: number;
-  /** Agents of the caller's vault, oldest first. */
+  /** Agents of the caller's vault, oldest first (creation time, then id). */
   agents: AgentView[];
   /** Present when more agents follow: pass it as `cursor`. */
   nextCursor?: string;
