@@ -15,7 +15,7 @@ import { TokenService } from '../server/auth/tokens.js';
 import { Host, type Session } from '../server/host/host.js';
 import { openEventLog } from '../server/store/index.js';
 import { createLogger } from '../server/host/logger.js';
-import { compare, printRows, type Row } from './lib.js';
+import { compare, comparisonRow, printRows, type Row } from './lib.js';
 
 const SUBMITTERS = 256;
 const OPS_PER_ROUND = 256 * 40;
@@ -103,27 +103,27 @@ export async function benchCore(): Promise<Row[]> {
       return OPS_PER_ROUND;
     };
     const append = await compare(ROUNDS, fullPath, rawGroupCommit);
-    rows.push({
-      name: `submit, full path (${SUBMITTERS} submitters)`,
-      candidate: append.candidate.perSecond,
-      baselineName: 'raw better-sqlite3 group commit, same bytes',
-      baseline: append.baseline.perSecond,
-      ratio: append.ratio,
-      target: 0.6,
-    });
+    rows.push(
+      comparisonRow(
+        `submit, full path (${SUBMITTERS} submitters)`,
+        'raw better-sqlite3 group commit, same bytes',
+        append,
+        0.6,
+      ),
+    );
     // The same raw appends into the log's own schema (its three secondary indexes), to show what part of the
     // gap is the schema and what part is our code (token check, kernel, hashing, encoding, promises).
     raw.exec(
       'CREATE INDEX events_by_vault ON events (vault, seq); CREATE INDEX events_by_agent ON events (agent, seq); CREATE INDEX events_by_type ON events (type, seq);',
     );
     const schema = await compare(ROUNDS, fullPath, rawGroupCommit);
-    rows.push({
-      name: `submit, full path (${SUBMITTERS} submitters)`,
-      candidate: schema.candidate.perSecond,
-      baselineName: 'raw group commit into the same schema (with indexes)',
-      baseline: schema.baseline.perSecond,
-      ratio: schema.ratio,
-    });
+    rows.push(
+      comparisonRow(
+        `submit, full path (${SUBMITTERS} submitters)`,
+        'raw group commit into the same schema (with indexes)',
+        schema,
+      ),
+    );
     raw.close();
 
     // --- 2. token verification -----------------------------------------------------------------------
@@ -149,14 +149,7 @@ export async function benchCore(): Promise<Row[]> {
       return N;
     };
     const verifyRatio = await compare(ROUNDS, cached, rawHmac);
-    rows.push({
-      name: 'token verify, cached',
-      candidate: verifyRatio.candidate.perSecond,
-      baselineName: 'raw node:crypto HMAC-SHA256',
-      baseline: verifyRatio.baseline.perSecond,
-      ratio: verifyRatio.ratio,
-      target: 0.5,
-    });
+    rows.push(comparisonRow('token verify, cached', 'raw node:crypto HMAC-SHA256', verifyRatio, 0.5));
     const uncachedService = new TokenService({
       keyRing: host.keyRing,
       revocation: { isTokenRevoked: () => false, grantState: () => 'live' },
@@ -168,13 +161,7 @@ export async function benchCore(): Promise<Row[]> {
       return M;
     };
     const vsJose = await compare(ROUNDS, cached, uncached);
-    rows.push({
-      name: 'token verify, cached',
-      candidate: vsJose.candidate.perSecond,
-      baselineName: 'uncached (jose jwtVerify + checks)',
-      baseline: vsJose.baseline.perSecond,
-      ratio: vsJose.ratio,
-    });
+    rows.push(comparisonRow('token verify, cached', 'uncached (jose jwtVerify + checks)', vsJose));
 
     // --- 3. replay -------------------------------------------------------------------------------------
     // A mixed log, not one hot counter: agents spawned, tasks queued and cancelled, observations recorded.
@@ -212,14 +199,14 @@ export async function benchCore(): Promise<Row[]> {
       }
     };
     const replayRatio = await compare(ROUNDS, replay, rawRead);
-    rows.push({
-      name: `replay from zero (${total.toLocaleString('en-US')} mixed events, read + kernel apply)`,
-      candidate: replayRatio.candidate.perSecond,
-      baselineName: 'raw SQLite read + JSON.parse',
-      baseline: replayRatio.baseline.perSecond,
-      ratio: replayRatio.ratio,
-      target: 0.7,
-    });
+    rows.push(
+      comparisonRow(
+        `replay from zero (${total.toLocaleString('en-US')} mixed events, read + kernel apply)`,
+        'raw SQLite read + JSON.parse',
+        replayRatio,
+        0.7,
+      ),
+    );
     reader.close();
     await replayLog.close();
     await host.close();

@@ -20,12 +20,19 @@ export async function measure(rounds: number, round: () => Promise<number> | num
   return { perSecond: median(rates), rounds: rates };
 }
 
+/** What `compare` measured: both rates and candidate ÷ baseline. */
+export interface Comparison {
+  candidate: Rate;
+  baseline: Rate;
+  ratio: number;
+}
+
 /** After one unmeasured warm-up round each, measure candidate and baseline in alternation (c, b, b, c, c, b, ...). */
 export async function compare(
   rounds: number,
   candidate: () => Promise<number> | number,
   baseline: () => Promise<number> | number,
-): Promise<{ candidate: Rate; baseline: Rate; ratio: number }> {
+): Promise<Comparison> {
   const c: number[] = [];
   const b: number[] = [];
   // One unmeasured round each first: a freshly started server (or code path) is still being compiled by the
@@ -61,6 +68,11 @@ export interface Row {
   ratio: number;
   /** Minimum acceptable ratio, if the issue sets one. */
   target?: number;
+}
+
+/** The table row for a comparison. */
+export function comparisonRow(name: string, baselineName: string, result: Comparison, target?: number): Row {
+  return { name, candidate: result.candidate.perSecond, baselineName, baseline: result.baseline.perSecond, ratio: result.ratio, target };
 }
 
 export function printRows(title: string, rows: Row[]): void {

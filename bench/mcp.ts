@@ -24,7 +24,7 @@ import { LineTransport } from '../server/adapters/mcp/stdio.js';
 import { createTokaRegistry } from '../server/adapters/mcp/toka.js';
 import { Host, type Session } from '../server/host/host.js';
 import { createLogger } from '../server/host/logger.js';
-import { compare, printRows, type Row } from './lib.js';
+import { compare, comparisonRow, printRows, type Row } from './lib.js';
 
 const ROUNDS = 5;
 const IN_FLIGHT = 8;
@@ -127,17 +127,15 @@ export async function benchMcp(): Promise<Row[]> {
     const bareStdio = await pipeClient(async (input, output) => {
       await bareServer(host, await host.authenticate(token)).connect(new StdioServerTransport(input, output));
     });
-    await calls(tokaStdio, 200);
-    await calls(bareStdio, 200);
     const stdio = await compare(ROUNDS, () => calls(tokaStdio, STDIO_CALLS), () => calls(bareStdio, STDIO_CALLS));
-    rows.push({
-      name: 'MCP tools/call get_state over stdio (8 in flight)',
-      candidate: stdio.candidate.perSecond,
-      baselineName: 'bare SDK McpServer, same tool, SDK stdio transport',
-      baseline: stdio.baseline.perSecond,
-      ratio: stdio.ratio,
-      target: 0.8,
-    });
+    rows.push(
+      comparisonRow(
+        'MCP tools/call get_state over stdio (8 in flight)',
+        'bare SDK McpServer, same tool, SDK stdio transport',
+        stdio,
+        0.8,
+      ),
+    );
     await Promise.all([tokaStdio.close(), bareStdio.close()]);
 
     // --- Streamable HTTP ----------------------------------------------------------------------------------
@@ -147,17 +145,15 @@ export async function benchMcp(): Promise<Row[]> {
     try {
       const tokaHttp = await httpClient(new URL(`${http.url}/mcp`), token);
       const bareClient = await httpClient(bare.url);
-      await calls(tokaHttp, 100);
-      await calls(bareClient, 100);
       const result = await compare(ROUNDS, () => calls(tokaHttp, HTTP_CALLS), () => calls(bareClient, HTTP_CALLS));
-      rows.push({
-        name: 'MCP tools/call get_state over Streamable HTTP (8 in flight, bearer auth)',
-        candidate: result.candidate.perSecond,
-        baselineName: 'bare SDK McpServer + StreamableHTTPServerTransport, no auth',
-        baseline: result.baseline.perSecond,
-        ratio: result.ratio,
-        target: 0.8,
-      });
+      rows.push(
+        comparisonRow(
+          'MCP tools/call get_state over Streamable HTTP (8 in flight, bearer auth)',
+          'bare SDK McpServer + StreamableHTTPServerTransport, no auth',
+          result,
+          0.8,
+        ),
+      );
       await Promise.all([tokaHttp.close(), bareClient.close()]);
     } finally {
       await mount.close();

@@ -15,7 +15,7 @@ import { Host } from '../server/host/host.js';
 import { createLogger } from '../server/host/logger.js';
 import { spawnJsonRpcProcess } from '../test/helpers/jsonrpc-process.js';
 import { cliMint, connectWs, spawnServe } from '../test/helpers/ws-client.js';
-import { compare, type Row } from './lib.js';
+import { compare, comparisonRow, type Row } from './lib.js';
 
 const ROUNDS = 5;
 const REQUESTS = 10_000;
@@ -59,14 +59,14 @@ export async function benchTransport(): Promise<Row[]> {
     const echoUrl = await new Promise<string>((res) => createInterface({ input: echoWs.stdout! }).once('line', res));
     const echoWsClient = await connectWs(echoUrl, 'unused');
     const wsRatio = await compare(ROUNDS, () => roundTrips(ws.connection), () => roundTrips(echoWsClient.connection));
-    rows.push({
-      name: `toka/state/get over WebSocket (${IN_FLIGHT} in flight)`,
-      candidate: wsRatio.candidate.perSecond,
-      baselineName: 'bare vscode-jsonrpc echo, same transport',
-      baseline: wsRatio.baseline.perSecond,
-      ratio: wsRatio.ratio,
-      target: 0.8,
-    });
+    rows.push(
+      comparisonRow(
+        `toka/state/get over WebSocket (${IN_FLIGHT} in flight)`,
+        'bare vscode-jsonrpc echo, same transport',
+        wsRatio,
+        0.8,
+      ),
+    );
     await echoWsClient.close();
 
     // --- submit over WebSocket, 64 clients, vs in process ----------------------------------------------------
@@ -94,13 +94,13 @@ export async function benchTransport(): Promise<Row[]> {
       return SUBMITS;
     };
     const submitRatio = await compare(ROUNDS, overWs, inProcess);
-    rows.push({
-      name: `toka/kernel/submit over WebSocket (${SUBMIT_CLIENTS} clients)`,
-      candidate: submitRatio.candidate.perSecond,
-      baselineName: 'host.submit in process, 64 submitters',
-      baseline: submitRatio.baseline.perSecond,
-      ratio: submitRatio.ratio,
-    });
+    rows.push(
+      comparisonRow(
+        `toka/kernel/submit over WebSocket (${SUBMIT_CLIENTS} clients)`,
+        'host.submit in process, 64 submitters',
+        submitRatio,
+      ),
+    );
     await Promise.all(clients.map((c) => c.close()));
     await host.close();
     await ws.close();
@@ -118,14 +118,14 @@ export async function benchTransport(): Promise<Row[]> {
     const echoStdio = spawnJsonRpcProcess(process.execPath, ['--import', 'tsx', 'bench/fixtures/echo-server.ts', '--stdio', resultFile]);
     children.push(echoStdio.child);
     const stdioRatio = await compare(ROUNDS, () => roundTrips(stdioHost.connection), () => roundTrips(echoStdio.connection));
-    rows.push({
-      name: `toka/state/get over stdio (${IN_FLIGHT} in flight)`,
-      candidate: stdioRatio.candidate.perSecond,
-      baselineName: 'bare vscode-jsonrpc echo, same transport',
-      baseline: stdioRatio.baseline.perSecond,
-      ratio: stdioRatio.ratio,
-      target: 0.8,
-    });
+    rows.push(
+      comparisonRow(
+        `toka/state/get over stdio (${IN_FLIGHT} in flight)`,
+        'bare vscode-jsonrpc echo, same transport',
+        stdioRatio,
+        0.8,
+      ),
+    );
     await stdioHost.connection.sendRequest('shutdown');
     await stdioHost.connection.sendNotification('exit');
     await stdioHost.close();
