@@ -58,18 +58,30 @@ export async function spawnServe(opts: { args?: string[]; timeoutMs?: number } =
   const listening = new Promise<string>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`toka serve did not listen in time:\n${stderr}`)), opts.timeoutMs ?? 10_000);
     child.stderr!.setEncoding('utf8');
+    // Only complete lines not looked at yet are parsed, and none once the host listens: a long run's stderr
+    // is not re-split on every chunk.
+    let scanned = 0;
+    let found = false;
     child.stderr!.on('data', (chunk: string) => {
       stderr += chunk;
-      for (const line of stderr.split('\n')) {
+      if (found) return;
+      const end = stderr.lastIndexOf('\n');
+      if (end < scanned) return;
+      const lines = stderr.slice(scanned, end).split('\n');
+      scanned = end + 1;
+      for (const line of lines) {
         if (!line.startsWith('{')) continue;
+        let rec: { msg?: string; url?: string };
         try {
-          const rec = JSON.parse(line) as { msg?: string; url?: string };
-          if (rec.msg === 'listening' && rec.url) {
-            clearTimeout(timer);
-            res(rec.url);
-          }
+          rec = JSON.parse(line) as typeof rec;
         } catch {
-          // an incomplete line; wait for more
+          continue; // a complete line that is not a log record
+        }
+        if (rec.msg === 'listening' && rec.url) {
+          found = true;
+          clearTimeout(timer);
+          res(rec.url);
+          return;
         }
       }
     });
