@@ -8,9 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Host } from '../server/host/host.js';
 import { createLogger } from '../server/host/logger.js';
+import { SqliteEventLog } from '../server/store/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'toka-profile-'));
-const host = await Host.open({ dataDir: dir, logger: createLogger({ level: 'error' }), rateLimit: false });
+const log = SqliteEventLog.open(join(dir, 'events.db'));
+const host = await Host.open({ dataDir: null, eventLog: log, logger: createLogger({ level: 'error' }), rateLimit: false });
 const { token } = await host.mint(host.localSession('p'), { subject: 'p', permissions: ['observation:emit'], ttlSeconds: 1800 });
 const session = await host.authenticate(token);
 const data = { note: 'x'.repeat(200) };
@@ -22,6 +24,6 @@ await Promise.all(
     while (left-- > 0) await host.submit(session, { type: 'EmitObservation', agent: 'root', data });
   }),
 );
-process.stderr.write(`${Math.round(total / ((performance.now() - started) / 1000))} ops/s, log ${JSON.stringify((host.log as unknown as { stats(): unknown }).stats())}\n`);
+process.stderr.write(`${Math.round(total / ((performance.now() - started) / 1000))} ops/s, log ${JSON.stringify(log.stats())}\n`);
 await host.close();
 rmSync(dir, { recursive: true, force: true });

@@ -129,13 +129,10 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
           if ((vault === undefined) === (token === undefined)) {
             throw new HostError('InvalidParams', 'give exactly one of vault, token', { field: 'vault' });
           }
-          if (vault !== undefined) {
-            if (typeof vault !== 'string' || vault === '') throw new HostError('InvalidParams', 'vault must be a non-empty string', { field: 'vault' });
-            session = host.localSession(vault);
-          } else {
-            if (typeof token !== 'string') throw new HostError('InvalidParams', 'token must be a string', { field: 'token' });
-            session = await host.authenticate(token);
+          if (vault !== undefined && (typeof vault !== 'string' || vault === '')) {
+            throw new HostError('InvalidParams', 'vault must be a non-empty string', { field: 'vault' });
           }
+          session = await host.openSession('owner', { token: token as string | undefined, vault: vault as string | undefined });
           logger.debug('admin session open', { principal: session.principal, vault: session.claims.vault, local: session.local });
           return { principal: session.principal, vault: session.claims.vault, permissions: session.claims.permissions, local: session.local };
         } catch (err) {

@@ -104,7 +104,7 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
   });
 
   route('GET', '/_internal/.well-known/jwks.json', (_req, res) => {
-    sendJson(res, 200, host.keyRing.jwks(), { 'cache-control': 'max-age=60' });
+    sendJson(res, 200, host.jwks(), { 'cache-control': 'max-age=60' });
   });
 
   route('POST', '/oauth/revoke', (req, res) => revokeEndpoint(host, logger, req, res));

@@ -126,7 +126,7 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
       });
     }
     const id = `s${nextSubscription++}`;
-    const headSeq = host.log.head().seq;
+    const headSeq = host.headSeq();
     let ended = false;
     let sub: Subscription;
     pendingSubscriptions++;

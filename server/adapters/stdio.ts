@@ -133,7 +133,7 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
       if (state !== 'new') throw wireError('InvalidRequest', 'initialize may be sent only once');
       const init = readInitOptions(params.initializationOptions);
       try {
-        session = init.token !== undefined ? await host.authenticate(init.token) : host.localSession(init.vault ?? 'default');
+        session = await host.openSession('owner', { token: init.token, vault: init.vault });
       } catch (err) {
         const e = HostError.from(err);
         logger.warn('initialize refused', { name: e.errorName, reason: e.details.reason });

@@ -72,7 +72,7 @@ export const COMMANDS: Record<string, Command> = {
     options: { ...DATA },
     run: (flags) =>
       withHost(flags, false, async (host) => {
-        process.stderr.write(`toka: data dir ${dataDir(str(flags, 'data'))} ready (log at seq ${host.log.head().seq})\n`);
+        process.stderr.write(`toka: data dir ${dataDir(str(flags, 'data'))} ready (log at seq ${host.headSeq()})\n`);
         return 0;
       }),
   },
@@ -173,7 +173,7 @@ export const COMMANDS: Record<string, Command> = {
       return withHost(flags, true, async (host) => {
         let status = 'valid';
         try {
-          await host.tokens.verify(token);
+          await host.authenticate(token);
         } catch (err) {
           const e = HostError.from(err);
           status = String(e.details.reason ?? e.errorName);
@@ -205,8 +205,8 @@ export const COMMANDS: Record<string, Command> = {
     options: { ...DATA },
     run: (flags) =>
       withHost(flags, true, async (host) => {
-        const state = host.worldState();
-        out({ seq: host.log.head().seq, digest: stateDigest(state), state });
+        const { seq, state } = await host.worldState();
+        out({ seq, digest: stateDigest(state), state });
         return 0;
       }),
   },
@@ -226,9 +226,9 @@ export const COMMANDS: Record<string, Command> = {
       const limit = parseInteger(str(flags, 'limit'), '--limit', 10_000);
       if (limit < 1 || limit > 10_000) throw new UsageError('--limit: 1..10000');
       const type = str(flags, 'type');
-      const filter = { vault: str(flags, 'vault'), agent: str(flags, 'agent'), types: type ? parseList(type, '--type') : undefined };
+      const query = { afterSeq, limit, vault: str(flags, 'vault'), agent: str(flags, 'agent'), types: type ? parseList(type, '--type') : undefined };
       return withHost(flags, true, async (host) => {
-        for (const record of await host.log.read({ afterSeq, limit, filter })) process.stdout.write(`${JSON.stringify(record)}\n`);
+        for (const record of await host.readAllEvents(query)) process.stdout.write(`${JSON.stringify(record)}\n`);
         return 0;
       });
     },

@@ -1,0 +1,109 @@
+/**
+ * Capability management: grants, tokens minted from them, delegation and revocation. Every change is a
+ * kernel operation (the kernel decides what the caller may grant); a request the host would refuse is
+ * refused before anything is written.
+ */
+import { MAX_TOKEN_LIFETIME_S, type CapabilityClaims } from '../../protocol/capability.js';
+import type { GrantRecord } from '../../protocol/kernel.js';
+import type { DelegateParams, DelegateResult, MintParams, MintResult, RevokeParams } from '../../protocol/rpc/capability.js';
+import { boundedInt, type HostCore, type Session, type SubmitResult } from './core.js';
+import { HostError } from './errors.js';
+
+const SIGNING_ALGS = ['HS256', 'EdDSA'] as const;
+/** Default token lifetime when a request names none. */
+const DEFAULT_TTL_S = 900;
+
+/** Create a grant for `subject` (⊆ the caller's permissions) and mint a token from it. */
+export async function mint(core: HostCore, session: Session, request: MintParams): Promise<MintResult> {
+  const claims = await core.check(session);
+  const ttlSeconds = boundedInt(request.ttlSeconds, 1, MAX_TOKEN_LIFETIME_S, DEFAULT_TTL_S, 'ttlSeconds');
+  const alg = signingAlg(request.alg);
+  const result = await core.execute(session.principal, claims, {
+    type: 'CreateGrant',
+    subject: request.subject,
+    permissions: request.permissions,
+    expiresAt: request.grantExpiresAt,
+    label: request.label,
+  });
+  const grant = (result.records[result.records.length - 1].event as unknown as { grant: GrantRecord }).grant;
+  try {
+    const minted = await core.tokens.mint({
+      sub: grant.subject,
+      vault: grant.vault,
+      permissions: grant.permissions,
+      grant: grant.id,
+      ttlSeconds,
+      alg,
+    });
+    return { ...minted, grant: grant.id };
+  } catch (err) {
+    throw core.fail(err);
+  }
+}
+
+/** Mint a narrower child of the session's token (recorded as CapabilityDelegated). */
+export async function delegate(core: HostCore, session: Session, request: DelegateParams): Promise<DelegateResult> {
+  const claims = await core.check(session);
+  const nowS = Math.floor(core.now() / 1000);
+  const ttl = boundedInt(request.ttlSeconds, 1, MAX_TOKEN_LIFETIME_S, DEFAULT_TTL_S, 'ttlSeconds');
+  const alg = signingAlg(request.alg);
+  const exp = Math.min(claims.exp, nowS + ttl);
+  const result = await core.execute(session.principal, claims, {
+    type: 'DelegateCapability',
+    subject: request.subject,
+    permissions: request.permissions,
+    exp,
+  });
+  const jti = (result.records[result.records.length - 1].event as unknown as { jti: string }).jti;
+  try {
+    return await core.tokens.delegate(claims, { sub: request.subject, permissions: request.permissions, exp, jti, alg });
+  } catch (err) {
+    throw core.fail(err);
+  }
+}
+
+/** Revoke a token (by jti or in full) or a grant. */
+export async function revoke(core: HostCore, session: Session, request: RevokeParams): Promise<SubmitResult> {
+  const claims = await core.check(session);
+  const given = [request.jti, request.token, request.grant].filter((v) => v !== undefined).length;
+  if (given !== 1) throw new HostError('InvalidParams', 'give exactly one of jti, token, grant');
+  if (request.grant !== undefined) {
+    return core.execute(session.principal, claims, { type: 'RevokeGrant', grant: request.grant, reason: request.reason });
+  }
+  let jti = request.jti!;
+  let exp = Math.floor(core.now() / 1000) + MAX_TOKEN_LIFETIME_S + 5;
+  if (request.token !== undefined) {
+    let target: CapabilityClaims;
+    try {
+      target = await core.tokens.verifySignatureOnly(request.token);
+    } catch (err) {
+      throw core.fail(err);
+    }
+    if (target.vault !== claims.vault) {
+      throw new HostError('CapabilityDenied', 'token belongs to another vault', { reason: 'target outside the token vault' });
+    }
+    jti = target.jti;
+    exp = target.exp;
+  }
+  return core.execute(session.principal, claims, { type: 'RevokeToken', jti, exp, reason: request.reason });
+}
+
+/** The grants of the caller's vault, oldest first (copies of durable state). */
+export async function listGrants(core: HostCore, session: Session): Promise<GrantRecord[]> {
+  const claims = await core.check(session);
+  core.require(claims, 'capability:read');
+  return core.readDurable((state) =>
+    Object.values(state.grants)
+      .filter((g) => g.vault === claims.vault)
+      .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
+      .map((g) => structuredClone(g)),
+  );
+}
+
+function signingAlg(alg: unknown): (typeof SIGNING_ALGS)[number] {
+  if (alg === undefined) return 'HS256';
+  if (!(SIGNING_ALGS as readonly unknown[]).includes(alg)) {
+    throw new HostError('InvalidParams', 'alg must be HS256 or EdDSA', { field: 'alg' });
+  }
+  return alg as (typeof SIGNING_ALGS)[number];
+}
