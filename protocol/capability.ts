@@ -26,8 +26,11 @@ export const CLAIM_LIMITS = {
  */
 export const PERMISSIONS = {
   'agent:spawn': 'Spawn a sub-agent under an agent of the vault (SpawnSubAgent).',
+  'agent:terminate': 'Terminate an agent of the vault: none of its runs starts again.',
   'task:schedule': 'Queue a task on an agent of the vault (ScheduleAgentTask).',
-  'task:cancel': 'Remove a queued task from an agent of the vault (CancelTask).',
+  'task:cancel': 'Remove a queued task from an agent of the vault (CancelTask), or cancel a run that has not ended (CancelRun).',
+  'task:run': 'Ask an agent of the vault to run a task, and (as the agent) record the steps of its runs.',
+  'task:approve': 'Approve or deny a privileged tool call a run of the vault is waiting on.',
   'observation:emit': 'Record an observation for an agent of the vault (EmitObservation).',
   'state:read': 'Read the world state of the vault: agents, tasks, observation counts.',
   'events:read': 'Query and subscribe to the event log of the vault.',

@@ -88,6 +88,30 @@ export async function revoke(core: HostCore, session: Session, request: RevokePa
   return core.execute(session.principal, claims, { type: 'RevokeToken', jti, exp, reason: request.reason });
 }
 
+/**
+ * Mint a fresh token from an existing live grant of the caller's vault (how the runtime renews an agent's
+ * own token). The local admin may use any grant of its vault; any other caller only a grant it created
+ * itself, and must hold `capability:grant`.
+ */
+export async function issueToken(core: HostCore, session: Session, request: { grant: string; ttlSeconds?: number }): Promise<MintResult> {
+  const claims = await core.check(session);
+  core.require(claims, 'capability:grant');
+  const ttlSeconds = boundedInt(request.ttlSeconds, 1, MAX_TOKEN_LIFETIME_S, DEFAULT_TTL_S, 'ttlSeconds');
+  const grant = await core.readDurable((state) =>
+    typeof request.grant === 'string' && Object.hasOwn(state.grants, request.grant) ? structuredClone(state.grants[request.grant]) : undefined,
+  );
+  if (!grant || grant.vault !== claims.vault) throw new HostError('UnknownEntity', 'unknown grant', { entity: 'grant', id: request.grant });
+  if (!session.local && grant.createdBy !== session.principal) {
+    throw new HostError('CapabilityDenied', 'only the creator of a grant may issue tokens from it', { reason: 'not the grant creator' });
+  }
+  try {
+    const minted = await core.tokens.mint({ sub: grant.subject, vault: grant.vault, permissions: grant.permissions, grant: grant.id, ttlSeconds });
+    return { ...minted, grant: grant.id };
+  } catch (err) {
+    throw core.fail(err);
+  }
+}
+
 /** The grants of the caller's vault, oldest first (copies of durable state). */
 export async function listGrants(core: HostCore, session: Session): Promise<GrantRecord[]> {
   const claims = await core.check(session);

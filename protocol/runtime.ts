@@ -1,0 +1,156 @@
+/**
+ * Agent runs: the runtime's record of an agent doing a task, kept by the kernel as registered operations
+ * (namespace `runtime`) so that a run is in the log event by event and replays without an LLM or a tool.
+ * States are A2A's task states, so the A2A face maps them one to one. See docs/agents.md.
+ */
+
+/** A run's state (A2A TaskState names). */
+export type RunState = 'submitted' | 'working' | 'input-required' | 'completed' | 'failed' | 'canceled' | 'rejected';
+
+/** States a run never leaves. */
+export const TERMINAL_RUN_STATES: readonly RunState[] = ['completed', 'failed', 'canceled', 'rejected'];
+
+/** Why a run failed: a stable code, plus the limit for `LimitExceeded`. */
+export type RunFailureCode = 'LimitExceeded' | 'LlmError' | 'ToolError' | 'Unauthenticated' | 'InternalError' | 'DependencyFailed';
+
+/** Bounds on one run. Every field is optional in a request; the host fills in its defaults. */
+export interface RunLimits {
+  /** Wall-clock time from start to the end of the run, ms. */
+  timeoutMs: number;
+  /** LLM turns. */
+  maxTurns: number;
+  /** Tool calls (requested, including denied ones). */
+  maxToolCalls: number;
+  /** Input plus output tokens reported by the LLM over the whole run. */
+  maxTokens: number;
+  /** Bytes of LLM text plus tool output recorded over the whole run. */
+  maxOutputBytes: number;
+}
+
+/** The host's default limits for a run. */
+export const DEFAULT_RUN_LIMITS: RunLimits = {
+  timeoutMs: 10 * 60_000,
+  maxTurns: 32,
+  maxToolCalls: 128,
+  maxTokens: 200_000,
+  maxOutputBytes: 4 * 1024 * 1024,
+};
+
+/** A tool call the LLM asked for. */
+export interface RunToolCall {
+  /** The LLM's id for the call (answered by the result with the same id). */
+  id: string;
+  /** Tool name as the LLM saw it. */
+  name: string;
+  /** Arguments as the LLM sent them (validated against the tool's schema before the call). */
+  arguments: unknown;
+}
+
+/** What a tool call produced (or why it did not run), as the LLM sees it. */
+export interface RunToolResult {
+  /** Id of the call it answers. */
+  callId: string;
+  /** Text shown to the LLM. */
+  content: string;
+  /** True for a failed, refused or denied call. */
+  isError: boolean;
+  /** Stable code when `isError`: `Denied`, `ApprovalDenied`, `InvalidArguments`, a tool error code, ... */
+  code?: string;
+}
+
+/** A tool call waiting for a human decision. */
+export interface ApprovalRecord {
+  /** Approval id (host-assigned). */
+  id: string;
+  /** The run it belongs to. */
+  run: string;
+  /** The agent whose run it is. */
+  agent: string;
+  /** The call awaiting a decision. */
+  call: RunToolCall;
+  /** The permission the tool requires. */
+  permission: string;
+  /** When it was requested, ms since the epoch. */
+  requestedAt: number;
+}
+
+/** A named output of a completed run. */
+export interface RunArtifact {
+  /** Name, unique within the run. */
+  name: string;
+  /** Content as text. */
+  text: string;
+}
+
+/** A run as the kernel keeps it (`state.ext.runtime.runs[id]`). */
+export interface RunRecord {
+  /** Run id (host-assigned); the A2A task id. */
+  id: string;
+  /** The agent doing the work. */
+  agent: string;
+  /** The agent's vault. */
+  vault: string;
+  state: RunState;
+  /** The task text given to the agent. */
+  input: string;
+  /** The queued kernel task the run was started for, if any. */
+  task?: string;
+  /** Who asked for the run (token subject). */
+  requestedBy: string;
+  /** The subject that executes it (the agent's own token subject), set when it starts. */
+  executor?: string;
+  limits: RunLimits;
+  /** ms since the epoch. */
+  createdAt: number;
+  /** ms since the epoch of the last change. */
+  updatedAt: number;
+  /** Start time (ms); the timeout counts from here. */
+  startedAt?: number;
+  /** LLM turns recorded. */
+  turns: number;
+  /** Tool calls requested. */
+  toolCalls: number;
+  /** Tokens the LLM reported, input + output. */
+  tokens: number;
+  /** Bytes of LLM text and tool output recorded. */
+  outputBytes: number;
+  /** The tool call awaiting a decision (state `input-required`). */
+  approval?: ApprovalRecord;
+  /** Final LLM text (state `completed`). */
+  text?: string;
+  /** Outputs (state `completed`). */
+  artifacts?: RunArtifact[];
+  /** Why it failed (state `failed`) or was cancelled (`canceled`). */
+  reason?: { code: RunFailureCode | 'Cancelled'; message: string; limit?: string };
+}
+
+/** What the runtime keeps per agent: the spec it was spawned from and the grant its token is minted from. */
+export interface AgentRuntimeRecord {
+  /** Agent id. */
+  agent: string;
+  /** Hex SHA-256 of the agent's normalised spec. */
+  specDigest: string;
+  /** Spec name (`metadata.name`). */
+  specName: string;
+  /** The grant the agent's own tokens are minted from. */
+  grant: string;
+  /** The subject of the agent's tokens. */
+  subject: string;
+  /** Permissions the agent may ever hold (its spec's bound ∩ what its spawner held). */
+  permissions: string[];
+  /** True once terminated: no new run starts. */
+  terminated: boolean;
+}
+
+/** `state.ext.runtime`. */
+export interface RuntimeState {
+  /** Runs by id. */
+  runs: Record<string, RunRecord>;
+  /** Runtime facts per agent id. */
+  agents: Record<string, AgentRuntimeRecord>;
+}
+
+/** The subject of an agent's own tokens. */
+export function agentSubject(agentId: string): string {
+  return `agent:${agentId}`;
+}
