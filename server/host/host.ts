@@ -25,7 +25,7 @@ import type { AgentView, StateQuery, StateResult } from '../../protocol/rpc/stat
 import { KeyRing } from '../auth/keyring.js';
 import { RateLimiter } from '../auth/rate-limit.js';
 import { TokenService, type RevocationView } from '../auth/tokens.js';
-import { Kernel, type OpcodeHandler } from '../kernel/kernel.js';
+import { grantStatus, Kernel, tokenRevoked, type OpcodeHandler } from '../kernel/kernel.js';
 import type { EventLog, SnapshotInput, Subscription, SubscriptionEnd } from '../store/event-log.js';
 import { stateDigest } from '../store/hash.js';
 import { openEventLog } from '../store/index.js';
@@ -150,8 +150,8 @@ export class Host {
     }
     const kernel = await Host.replay(log, options.handlers ?? [], 'snapshot', {}, logger);
     const revocation: RevocationView = {
-      isTokenRevoked: (jti) => Object.hasOwn(kernel.state.revokedTokens, jti),
-      grantState: (id, nowMs) => grantState(kernel.state.grants[id], nowMs),
+      isTokenRevoked: (jti, vault) => tokenRevoked(kernel.state, jti, vault),
+      grantState: (id, nowMs) => grantStatus(kernel.state, id, nowMs),
     };
     const tokens = new TokenService({ keyRing, revocation, now });
     const rate = options.rateLimit ?? { ratePerSec: 200, burst: 400 };
@@ -616,13 +616,6 @@ export class Host {
     this.metrics.error(hostError.errorName);
     return hostError;
   }
-}
-
-function grantState(grant: GrantRecord | undefined, nowMs: number): 'live' | 'revoked' | 'expired' | 'unknown' {
-  if (!grant) return 'unknown';
-  if (grant.revoked) return 'revoked';
-  if (grant.expiresAt !== undefined && grant.expiresAt <= nowMs) return 'expired';
-  return 'live';
 }
 
 function boundedInt(value: unknown, min: number, max: number, fallback: number, field: string): number {
