@@ -74,6 +74,43 @@ export function isSubset(child: readonly string[], parent: readonly string[]): b
   });
 }
 
+/**
+ * The delegation rules, each with the one error code the kernel, auth and docs/security-model.md use for it.
+ * `delegationFault` checks them in this order.
+ */
+export const DELEGATION_RULES = {
+  ERR_DELEGATION_WIDENS: "delegated permissions must be a subset of the parent's",
+  ERR_DELEGATION_EXPIRY: 'a delegated token must expire after now and no later than its parent',
+  ERR_DELEGATION_DEPTH: `delegation chain deeper than ${MAX_DELEGATION_DEPTH}`,
+} as const;
+
+export type DelegationFault = keyof typeof DELEGATION_RULES;
+
+/**
+ * The first delegation rule a child of `parent` breaks, or null: permissions ⊆ the parent's, expiry after
+ * `nowS` (seconds) and ≤ the parent's, chain below the grant ≤ `MAX_DELEGATION_DEPTH`.
+ */
+export function delegationFault(
+  parent: Pick<CapabilityClaims, 'permissions' | 'exp' | 'dlg'>,
+  child: { permissions: readonly string[]; exp: number },
+  nowS: number,
+): DelegationFault | null {
+  if (!isSubset(child.permissions, parent.permissions)) return 'ERR_DELEGATION_WIDENS';
+  if (child.exp > parent.exp || child.exp <= nowS) return 'ERR_DELEGATION_EXPIRY';
+  if ((parent.dlg?.length ?? 0) + 1 > MAX_DELEGATION_DEPTH) return 'ERR_DELEGATION_DEPTH';
+  return null;
+}
+
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * True when `s` is well-formed UTF-16 (no lone surrogate), so that it has an exact UTF-8 encoding. Every id
+ * and text taken from the wire must be: an ill-formed one would be stored differently from what was hashed.
+ */
+export function isWellFormedText(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
 /** The claims of a verified capability token. */
 export interface CapabilityClaims {
   /** The principal the token speaks for. Must equal the origin of every message sent with it. */

@@ -54,9 +54,9 @@ export interface CreateGrant {
   type: 'CreateGrant';
   /** Who the grant is for. */
   subject: string;
-  /** Permissions granted; must be covered by the caller's own. */
+  /** Permissions granted; must be covered by the caller's own and by the caller's grant. */
   permissions: string[];
-  /** Grant expiry, ms since the epoch; absent = no expiry. */
+  /** Grant expiry, ms since the epoch, ≤ the caller's grant's; absent = the caller's grant's (none for a root grant). */
   expiresAt?: number;
   /** Free-text label shown in listings (≤ 256 chars). */
   label?: string;
@@ -194,6 +194,11 @@ export interface TokenRevoked extends EventBase {
   type: 'TokenRevoked';
   jti: string;
   exp: number;
+  /**
+   * The vault the token is revoked in: the revoker's. Absent on events logged before revocation was
+   * vault-scoped; those revoke the jti in every vault, as they did when logged.
+   */
+  revokedIn?: string;
   reason?: string;
 }
 
@@ -254,6 +259,11 @@ export interface GrantRecord {
   createdAt: number;
   createdBy: string;
   label?: string;
+  /**
+   * The grant of the token that created this one; absent for a root grant (created by the local admin, or
+   * logged before grants had parents). A child is never wider than, never outlives, and dies with its parent.
+   */
+  parent?: string;
   revoked: boolean;
 }
 
@@ -272,8 +282,10 @@ export interface WorldState {
   roots: Record<string, string>;
   /** Grants by id. */
   grants: Record<string, GrantRecord>;
-  /** Revoked token ids → the token's `exp` (seconds). */
+  /** Token ids revoked in every vault (by events logged before revocation was vault-scoped) → the token's `exp` (seconds). */
   revokedTokens: Record<string, number>;
+  /** Revoked token ids per vault → the token's `exp` (seconds). Absent until the first vault-scoped revocation. */
+  revokedTokensByVault?: Record<string, Record<string, number>>;
   /** State owned by registered handlers, by namespace (each handler keeps its own JSON). */
   ext: Record<string, unknown>;
 }
@@ -291,6 +303,8 @@ export const KERNEL_LIMITS = {
   queuedTasksPerAgent: 10_000,
   registeredHandlers: 64,
   grantLabelChars: 256,
+  /** Longest chain of grants from a root grant down to a new one (the root counts as 1). */
+  grantDepth: 8,
   reasonChars: 1024,
 } as const;
 

@@ -8,11 +8,13 @@ import { compactVerify, decodeProtectedHeader, SignJWT } from 'jose';
 import {
   CLAIM_LIMITS,
   CLOCK_SKEW_S,
+  DELEGATION_RULES,
   MAX_DELEGATION_DEPTH,
   MAX_TOKEN_LIFETIME_S,
   TOKEN_TYPE,
+  delegationFault,
   isKnownPermission,
-  isSubset,
+  isWellFormedText,
   type CapabilityClaims,
 } from '../../protocol/capability.js';
 import { AuthError } from './errors.js';
@@ -25,9 +27,9 @@ export const DEFAULT_CACHE_SIZE = 10_000;
 
 /** What the verifier asks the event-log-backed state about revocation. Both lookups must be cheap. */
 export interface RevocationView {
-  /** Has the token with this `jti` been revoked? */
-  isTokenRevoked(jti: string): boolean;
-  /** The state of a grant at `nowMs`. */
+  /** Has the token `jti` of the vault `vault` been revoked (in that vault)? */
+  isTokenRevoked(jti: string, vault: string): boolean;
+  /** The state of a grant at `nowMs`, its ancestry included (a grant dies with its parent). */
   grantState(grantId: string, nowMs: number): 'live' | 'revoked' | 'expired' | 'unknown';
 }
 
@@ -130,26 +132,17 @@ export class TokenService {
         throw new AuthError('ERR_CLAIMS_INVALID', 'give exp or ttlSeconds for a delegation, not both');
       }
       if (!Number.isInteger(input.exp)) throw new AuthError('ERR_CLAIMS_INVALID', 'exp must be an integer');
-      if (input.exp > parent.exp) {
-        throw new AuthError('ERR_DELEGATION_EXPIRY', 'a delegated token cannot outlive its parent');
-      }
-      if (input.exp - iat > MAX_TOKEN_LIFETIME_S) {
-        throw new AuthError('ERR_LIFETIME_TOO_LONG', `token lifetime exceeds ${MAX_TOKEN_LIFETIME_S} s`);
-      }
       exp = input.exp;
     } else {
       exp = Math.min(parent.exp, iat + checkTtl(input.ttlSeconds ?? MAX_TOKEN_LIFETIME_S));
     }
-    if (exp <= iat) {
-      throw new AuthError('ERR_DELEGATION_EXPIRY', 'the delegated token would already be expired');
-    }
-    if (!Array.isArray(input.permissions) || !isSubset(input.permissions, parent.permissions)) {
-      throw new AuthError('ERR_DELEGATION_WIDENS', "delegated permissions must be a subset of the parent's");
+    if (!Array.isArray(input.permissions)) throw new AuthError('ERR_CLAIMS_INVALID', 'permissions must be an array');
+    const fault = delegationFault(parent, { permissions: input.permissions, exp }, iat);
+    if (fault !== null) throw new AuthError(fault, DELEGATION_RULES[fault]);
+    if (exp - iat > MAX_TOKEN_LIFETIME_S) {
+      throw new AuthError('ERR_LIFETIME_TOO_LONG', `token lifetime exceeds ${MAX_TOKEN_LIFETIME_S} s`);
     }
     const dlg = [parent.jti, ...(parent.dlg ?? [])];
-    if (dlg.length > MAX_DELEGATION_DEPTH) {
-      throw new AuthError('ERR_DELEGATION_DEPTH', `delegation deeper than ${MAX_DELEGATION_DEPTH}`);
-    }
     const claims: CapabilityClaims = {
       sub: input.sub,
       vault: parent.vault,
@@ -268,7 +261,8 @@ export class TokenService {
     if (claims.exp - claims.iat > MAX_TOKEN_LIFETIME_S) {
       throw new AuthError('ERR_LIFETIME_TOO_LONG', `token lifetime exceeds ${MAX_TOKEN_LIFETIME_S} s`);
     }
-    if (this.revocation.isTokenRevoked(claims.jti) || (claims.dlg ?? []).some((j) => this.revocation.isTokenRevoked(j))) {
+    const revoked = (jti: string) => this.revocation.isTokenRevoked(jti, claims.vault);
+    if (revoked(claims.jti) || (claims.dlg ?? []).some(revoked)) {
       throw new AuthError('ERR_TOKEN_REVOKED', 'token or one of its delegation ancestors has been revoked');
     }
     switch (this.revocation.grantState(claims.grant, nowMs)) {
@@ -299,16 +293,17 @@ function invalid(what: string): AuthError {
   return new AuthError('ERR_CLAIMS_INVALID', `token claims invalid: ${what}`);
 }
 
+/** A well-formed string (no lone surrogate) of 1..max UTF-16 units. */
 function isBoundedString(v: unknown, max: number): v is string {
-  return typeof v === 'string' && v.length >= 1 && v.length <= max;
+  return typeof v === 'string' && v.length >= 1 && v.length <= max && isWellFormedText(v);
 }
 
 /** Checks claim shapes and returns a fresh object holding only the known claims. */
 function checkClaims(raw: unknown): CapabilityClaims {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('not an object');
   const c = raw as Record<string, unknown>;
-  if (!isBoundedString(c.sub, CLAIM_LIMITS.subjectChars)) throw invalid(`sub must be 1..${CLAIM_LIMITS.subjectChars} chars`);
-  if (!isBoundedString(c.vault, CLAIM_LIMITS.vaultChars)) throw invalid(`vault must be 1..${CLAIM_LIMITS.vaultChars} chars`);
+  if (!isBoundedString(c.sub, CLAIM_LIMITS.subjectChars)) throw invalid(`sub must be 1..${CLAIM_LIMITS.subjectChars} well-formed chars`);
+  if (!isBoundedString(c.vault, CLAIM_LIMITS.vaultChars)) throw invalid(`vault must be 1..${CLAIM_LIMITS.vaultChars} well-formed chars`);
   const perms = c.permissions;
   if (!Array.isArray(perms) || perms.length > CLAIM_LIMITS.permissions) {
     throw invalid(`permissions must be an array of at most ${CLAIM_LIMITS.permissions}`);
@@ -320,8 +315,8 @@ function checkClaims(raw: unknown): CapabilityClaims {
   }
   if (!Number.isSafeInteger(c.iat) || (c.iat as number) < 0) throw invalid('iat must be an integer ≥ 0');
   if (!Number.isSafeInteger(c.exp) || (c.exp as number) <= (c.iat as number)) throw invalid('exp must be an integer > iat');
-  if (!isBoundedString(c.jti, ID_MAX_CHARS)) throw invalid(`jti must be 1..${ID_MAX_CHARS} chars`);
-  if (!isBoundedString(c.grant, ID_MAX_CHARS)) throw invalid(`grant must be 1..${ID_MAX_CHARS} chars`);
+  if (!isBoundedString(c.jti, ID_MAX_CHARS)) throw invalid(`jti must be 1..${ID_MAX_CHARS} well-formed chars`);
+  if (!isBoundedString(c.grant, ID_MAX_CHARS)) throw invalid(`grant must be 1..${ID_MAX_CHARS} well-formed chars`);
   const claims: CapabilityClaims = {
     sub: c.sub,
     vault: c.vault,

@@ -6,6 +6,7 @@
 import { MAX_TOKEN_LIFETIME_S, type CapabilityClaims } from '../../protocol/capability.js';
 import type { GrantRecord } from '../../protocol/kernel.js';
 import type { DelegateParams, DelegateResult, MintParams, MintResult, RevokeParams } from '../../protocol/rpc/capability.js';
+import { grantStatus } from '../kernel/kernel.js';
 import { boundedInt, type HostCore, type Session, type SubmitResult } from './core.js';
 import { HostError } from './errors.js';
 
@@ -112,7 +113,11 @@ export async function issueToken(core: HostCore, session: Session, request: { gr
   }
 }
 
-/** The grants of the caller's vault, oldest first (copies of durable state). */
+/**
+ * The grants of the caller's vault, oldest first (copies of durable state). `revoked` is as the token check
+ * sees it: a grant whose ancestor was revoked is reported revoked too (a child never outlives its parent's
+ * expiry, so `expiresAt` needs no such help).
+ */
 export async function listGrants(core: HostCore, session: Session): Promise<GrantRecord[]> {
   const claims = await core.check(session);
   core.require(claims, 'capability:read');
@@ -120,7 +125,11 @@ export async function listGrants(core: HostCore, session: Session): Promise<Gran
     Object.values(state.grants)
       .filter((g) => g.vault === claims.vault)
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
-      .map((g) => structuredClone(g)),
+      .map((g) => {
+        const copy = structuredClone(g);
+        if (grantStatus(state, g.id, core.now()) === 'revoked') copy.revoked = true;
+        return copy;
+      }),
   );
 }
 

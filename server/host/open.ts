@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { KeyRing } from '../auth/keyring.js';
 import { RateLimiter } from '../auth/rate-limit.js';
 import { TokenService, type RevocationView } from '../auth/tokens.js';
-import { Kernel, type OpcodeHandler } from '../kernel/kernel.js';
+import { grantStatus, Kernel, tokenRevoked, type OpcodeHandler } from '../kernel/kernel.js';
 import type { EventLog } from '../store/event-log.js';
 import { openEventLog } from '../store/index.js';
-import type { GrantRecord } from '../../protocol/kernel.js';
 import { HostCore } from './core.js';
 import { HostError } from './errors.js';
 import { DataDirLock } from './lock.js';
@@ -84,8 +83,8 @@ export async function openCore(options: HostOptions): Promise<HostCore> {
   const handlers = options.handlers ?? [];
   const kernel = await replay(log, handlers, 'snapshot', {}, logger);
   const revocation: RevocationView = {
-    isTokenRevoked: (jti) => Object.hasOwn(kernel.state.revokedTokens, jti),
-    grantState: (id, nowMs) => grantState(Object.hasOwn(kernel.state.grants, id) ? kernel.state.grants[id] : undefined, nowMs),
+    isTokenRevoked: (jti, vault) => tokenRevoked(kernel.state, jti, vault),
+    grantState: (id, nowMs) => grantStatus(kernel.state, id, nowMs),
   };
   const tokens = new TokenService({ keyRing, revocation, now });
   const rate = options.rateLimit ?? { ratePerSec: 200, burst: 400 };
@@ -142,11 +141,4 @@ export async function replay(
     // A cancellable replay yields between pages so a cancellation (and other requests) can get in.
     if (progress.signal) await new Promise((resolve) => setImmediate(resolve));
   }
-}
-
-function grantState(grant: GrantRecord | undefined, nowMs: number): 'live' | 'revoked' | 'expired' | 'unknown' {
-  if (!grant) return 'unknown';
-  if (grant.revoked) return 'revoked';
-  if (grant.expiresAt !== undefined && grant.expiresAt <= nowMs) return 'expired';
-  return 'live';
 }

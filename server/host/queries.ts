@@ -2,6 +2,7 @@
  * Queries: the world state, the event log and live subscriptions, each limited to the caller's vault, and
  * the log verification. State reads answer from durable state only (HostCore.readDurable).
  */
+import { isWellFormedText } from '../../protocol/capability.js';
 import type { EventFilter, LogRecord } from '../../protocol/events.js';
 import type { AgentRecord, WorldState } from '../../protocol/kernel.js';
 import type { EventQuery } from '../../protocol/rpc/events.js';
@@ -169,14 +170,14 @@ export async function verify(core: HostCore, progress: VerifyProgress = {}): Pro
 
 /** A vault (when given), plus the query's agent and types, checked against their bounds. */
 function vaultFilter(vault: string | undefined, query: { agent?: string; types?: string[] }): EventFilter {
-  if (query.agent !== undefined && (typeof query.agent !== 'string' || query.agent.length === 0 || query.agent.length > MAX_ID_CHARS)) {
+  if (query.agent !== undefined && (typeof query.agent !== 'string' || query.agent.length === 0 || query.agent.length > MAX_ID_CHARS || !isWellFormedText(query.agent))) {
     throw new HostError('InvalidParams', `agent must be a string of 1..${MAX_ID_CHARS} characters`, { field: 'agent' });
   }
   if (
     query.types !== undefined &&
     (!Array.isArray(query.types) ||
       query.types.length > MAX_EVENT_TYPES ||
-      !query.types.every((t) => typeof t === 'string' && t.length > 0 && t.length <= MAX_ID_CHARS))
+      !query.types.every((t) => typeof t === 'string' && t.length > 0 && t.length <= MAX_ID_CHARS && isWellFormedText(t)))
   ) {
     throw new HostError('InvalidParams', `types must be at most ${MAX_EVENT_TYPES} event type names`, { field: 'types' });
   }

@@ -3,7 +3,7 @@
  * a local-admin session without one, but only on a channel only the owner can reach.
  */
 import { randomUUID } from 'node:crypto';
-import { MAX_TOKEN_LIFETIME_S, type CapabilityClaims } from '../../protocol/capability.js';
+import { isWellFormedText, MAX_TOKEN_LIFETIME_S, type CapabilityClaims } from '../../protocol/capability.js';
 import type { HostCore, Session } from './core.js';
 import { HostError } from './errors.js';
 
@@ -39,7 +39,7 @@ export async function authenticate(core: HostCore, token: string): Promise<Sessi
 
 /** An in-process session for the owner of the data dir: every permission in `vault`. */
 export function localSession(core: HostCore, vault: string): Session {
-  if (typeof vault !== 'string' || vault.length === 0 || !vault.isWellFormed()) {
+  if (typeof vault !== 'string' || vault.length === 0 || !isWellFormedText(vault)) {
     throw new HostError('InvalidParams', 'vault must be a non-empty, well-formed string', { field: 'vault' });
   }
   const iat = Math.floor(core.now() / 1000);

@@ -5,6 +5,7 @@
 import {
   CLAIM_LIMITS,
   MAX_DELEGATION_DEPTH,
+  delegationFault,
   isKnownPermission,
   isSubset,
 } from '../../protocol/capability.js';
@@ -35,7 +36,7 @@ import {
   type WorldState,
 } from '../../protocol/kernel.js';
 import { KernelError } from './errors.js';
-import type { OpcodeHandler } from './handler.js';
+import type { KernelView, OpcodeHandler } from './handler.js';
 import { deepCopy, Journal } from './state.js';
 import {
   onlyFields,
@@ -235,6 +236,14 @@ export const createGrant: CoreHandler = core({
     const op = env.op as CreateGrant;
     if (!isSubset(op.permissions, env.claims.permissions)) throw KernelError.denied("grant widens the caller's permissions");
     if (op.expiresAt !== undefined && op.expiresAt <= env.at) throw KernelError.invalid('expiresAt is not after the operation time');
+    const parent = parentGrant(env, view);
+    if (parent !== undefined) {
+      if (!isSubset(op.permissions, parent.permissions)) throw KernelError.denied("grant widens the caller's grant");
+      if (op.expiresAt !== undefined && parent.expiresAt !== undefined && op.expiresAt > parent.expiresAt) {
+        throw KernelError.invalid("expiresAt is after the caller's grant expires");
+      }
+    }
+    const expiresAt = op.expiresAt ?? parent?.expiresAt;
     const id = freshId(env, 0);
     if (view.taken(id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
     const grant: GrantRecord = {
@@ -242,10 +251,11 @@ export const createGrant: CoreHandler = core({
       subject: op.subject,
       vault: view.vault,
       permissions: [...op.permissions],
-      ...(op.expiresAt !== undefined ? { expiresAt: op.expiresAt } : {}),
+      ...(expiresAt !== undefined ? { expiresAt } : {}),
       createdAt: env.at,
       createdBy: env.claims.sub,
       ...(op.label !== undefined ? { label: op.label } : {}),
+      ...(parent !== undefined ? { parent: parent.id } : {}),
       revoked: false,
     };
     return [view.event('GrantCreated', { grant })];
@@ -255,6 +265,21 @@ export const createGrant: CoreHandler = core({
     journal.set(state.grants, e.grant.id, deepCopy(e.grant));
   },
 });
+
+/**
+ * The grant a new grant descends from: the caller's token's grant. A caller whose token names no grant of
+ * the state (the host's local admin session) creates a root grant. The parent must be of the caller's vault,
+ * live at the operation time, and leave room for one more generation (`KERNEL_LIMITS.grantDepth`).
+ */
+function parentGrant(env: OperationEnvelope, view: KernelView): Readonly<GrantRecord> | undefined {
+  const depth = view.grantDepth(env.claims.grant);
+  if (depth === 0) return undefined;
+  const parent = view.grant(env.claims.grant);
+  const status = view.grantStatus(parent.id);
+  if (status !== 'live') throw KernelError.denied(`the caller's grant is ${status}`);
+  if (depth + 1 > KERNEL_LIMITS.grantDepth) throw KernelError.limit('grantDepth', KERNEL_LIMITS.grantDepth, depth + 1);
+  return parent;
+}
 
 export const revokeGrant: CoreHandler = core({
   opcode: 'RevokeGrant',
@@ -297,11 +322,21 @@ export const revokeToken: CoreHandler = core({
   execute(env, view) {
     const op = env.op as RevokeToken;
     if (view.tokenRevoked(op.jti)) throw KernelError.invalid('already revoked');
-    return [view.event('TokenRevoked', { jti: op.jti, exp: op.exp, ...(op.reason !== undefined ? { reason: op.reason } : {}) })];
+    return [
+      view.event('TokenRevoked', { jti: op.jti, exp: op.exp, revokedIn: view.vault, ...(op.reason !== undefined ? { reason: op.reason } : {}) }),
+    ];
   },
+  /** Revocation is scoped to the revoker's vault; an event without `revokedIn` (logged before) counts in every vault. */
   applyCore(event, state, journal) {
     const e = event as TokenRevoked;
-    journal.set(state.revokedTokens, e.jti, e.exp);
+    if (e.revokedIn === undefined) {
+      journal.set(state.revokedTokens, e.jti, e.exp);
+      return;
+    }
+    if (state.revokedTokensByVault === undefined) journal.set(state as unknown as Record<string, unknown>, 'revokedTokensByVault', {});
+    const byVault = state.revokedTokensByVault!;
+    if (!Object.hasOwn(byVault, e.revokedIn)) journal.set(byVault, e.revokedIn, {});
+    journal.set(byVault[e.revokedIn], e.jti, e.exp);
   },
 });
 
@@ -319,11 +354,10 @@ export const delegateCapability: CoreHandler = core({
   execute(env, view) {
     const op = env.op as DelegateCapability;
     const { claims } = env;
-    if (!isSubset(op.permissions, claims.permissions)) throw KernelError.denied('delegation widens');
-    if (op.exp > claims.exp) throw KernelError.invalid('exp beyond the parent token exp');
-    if (op.exp * 1000 <= env.at) throw KernelError.invalid('exp is not after the operation time');
     const depth = (claims.dlg?.length ?? 0) + 1;
-    if (depth > MAX_DELEGATION_DEPTH) throw KernelError.limit('delegationDepth', MAX_DELEGATION_DEPTH, depth);
+    const fault = delegationFault(claims, op, env.at / 1000);
+    if (fault === 'ERR_DELEGATION_DEPTH') throw KernelError.delegation(fault, { limit: 'delegationDepth', max: MAX_DELEGATION_DEPTH, actual: depth });
+    if (fault !== null) throw KernelError.delegation(fault);
     const event = view.event('CapabilityDelegated', {
       jti: freshId(env, 0),
       parentJti: claims.jti,

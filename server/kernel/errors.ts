@@ -2,6 +2,7 @@
  * The kernel's typed failure. Every rejection of an operation is a `KernelError` with a stable `code`
  * (one of the names of `protocol/errors.ts`) and a small JSON `data` object describing the failure.
  */
+import { DELEGATION_RULES, type DelegationFault } from '../../protocol/capability.js';
 import type { KernelErrorCode } from '../../protocol/kernel.js';
 import { ErrorCodes, type ErrorData } from '../../protocol/errors.js';
 
@@ -49,6 +50,15 @@ export class KernelError extends Error {
     const data: Record<string, unknown> = { reason };
     if (required !== undefined) data.required = required;
     return new KernelError('CapabilityDenied', `capability denied: ${reason}`, data);
+  }
+
+  /**
+   * A refused delegation, with the vocabulary auth uses (`data.reason` = the rule's code): a depth beyond the
+   * bound is `LimitExceeded` (with `extra` naming the limit), any other rule `CapabilityDenied`.
+   */
+  static delegation(fault: DelegationFault, extra: Record<string, unknown> = {}): KernelError {
+    const code: KernelErrorCode = fault === 'ERR_DELEGATION_DEPTH' ? 'LimitExceeded' : 'CapabilityDenied';
+    return new KernelError(code, `delegation refused: ${DELEGATION_RULES[fault]}`, { ...extra, reason: fault });
   }
 
   static unsupported(kind: 'operation' | 'event', type: string): KernelError {

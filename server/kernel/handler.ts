@@ -11,6 +11,7 @@ import type {
   TaskRecord,
   WorldState,
 } from '../../protocol/kernel.js';
+import type { GrantStatus } from './revocation.js';
 
 /**
  * Read-only accessors a handler's `execute` uses. Entity lookups enforce vault isolation: they resolve only
@@ -33,7 +34,11 @@ export interface KernelView {
   queuedTasks(id: string): number;
   /** Number of observations recorded for the agent `id`. */
   observationCount(id: string): number;
-  /** Has the token `jti` been revoked? */
+  /** The status at the operation time of the grant `id` (any vault), its ancestry included; see `grantStatus`. */
+  grantStatus(id: string): GrantStatus;
+  /** Grants from the root of the grant `id`'s lineage down to it: 1 for a root grant, 0 for an unknown id. */
+  grantDepth(id: string): number;
+  /** Has the token `jti` been revoked in the caller's vault? */
   tokenRevoked(jti: string): boolean;
   /** Is `id` already used by an agent or a grant (of any vault)? Guards host-assigned ids. */
   taken(id: string): boolean;

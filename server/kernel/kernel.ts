@@ -29,6 +29,7 @@ import {
 import { StateView } from './view.js';
 
 export type { KernelView, OpcodeHandler } from './handler.js';
+export { grantStatus, tokenRevoked, type GrantStatus } from './revocation.js';
 export { emptyState } from './state.js';
 
 const CONCRETE_PERMISSION = /^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*$/;
@@ -191,6 +192,7 @@ function applyScoped(
     roots: readOnly(working.roots, label),
     grants: readOnly(working.grants, label),
     revokedTokens: readOnly(working.revokedTokens, label),
+    ...(working.revokedTokensByVault !== undefined ? { revokedTokensByVault: readOnly(working.revokedTokensByVault, label) } : {}),
     ext,
   });
   handler.apply(deepCopy(event), scoped);
@@ -213,6 +215,7 @@ function checkEnvelope(env: OperationEnvelope): void {
   requireString(claims.sub, 'claims.sub');
   requireId(claims.vault, 'claims.vault');
   requireId(claims.jti, 'claims.jti');
+  requireId(claims.grant, 'claims.grant');
   requireStringArray(claims.permissions, 'claims.permissions');
   requireTime(claims.exp, 'claims.exp');
   if (claims.dlg !== undefined) requireStringArray(claims.dlg, 'claims.dlg');

@@ -6,6 +6,8 @@ import { KernelError } from './errors.js';
 import { isPlainObject } from './validate.js';
 
 const STATE_FIELDS = ['agents', 'tasks', 'observations', 'roots', 'grants', 'revokedTokens', 'ext'] as const;
+/** Fields absent until first used, so that states (and digests) from before they existed are unchanged. */
+const OPTIONAL_STATE_FIELDS = ['revokedTokensByVault'] as const;
 
 /** The state of a kernel that has applied no event. */
 export function emptyState(): WorldState {
@@ -32,8 +34,15 @@ export function restoreState(state: unknown): WorldState {
   for (const f of STATE_FIELDS) {
     if (!isPlainObject(state[f])) throw KernelError.invalid(`snapshot state.${f} must be an object`);
   }
+  if (state.revokedTokensByVault !== undefined) {
+    if (!isPlainObject(state.revokedTokensByVault) || !Object.values(state.revokedTokensByVault).every(isPlainObject)) {
+      throw KernelError.invalid('snapshot state.revokedTokensByVault must be an object of objects');
+    }
+  }
   for (const k of Object.keys(state)) {
-    if (!(STATE_FIELDS as readonly string[]).includes(k)) throw KernelError.invalid(`snapshot state: unknown field ${k}`);
+    if (!(STATE_FIELDS as readonly string[]).includes(k) && !(OPTIONAL_STATE_FIELDS as readonly string[]).includes(k)) {
+      throw KernelError.invalid(`snapshot state: unknown field ${k}`);
+    }
   }
   return deepCopy(state as unknown as WorldState);
 }

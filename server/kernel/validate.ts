@@ -2,6 +2,7 @@
  * Shape and limit checks for untrusted input (operations arrive from the wire as JSON).
  * Each check throws a `KernelError`: `InvalidOperation` for a malformed value, `LimitExceeded` for a bound.
  */
+import { isWellFormedText } from '../../protocol/capability.js';
 import { KernelError } from './errors.js';
 
 /** Kernel bounds that are not in `KERNEL_LIMITS` (protocol) but are enforced the same way. */
@@ -65,8 +66,10 @@ export function requireObject(v: unknown, where: string): Record<string, unknown
   return v;
 }
 
+/** A string that is well-formed UTF-16 (see `isWellFormedText`). */
 export function requireString(v: unknown, where: string): string {
   if (typeof v !== 'string') throw KernelError.invalid(`${where} must be a string`);
+  if (!isWellFormedText(v)) throw KernelError.invalid(`${where} is not well-formed Unicode (lone surrogate)`);
   return v;
 }
 
@@ -104,15 +107,14 @@ export function requireTime(v: unknown, where: string): number {
 }
 
 export function requireStringArray(v: unknown, where: string): string[] {
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
-    throw KernelError.invalid(`${where} must be an array of strings`);
-  }
+  if (!Array.isArray(v)) throw KernelError.invalid(`${where} must be an array of strings`);
+  v.forEach((x, i) => requireString(x, `${where}[${i}]`));
   return v as string[];
 }
 
 /**
- * Checks that `value` is plain JSON (null, booleans, finite numbers, strings, arrays, plain objects; no
- * `undefined`, no cycles) nested at most `KERNEL_INPUT_LIMITS.jsonDepth` deep. Iterative, so hostile
+ * Checks that `value` is plain JSON (null, booleans, finite numbers, well-formed strings and member names,
+ * arrays, plain objects; no `undefined`, no cycles) nested at most `KERNEL_INPUT_LIMITS.jsonDepth` deep. Iterative, so hostile
  * nesting cannot exhaust the stack.
  */
 export function requireJson(value: unknown, where: string): void {
@@ -120,13 +122,18 @@ export function requireJson(value: unknown, where: string): void {
   const stack: Array<{ v: unknown; depth: number }> = [{ v: value, depth: 0 }];
   while (stack.length > 0) {
     const { v, depth } = stack.pop()!;
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
+    if (v === null || typeof v === 'boolean') continue;
+    if (typeof v === 'string') {
+      requireString(v, where);
+      continue;
+    }
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) throw KernelError.invalid(`${where}: non-finite number`);
       continue;
     }
     if (Array.isArray(v) || isPlainObject(v)) {
       if (depth >= max) throw KernelError.limit('jsonDepth', max, depth + 1);
+      if (!Array.isArray(v)) for (const k of Object.keys(v)) requireString(k, `${where}: member name`);
       const children = Array.isArray(v) ? v : Object.values(v);
       for (const c of children) stack.push({ v: c, depth: depth + 1 });
       continue;

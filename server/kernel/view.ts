@@ -12,6 +12,7 @@ import {
 } from '../../protocol/kernel.js';
 import { KernelError } from './errors.js';
 import type { KernelView } from './handler.js';
+import { findGrant, grantDepth, grantStatus, tokenRevoked, type GrantStatus } from './revocation.js';
 import { readOnly } from './state.js';
 
 const OUTSIDE_VAULT = 'target outside the token vault';
@@ -44,7 +45,7 @@ export class StateView implements KernelView {
   }
 
   grant(id: string): Readonly<GrantRecord> {
-    const found = Object.hasOwn(this.state.grants, id) ? this.state.grants[id] : undefined;
+    const found = findGrant(this.state, id);
     if (!found) throw KernelError.unknown('grant', id);
     if (found.vault !== this.vault) throw KernelError.denied(OUTSIDE_VAULT);
     return readOnly(found, 'KernelView');
@@ -65,8 +66,16 @@ export class StateView implements KernelView {
     return Object.hasOwn(this.state.observations, id) ? this.state.observations[id] : 0;
   }
 
+  grantStatus(id: string): GrantStatus {
+    return grantStatus(this.state, id, this.env.at);
+  }
+
+  grantDepth(id: string): number {
+    return grantDepth(this.state, id);
+  }
+
   tokenRevoked(jti: string): boolean {
-    return Object.hasOwn(this.state.revokedTokens, jti);
+    return tokenRevoked(this.state, jti, this.vault);
   }
 
   taken(id: string): boolean {

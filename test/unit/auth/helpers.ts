@@ -25,6 +25,7 @@ export class Clock {
 export class FakeRevocation implements RevocationView {
   readonly revokedJtis = new Set<string>();
   readonly grants = new Map<string, 'live' | 'revoked' | 'expired'>([['g1', 'live']]);
+  /** Revocations here are in every vault; vault scoping is tested against the kernel's view. */
   isTokenRevoked(jti: string): boolean {
     return this.revokedJtis.has(jti);
   }

@@ -87,13 +87,13 @@ describe('kernel authorisation', () => {
     it('rejects widening', () => {
       const kernel = new Kernel();
       for (const permissions of [['agent:spawn'], ['task:*'], ['*']]) {
-        throwsKernel(() => kernel.execute(envelope({ type: 'DelegateCapability', subject: 'h', permissions, exp }, parent)), 'CapabilityDenied', { reason: 'delegation widens' });
+        throwsKernel(() => kernel.execute(envelope({ type: 'DelegateCapability', subject: 'h', permissions, exp }, parent)), 'CapabilityDenied', { reason: 'ERR_DELEGATION_WIDENS' });
       }
     });
 
     it('rejects exp beyond the parent token', () => {
       const kernel = new Kernel();
-      throwsKernel(() => kernel.execute(envelope({ type: 'DelegateCapability', subject: 'h', permissions: ['state:read'], exp: parent.exp + 1 }, parent)), 'InvalidOperation');
+      throwsKernel(() => kernel.execute(envelope({ type: 'DelegateCapability', subject: 'h', permissions: ['state:read'], exp: parent.exp + 1 }, parent)), 'CapabilityDenied', { reason: 'ERR_DELEGATION_EXPIRY' });
       kernel.execute(envelope({ type: 'DelegateCapability', subject: 'h', permissions: ['state:read'], exp: parent.exp }, parent));
     });
 
@@ -103,7 +103,7 @@ describe('kernel authorisation', () => {
       const op = { type: 'DelegateCapability', subject: 'h', permissions: ['state:read'], exp };
       const [event] = kernel.execute(envelope(op, at(MAX_DELEGATION_DEPTH - 1))) as CapabilityDelegated[];
       assert.equal(event.depth, MAX_DELEGATION_DEPTH);
-      throwsKernel(() => kernel.execute(envelope(op, at(MAX_DELEGATION_DEPTH))), 'LimitExceeded', { limit: 'delegationDepth', max: 5, actual: 6 });
+      throwsKernel(() => kernel.execute(envelope(op, at(MAX_DELEGATION_DEPTH))), 'LimitExceeded', { limit: 'delegationDepth', max: 5, actual: 6, reason: 'ERR_DELEGATION_DEPTH' });
     });
   });
 });

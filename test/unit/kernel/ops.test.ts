@@ -161,7 +161,8 @@ describe('kernel core operations', () => {
   it('RevokeToken records the revocation; a second one is InvalidOperation', () => {
     const kernel = new Kernel();
     kernel.execute(envelope({ type: 'RevokeToken', jti: 'other', exp: 1_700_000_900 }));
-    assert.deepEqual(kernel.state.revokedTokens, { other: 1_700_000_900 });
+    assert.deepEqual(kernel.state.revokedTokens, {});
+    assert.deepEqual(kernel.state.revokedTokensByVault, { A: { other: 1_700_000_900 } });
     throwsKernel(() => kernel.execute(envelope({ type: 'RevokeToken', jti: 'other', exp: 1_700_000_900 })), 'InvalidOperation', { reason: 'already revoked' });
   });
 
@@ -170,7 +171,7 @@ describe('kernel core operations', () => {
     const c = claims({ permissions: ['state:read'], jti: 'mine' });
     throwsKernel(() => kernel.execute(envelope({ type: 'RevokeToken', jti: 'theirs', exp: 1 }, c)), 'CapabilityDenied', { required: 'capability:revoke' });
     kernel.execute(envelope({ type: 'RevokeToken', jti: 'mine', exp: c.exp }, c));
-    assert.equal(kernel.state.revokedTokens.mine, c.exp);
+    assert.equal(kernel.state.revokedTokensByVault?.A.mine, c.exp);
   });
 
   it('unknown agents are UnknownEntity', () => {

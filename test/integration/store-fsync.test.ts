@@ -1,0 +1,103 @@
+/**
+ * Durability is proved, not assumed: the SIGKILL test alone would pass with `synchronous=OFF`, because the
+ * page cache outlives a killed process. Here the append worker runs under an LD_PRELOAD shim
+ * (test/fixtures/store/fsync-shim.c, built with the machine's gcc) that reports, in order on the worker's
+ * stdout, every write to the log file or its WAL and every fsync of them. Every acknowledged append must
+ * come after an fsync that covers every write before it: no acknowledgement while a write is unsynced.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const WORKER = join(ROOT, 'test', 'fixtures', 'store', 'append-worker.ts');
+const SHIM_SOURCE = join(ROOT, 'test', 'fixtures', 'store', 'fsync-shim.c');
+const MIN_ACKS = 300;
+
+/** Builds the shim into `dir`; a machine without gcc fails the test with a message saying so. */
+function buildShim(dir: string): string {
+  const out = join(dir, 'fsync-shim.so');
+  try {
+    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-o', out, SHIM_SOURCE, '-ldl'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
+    if (e.code === 'ENOENT') throw new Error('gcc is required to build the fsync shim of this test (install gcc)');
+    throw new Error(`building the fsync shim failed: ${e.stderr?.toString() ?? e.message}`);
+  }
+  return out;
+}
+
+interface Trace {
+  acks: number;
+  writes: number;
+  syncs: number;
+  /** Acknowledgements written while some write to the log or its WAL had no fsync after it. */
+  unsyncedAcks: Array<{ ack: string; dirty: string[] }>;
+}
+
+/** Runs the worker under the shim until it acknowledged MIN_ACKS records, and reads the ordered trace. */
+function traceWorker(dbPath: string, shim: string): Promise<Trace> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, dbPath], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LD_PRELOAD: shim, TOKA_SHIM_WATCH: dbPath },
+    });
+    const trace: Trace = { acks: 0, writes: 0, syncs: 0, unsyncedAcks: [] };
+    const dirty = new Set<string>();
+    let partial = '';
+    let stderr = '';
+    let killed = false;
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line.startsWith('W ')) {
+          trace.writes++;
+          dirty.add(line.slice(2));
+        } else if (line.startsWith('F ')) {
+          trace.syncs++;
+          dirty.delete(line.slice(2));
+        } else {
+          trace.acks++;
+          if (dirty.size > 0) trace.unsyncedAcks.push({ ack: line, dirty: [...dirty] });
+        }
+      }
+      if (!killed && trace.acks >= MIN_ACKS) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
+    });
+    child.on('error', reject);
+    const stall = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(stall);
+      if (signal === 'SIGKILL' && killed) resolve(trace);
+      else reject(new Error(`worker exited early (code ${code}, signal ${signal}): ${stderr}`));
+    });
+  });
+}
+
+describe('event log durability (fsync before acknowledgement)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  before(() => {
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'toka-fsync-')));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('acknowledges no append while a write to the log or its WAL is not yet fsynced', async () => {
+    const shim = buildShim(dir);
+    const dbPath = join(dir, 'events.db');
+    const trace = await traceWorker(dbPath, shim);
+    assert.ok(trace.acks >= MIN_ACKS, `only ${trace.acks} acks`);
+    // The shim must have seen the log being written, or the assertion below would hold vacuously.
+    assert.ok(trace.writes >= trace.acks / 3, `the shim saw only ${trace.writes} writes for ${trace.acks} acks`);
+    assert.ok(trace.syncs > 0, 'no fsync of the log or its WAL at all');
+    assert.deepEqual(trace.unsyncedAcks.slice(0, 3), [], `${trace.unsyncedAcks.length} of ${trace.acks} acks came before an fsync`);
+  });
+});
