@@ -11,7 +11,7 @@ import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
-import { BodyTooLarge, bearerToken, httpStatusOf, readBody, retryAfterSeconds } from './http-request.js';
+import { BodyTooLarge, bearerToken, readBody, retryAfterSeconds, sendError, sendHostError, sendJson } from './http-request.js';
 import { WebSocketEndpoint, writeRawResponse } from './websocket.js';
 
 export interface HttpServerOptions {
@@ -112,7 +112,7 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
   const server: Server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => {
     const done = handle(req, res).catch((err: unknown) => {
       logger.error('http handler failed', { err, method: req.method, path: pathOf(req) });
-      if (!res.headersSent) sendError(res, HostError.from(err));
+      if (!res.headersSent) sendHostError(res, HostError.from(err));
       else res.destroy();
     });
     inFlight.add(done);
@@ -125,19 +125,19 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     if (why) {
       logger.warn('http request refused', { reason: why, method: req.method, path: pathOf(req), origin: req.headers.origin, hostHeader: req.headers.host });
       req.resume();
-      return sendJson(res, 403, { error: { name: 'Forbidden', message: why } });
+      return sendError(res, 403, 'Forbidden', why);
     }
     const path = pathOf(req);
     const byMethod = routes.get(path);
     if (!byMethod) {
       req.resume();
-      return sendJson(res, 404, { error: { name: 'NotFound', message: `no route for ${path}` } });
+      return sendError(res, 404, 'NotFound', `no route for ${path}`);
     }
     const method = (req.method ?? 'GET').toUpperCase();
     const handler = byMethod.get(method) ?? (method === 'HEAD' ? byMethod.get('GET') : undefined);
     if (!handler) {
       req.resume();
-      return sendJson(res, 405, { error: { name: 'MethodNotAllowed', message: `${method} not allowed on ${path}` } }, {
+      return sendError(res, 405, 'MethodNotAllowed', `${method} not allowed on ${path}`, {
         allow: [...byMethod.keys(), ...(byMethod.has('GET') && !byMethod.has('HEAD') ? ['HEAD'] : [])].join(', '),
       });
     }
@@ -289,19 +289,4 @@ function pathOf(req: IncomingMessage): string {
   const raw = req.url ?? '/';
   const q = raw.indexOf('?');
   return q < 0 ? raw : raw.slice(0, q);
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-    'x-content-type-options': 'nosniff',
-    ...headers,
-  });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, e: HostError): void {
-  sendJson(res, httpStatusOf(e), { error: { name: e.errorName, message: e.message } });
 }
