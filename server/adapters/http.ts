@@ -24,6 +24,11 @@ export interface HttpServerOptions {
   allowedOrigins?: string[];
   /** Most open WebSocket connections (default 256). */
   maxConnections?: number;
+  /**
+   * Most open TCP connections of every kind (HTTP keep-alive, SSE streams, WebSockets), default
+   * `DEFAULT_MAX_HTTP_CONNECTIONS`; a connection beyond it is closed as soon as it is accepted.
+   */
+  maxHttpConnections?: number;
   /** Largest WebSocket message (default MAX_MESSAGE_BYTES). */
   maxPayloadBytes?: number;
   /** Bytes queued for one WebSocket client before it is cut off (default 4 MiB). */
@@ -47,6 +52,10 @@ export interface HttpServer {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
+/** Default of `HttpServerOptions.maxHttpConnections`: room for the 256 WebSockets and as many HTTP clients again. */
+export const DEFAULT_MAX_HTTP_CONNECTIONS = 512;
+/** Refused connections are logged at most once per this interval. */
+const DROP_LOG_INTERVAL_MS = 10_000;
 /** Largest form body accepted by POST /oauth/revoke. */
 export const MAX_REVOKE_BODY_BYTES = 16 * 1024;
 /** How long close() waits for in-flight HTTP requests before cutting their connections. */
@@ -117,6 +126,18 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     });
     inFlight.add(done);
     void done.finally(() => inFlight.delete(done));
+  });
+  // Node closes a connection beyond the cap as soon as it is accepted, before reading a byte of it.
+  server.maxConnections = options.maxHttpConnections ?? DEFAULT_MAX_HTTP_CONNECTIONS;
+  // One warning per DROP_LOG_INTERVAL_MS at most, counting the refusals since the last one (no log flood).
+  let dropped = 0;
+  let droppedLoggedAt = -Infinity;
+  server.on('drop', () => {
+    dropped++;
+    if (Date.now() - droppedLoggedAt < DROP_LOG_INTERVAL_MS) return;
+    droppedLoggedAt = Date.now();
+    logger.warn('http connections refused: too many open connections', { limit: 'http.maxHttpConnections', max: server.maxConnections, dropped });
+    dropped = 0;
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
