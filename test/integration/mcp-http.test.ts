@@ -336,6 +336,19 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
   });
 
+  it('completes template variables by their own completers only (an inherited name like toString completes nothing)', async () => {
+    const { client } = await connect(await mint(['*']));
+    const spawned = await client.callTool({ name: 'spawn_agent', arguments: { name: 'completed' } });
+    const agent = (spawned.structuredContent as { agent: string }).agent;
+    const ref = { type: 'ref/resource' as const, uri: 'toka://agents/{id}' };
+    const found = await client.complete({ ref, argument: { name: 'id', value: agent.slice(0, 4) } });
+    assert.ok(found.completion.values.includes(agent), JSON.stringify(found));
+    for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+      const none = await client.complete({ ref, argument: { name, value: '' } });
+      assert.deepEqual(none.completion.values, [], name);
+    }
+  });
+
   it('refuses the next call once the token has expired, or been revoked, mid-session', async () => {
     const { client: expiring } = await connect(await mint(['*'], 60));
     assert.ok(!(await expiring.callTool({ name: 'get_state', arguments: {} })).isError);

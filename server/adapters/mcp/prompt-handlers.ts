@@ -52,7 +52,9 @@ export function registerPromptHandlers(scope: SessionScope): void {
     } else {
       const entry = registry.template(ref.uri);
       if (!entry) throw invalidParams(`Unknown resource template: ${ref.uri}`);
-      complete = entry.spec.complete?.[argument.name];
+      // The argument name is wire input: only the template's own completers, never an inherited property.
+      const completers = entry.spec.complete;
+      if (completers && Object.hasOwn(completers, argument.name)) complete = completers[argument.name];
     }
     if (!complete) return { completion: { values: [] } };
     try {
