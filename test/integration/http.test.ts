@@ -4,12 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { decodeProtectedHeader } from 'jose';
 import { Host } from '../../server/host/host.js';
 import { createLogger } from '../../server/host/logger.js';
 import { startHttpServer } from '../../server/adapters/http.js';
+import { waitFor } from '../helpers/wait.js';
 import { cliMint, connectWs, spawnServe, type ServeProcess } from '../helpers/ws-client.js';
 
 interface Answer {
@@ -192,6 +195,51 @@ describe('http (in process)', () => {
       assert.equal((await fetch(`${server.url}/mcp`)).status, 405);
       assert.equal((await fetch(`${server.url}/mcp`, { method: 'POST', headers: { origin: 'https://other.example' } })).status, 403);
     } finally {
+      await server.close();
+    }
+  });
+
+  it('caps open connections: the connection beyond maxHttpConnections is closed unanswered, the others keep working', async () => {
+    const CAP = 3;
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', write: (line) => void lines.push(line) });
+    const server = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger, maxHttpConnections: CAP });
+    const sockets: Socket[] = [];
+    try {
+      const open = async () => {
+        const socket = connect(server.port, '127.0.0.1');
+        sockets.push(socket);
+        await once(socket, 'connect');
+        return socket;
+      };
+      /** One keep-alive GET /healthz on `socket`: the status line of its answer, or null if the socket closed first. */
+      const healthz = (socket: Socket) =>
+        new Promise<string | null>((resolve) => {
+          let text = '';
+          const onData = (chunk: Buffer) => {
+            text += chunk.toString('latin1');
+            if (/\r\n\r\n[\s\S]*\}$/.test(text)) {
+              socket.off('data', onData);
+              resolve(text.split('\r\n')[0]);
+            }
+          };
+          socket.on('data', onData);
+          socket.once('close', () => resolve(null));
+          socket.on('error', () => undefined);
+          socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nConnection: keep-alive\r\n\r\n`);
+        });
+      const held = [];
+      for (let i = 0; i < CAP; i++) held.push(await open());
+      for (const socket of held) assert.equal(await healthz(socket), 'HTTP/1.1 200 OK');
+      const extra = await open();
+      assert.equal(await healthz(extra), null, 'the connection beyond the cap is closed without an answer');
+      for (const socket of held) assert.equal(await healthz(socket), 'HTTP/1.1 200 OK', 'the held connections still work');
+      assert.ok(lines.some((l) => /"limit":"http.maxHttpConnections"/.test(l)), lines.join('\n'));
+      // A held connection that closes frees its slot.
+      held[0].destroy();
+      await waitFor(async () => (await healthz(await open())) === 'HTTP/1.1 200 OK', 5000, 'a freed slot');
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await server.close();
     }
   });

@@ -5,19 +5,24 @@
  * Last-Event-ID resumption, DELETE, the result bound, malformed input.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpError, ResourceUpdatedNotificationSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
-import { WindowEventStore, mountMcpHttp, type McpHttpMount } from '../../server/adapters/mcp/http.js';
+import { WindowEventStore } from '../../server/adapters/mcp/event-store.js';
+import { mountMcpHttp, type McpHttpMount } from '../../server/adapters/mcp/http.js';
 import type { McpPlugin } from '../../server/adapters/mcp/registry.js';
 import { createMcpSession } from '../../server/adapters/mcp/server.js';
 import { createTokaRegistry } from '../../server/adapters/mcp/toka.js';
 import { Host } from '../../server/host/host.js';
 import { createLogger } from '../../server/host/logger.js';
+import { toka } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 const VAULT = 'v1';
@@ -331,6 +336,19 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
   });
 
+  it('completes template variables by their own completers only (an inherited name like toString completes nothing)', async () => {
+    const { client } = await connect(await mint(['*']));
+    const spawned = await client.callTool({ name: 'spawn_agent', arguments: { name: 'completed' } });
+    const agent = (spawned.structuredContent as { agent: string }).agent;
+    const ref = { type: 'ref/resource' as const, uri: 'toka://agents/{id}' };
+    const found = await client.complete({ ref, argument: { name: 'id', value: agent.slice(0, 4) } });
+    assert.ok(found.completion.values.includes(agent), JSON.stringify(found));
+    for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+      const none = await client.complete({ ref, argument: { name, value: '' } });
+      assert.deepEqual(none.completion.values, [], name);
+    }
+  });
+
   it('refuses the next call once the token has expired, or been revoked, mid-session', async () => {
     const { client: expiring } = await connect(await mint(['*'], 60));
     assert.ok(!(await expiring.callTool({ name: 'get_state', arguments: {} })).isError);
@@ -394,7 +412,7 @@ describe('MCP over Streamable HTTP: opening sessions', function () {
     });
     const text = await res.text();
     const refusal = res.status === 200 ? null : ((JSON.parse(text) as { error: { data: { name: string; limit?: string } } }).error.data);
-    return { status: res.status, session: res.headers.get('mcp-session-id'), refusal };
+    return { status: res.status, session: res.headers.get('mcp-session-id'), retryAfter: res.headers.get('retry-after'), refusal };
   };
 
   it('caps the sessions of one subject (concurrent initializes included) and charges each initialize to its rate limit', async () => {
@@ -402,6 +420,7 @@ describe('MCP over Streamable HTTP: opening sessions', function () {
     const first = await Promise.all([initialize(alice), initialize(alice), initialize(alice)]);
     assert.deepEqual(first.map((r) => r.status).sort(), [200, 200, 429]);
     assert.deepEqual(first.find((r) => r.status === 429)?.refusal, { name: 'LimitExceeded', limit: 'mcp.maxSessionsPerPrincipal', max: 2 });
+    assert.match(first.find((r) => r.status === 429)?.retryAfter ?? '', /^[1-9]\d*$/, 'a capped initialize says when to retry');
     assert.equal(mcp.sessions, 2);
 
     const bob = await initialize(await mint('bob'));
@@ -415,6 +434,7 @@ describe('MCP over Streamable HTTP: opening sessions', function () {
     const limited = await initialize(alice);
     assert.equal(limited.status, 429);
     assert.equal(limited.refusal?.name, 'RateLimited');
+    assert.match(limited.retryAfter ?? '', /^[1-9]\d*$/, 'a rate-limited initialize says when to retry');
     assert.equal(mcp.sessions, 3);
   });
 });
@@ -455,5 +475,164 @@ describe('MCP resumption window (WindowEventStore)', () => {
     assert.equal(stream, 'a');
     assert.deepEqual(sent.map((e) => e.id), [ids[198]]);
     assert.deepEqual(sent[0].message, note(198, 0));
+  });
+});
+
+/** POST an `initialize` with `token`; the status, the session id, Retry-After and the refusal's `error.data`. */
+async function initializeOver(url: URL, token: string) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
+  });
+  const text = await res.text();
+  const refusal = res.status === 200 ? null : (JSON.parse(text) as { error: { data: { name: string; limit?: string } } }).error.data;
+  return { status: res.status, session: res.headers.get('mcp-session-id'), retryAfter: res.headers.get('retry-after'), refusal };
+}
+
+/** POST a `ping` on `session` with `token`; the HTTP status. */
+async function pingOver(url: URL, token: string, session: string): Promise<number> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': session,
+      'mcp-protocol-version': '2025-11-25',
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+describe('MCP over Streamable HTTP: sessions belong to (vault, subject, grant)', function () {
+  this.timeout(20_000);
+  let host: Host;
+  let http: HttpServer;
+  let mcp: McpHttpMount;
+  let url: URL;
+
+  before(async () => {
+    host = await Host.open({ dataDir: null, logger, rateLimit: false });
+    http = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger });
+    mcp = mountMcpHttp(http, host, { logger, registry: createTokaRegistry(), maxSessionsPerPrincipal: 2 });
+    url = new URL(`${http.url}/mcp`);
+  });
+
+  after(async () => {
+    await mcp.close();
+    await http.close();
+    await host.close();
+  });
+
+  const mint = async (vault: string, subject: string) =>
+    (await host.mint(host.localSession(vault), { subject, permissions: ['*'], ttlSeconds: 900 })).token;
+  /** A token for `subject` delegated by another principal of `vault` (its own grant lineage). */
+  const delegateAs = async (vault: string, subject: string) => {
+    const mallory = await host.authenticate(await mint(vault, 'mallory'));
+    return (await host.delegate(mallory, { subject, permissions: ['*'] })).token;
+  };
+
+  it('counts the session cap per (vault, subject): a same-named subject of another vault cannot exhaust it', async () => {
+    const alice = await mint('vault-y', 'alice');
+    const own = await initializeOver(url, alice);
+    assert.equal(own.status, 200);
+    const impostor = await delegateAs('vault-x', 'alice');
+    const taken = await Promise.all([initializeOver(url, impostor), initializeOver(url, impostor), initializeOver(url, impostor)]);
+    assert.deepEqual(taken.map((r) => r.status).sort(), [200, 200, 429], 'the vault-x alice has her own cap of 2');
+    const capped = taken.find((r) => r.status === 429)!;
+    assert.deepEqual(capped.refusal, { name: 'LimitExceeded', limit: 'mcp.maxSessionsPerPrincipal', max: 2 });
+    assert.match(capped.retryAfter ?? '', /^[1-9]\d*$/, 'a 429 says when to retry');
+    assert.equal((await initializeOver(url, alice)).status, 200, 'the vault-y alice still has her second slot');
+  });
+
+  it("refuses a request on a session from another vault's or another lineage's token of the same subject (404)", async () => {
+    const carol = await mint('vault-y', 'carol');
+    const opened = await initializeOver(url, carol);
+    assert.equal(opened.status, 200);
+    const session = opened.session!;
+    assert.equal(await pingOver(url, carol, session), 200);
+    assert.equal(await pingOver(url, await delegateAs('vault-x', 'carol'), session), 404, 'another vault');
+    assert.equal(await pingOver(url, await delegateAs('vault-y', 'carol'), session), 404, 'same vault and subject, another grant');
+    // A token of the session's own lineage (delegated from carol's token) may continue it.
+    const child = await host.delegate(await host.authenticate(carol), { subject: 'carol', permissions: ['state:read'] });
+    assert.equal(await pingOver(url, child.token, session), 200);
+    assert.equal(await pingOver(url, carol, session), 200, 'the owner keeps the session');
+  });
+});
+
+describe('MCP over Streamable HTTP: idle sessions on the injected clock', function () {
+  this.timeout(20_000);
+  let clock = Date.now();
+  let host: Host;
+  let http: HttpServer;
+  let mcp: McpHttpMount;
+  let url: URL;
+  const IDLE_MS = 60_000;
+
+  before(async () => {
+    host = await Host.open({ dataDir: null, logger, now: () => clock, rateLimit: false });
+    http = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger });
+    // Swept every 20 ms of real time; idleness is measured on the injected clock only.
+    mcp = mountMcpHttp(http, host, { logger, registry: createTokaRegistry(), idleTimeoutMs: IDLE_MS, sweepIntervalMs: 20, now: () => clock });
+    url = new URL(`${http.url}/mcp`);
+  });
+
+  after(async () => {
+    await mcp.close();
+    await http.close();
+    await host.close();
+  });
+
+  it('closes a session idle longer than the timeout on the injected clock, and only then', async () => {
+    const token = (await host.mint(host.localSession(VAULT), { subject: 'idler', permissions: ['*'], ttlSeconds: 1800 })).token;
+    const idle = (await initializeOver(url, token)).session!;
+    const busy = (await initializeOver(url, token)).session!;
+    assert.equal(mcp.sessions, 2);
+    // Real time passes, many sweeps run, the injected clock stands still: nothing is idle.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(mcp.sessions, 2);
+    clock += IDLE_MS / 2;
+    assert.equal(await pingOver(url, token, busy), 200);
+    clock += IDLE_MS / 2 + 1;
+    await waitFor(() => mcp.sessions === 1, 5000, 'the idle session to be swept');
+    assert.equal(await pingOver(url, token, idle), 404, 'the idle session is gone');
+    assert.equal(await pingOver(url, token, busy), 200, 'the session used within the timeout stays');
+  });
+
+  it('refuses a request on a session idle past the timeout even before a sweep has run', async () => {
+    const ownHttp = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger });
+    const unswept = mountMcpHttp(ownHttp, host, { logger, registry: createTokaRegistry(), idleTimeoutMs: IDLE_MS, sweepIntervalMs: 3_600_000, now: () => clock });
+    try {
+      const ownUrl = new URL(`${ownHttp.url}/mcp`);
+      const token = (await host.mint(host.localSession(VAULT), { subject: 'idler', permissions: ['*'], ttlSeconds: 1800 })).token;
+      const session = (await initializeOver(ownUrl, token)).session!;
+      clock += IDLE_MS + 1;
+      assert.equal(await pingOver(ownUrl, token, session), 404);
+      assert.equal(unswept.sessions, 0);
+    } finally {
+      await unswept.close();
+      await ownHttp.close();
+    }
+  });
+});
+
+describe('toka serve and the MCP conformance fixtures', () => {
+  it('does not know the test-only plugin flag: the fixtures are served by test/fixtures/mcp-conformance/serve.ts only', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'toka-mcp-flag-'));
+    try {
+      const run = await toka(['serve', '--data', data, '--port', '0', '--mcp-test-plugin', join(data, 'plugin.mjs')]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, /Unknown option '--mcp-test-plugin'/);
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 });

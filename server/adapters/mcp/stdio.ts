@@ -15,7 +15,8 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host } from '../../host/host.js';
 import type { McpRegistry } from './registry.js';
-import { MCP_DEFAULTS, createMcpSession, oversizeResult, type McpServerOptions } from './server.js';
+import { oversizeResult } from './result-bound.js';
+import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
 
 /** Longest accepted input line (one JSON-RPC message), bytes. */
 export const MAX_STDIO_LINE_BYTES = 4 * 1024 * 1024;

@@ -1,0 +1,61 @@
+/** `resources/list`, `resources/templates/list` and `resources/read` for one session. */
+import {
+  ListResourceTemplatesRequestSchema,
+  ListResourcesRequestSchema,
+  ReadResourceRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import { invalidParams, mcpError } from './errors.js';
+import type { SessionScope } from './scope.js';
+
+export function registerResourceHandlers(scope: SessionScope): void {
+  const { server, registry } = scope;
+
+  server.setRequestHandler(ListResourcesRequestSchema, async () => {
+    const claims = await scope.check();
+    return {
+      resources: registry
+        .listResources()
+        .filter((r) => scope.visible(claims, r.permission))
+        .map((r) => ({
+          uri: r.uri,
+          name: r.name,
+          ...(r.title ? { title: r.title } : {}),
+          description: r.description,
+          mimeType: r.mimeType,
+        })),
+    };
+  });
+
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => {
+    const claims = await scope.check();
+    return {
+      resourceTemplates: registry
+        .listTemplates()
+        .filter((t) => scope.visible(claims, t.spec.permission))
+        .map(({ spec }) => ({
+          uriTemplate: spec.uriTemplate,
+          name: spec.name,
+          ...(spec.title ? { title: spec.title } : {}),
+          description: spec.description,
+          mimeType: spec.mimeType,
+        })),
+    };
+  });
+
+  server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
+    const uri = request.params.uri;
+    try {
+      const fixed = registry.resource(uri);
+      if (fixed) {
+        if (fixed.permission === null) await scope.check();
+        return { contents: await fixed.read(scope.context(extra), uri) };
+      }
+      const match = registry.matchTemplate(uri);
+      if (!match) throw invalidParams(`Unknown resource: ${uri}`);
+      if (match.entry.spec.permission === null) await scope.check();
+      return { contents: await match.entry.spec.read(scope.context(extra), uri, match.vars) };
+    } catch (err) {
+      throw mcpError(err);
+    }
+  });
+}

@@ -1,0 +1,94 @@
+/**
+ * `tools/list` and `tools/call` for one session. A refused or failed operation inside a tool is a tool result
+ * with `isError: true` carrying the Toka error name (the model can read it and correct course); protocol
+ * problems and session-ending host errors are JSON-RPC errors.
+ */
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCodes } from '../../../protocol/errors.js';
+import { HostError } from '../../host/errors.js';
+import { SESSION_ERRORS, invalidParams, mcpError } from './errors.js';
+import { toolResult, type McpCallContext } from './registry.js';
+import type { Extra, SessionScope } from './scope.js';
+
+export function registerToolHandlers(scope: SessionScope, maxCalls: number): void {
+  const { server, registry, host } = scope;
+  let inFlight = 0;
+
+  server.setRequestHandler(ListToolsRequestSchema, async () => {
+    const claims = await scope.check();
+    return {
+      tools: registry
+        .listTools()
+        .filter((t) => scope.visible(claims, t.spec.permission))
+        .map((t) => ({
+          name: t.spec.name,
+          ...(t.spec.title ? { title: t.spec.title } : {}),
+          description: t.spec.description,
+          inputSchema: t.inputSchema,
+          ...(t.outputSchema ? { outputSchema: t.outputSchema } : {}),
+          ...(t.spec.annotations ? { annotations: t.spec.annotations } : {}),
+        })),
+    };
+  });
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const entry = registry.tool(request.params.name);
+    if (!entry) throw invalidParams(`Unknown tool: ${request.params.name}`);
+    const parsed = entry.spec.input.safeParse(request.params.arguments ?? {});
+    if (!parsed.success) {
+      throw new McpError(ErrorCode.InvalidParams, `Invalid arguments for tool ${entry.spec.name}: ${parsed.error.message}`, {
+        name: 'InvalidParams',
+        issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
+      });
+    }
+    if (inFlight >= maxCalls) {
+      throw new McpError(ErrorCodes.LimitExceeded, `more than ${maxCalls} tool calls in flight on this session`, {
+        name: 'LimitExceeded',
+        limit: 'mcp.maxConcurrentCalls',
+        max: maxCalls,
+      });
+    }
+    inFlight++;
+    try {
+      // Entries that need no permission never reach an authorising host call: re-verify the token here.
+      if (entry.spec.permission === null) await scope.check();
+      return toolResult(await entry.spec.run(parsed.data, callContext(extra)));
+    } catch (err) {
+      if (err instanceof McpError) throw err;
+      const e = HostError.from(err);
+      if (e.errorName === 'InternalError') host.logger.error('MCP tool failed', { tool: entry.spec.name, err });
+      if (SESSION_ERRORS.has(e.errorName)) throw mcpError(e);
+      // No structuredContent on an error: clients validate structuredContent against the tool's outputSchema.
+      // The error travels as text: its name and message, then its details as JSON.
+      return toolResult({
+        content: [
+          { type: 'text', text: `${e.errorName}: ${e.message}` },
+          { type: 'text', text: JSON.stringify({ error: { ...e.data, message: e.message } }) },
+        ],
+        isError: true,
+      });
+    } finally {
+      inFlight--;
+    }
+  });
+
+  const callContext = (extra: Extra): McpCallContext => {
+    const progressToken = extra._meta?.progressToken;
+    return {
+      ...scope.context(extra),
+      progress: async (progress, total, message) => {
+        if (progressToken === undefined) return;
+        await extra.sendNotification({
+          method: 'notifications/progress',
+          params: { progressToken, progress, ...(total !== undefined ? { total } : {}), ...(message ? { message } : {}) },
+        });
+      },
+      log: async (l, data) => {
+        if (!scope.logAllowed(l)) return;
+        await extra.sendNotification({ method: 'notifications/message', params: { level: l, logger: 'toka', data } });
+      },
+      sample: (params) => server.createMessage(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
+      elicit: (params) => server.elicitInput(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
+    };
+  };
+}
