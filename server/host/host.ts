@@ -57,6 +57,11 @@ export class Host {
     return this.core.startedAt;
   }
 
+  /** The host's clock (ms since the epoch): faces that time things (idle sessions) use it, so tests can inject one. */
+  now(): number {
+    return this.core.now();
+  }
+
   get isClosing(): boolean {
     return this.core.isClosing;
   }

@@ -74,7 +74,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     maxSessions: options.maxSessions ?? 256,
     maxPerPrincipal: options.maxSessionsPerPrincipal ?? 32,
     idleMs,
-    now: options.now ?? Date.now,
+    now: options.now ?? (() => host.now()),
   });
 
   const sweeper = setInterval(() => sessions.sweep(), options.sweepIntervalMs ?? Math.min(idleMs, 60_000));
