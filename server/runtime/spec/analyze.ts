@@ -94,7 +94,11 @@ export function analyzeSpecText(uri: string, text: string, options: { format?: S
     const extra = all[SPEC_LIMITS.documents];
     report(at([extra.range[0], extra.range[1]]), 'error', 'limit/documents', `the file holds ${all.length} YAML documents; a spec file holds one agent (one document)`);
   }
-  if (!doc || !map || hasErrors(result)) return result;
+  if (hasErrors(result)) return result;
+  if (!doc || !map || doc.contents === null) {
+    report(firstLine, 'error', 'spec/empty', 'the file holds no spec (an agent spec is a map of sections)');
+    return result;
+  }
 
   const tooDeep = deeperThan(doc, SPEC_LIMITS.depth);
   if (tooDeep) {
