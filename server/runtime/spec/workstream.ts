@@ -65,8 +65,8 @@ export function planWorkstream(analyses: readonly SpecAnalysis[]): WorkstreamPla
     edges.set(name, deps);
   }
 
-  for (const cycle of cycles(edges)) {
-    const members = new Set(cycle);
+  for (const { component, cycle } of cycles(edges)) {
+    const members = new Set(component);
     const text = `${cycle.join(' → ')} → ${cycle[0]}`;
     for (const name of [...members].sort()) {
       const { spec, analysis } = agents.get(name)!;
@@ -106,10 +106,10 @@ function sorted<V>(map: Map<string, V>): [string, V][] {
 }
 
 /**
- * The cycles of the graph, one per strongly connected component that has one (Tarjan), each as a path
- * that starts at the component's smallest name and returns to it.
+ * The strongly connected components of the graph that hold a cycle (Tarjan), sorted, each with one of its
+ * cycles: a path from the component's smallest name back to it.
  */
-function cycles(edges: Map<string, string[]>): string[][] {
+function cycles(edges: Map<string, string[]>): { component: string[]; cycle: string[] }[] {
   const index = new Map<string, number>();
   const low = new Map<string, number>();
   const stack: string[] = [];
@@ -143,7 +143,7 @@ function cycles(edges: Map<string, string[]>): string[][] {
     }
   };
   for (const v of [...edges.keys()].sort()) if (!index.has(v)) visit(v);
-  return components.map((c) => cyclePath(c, edges)).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  return components.map((component) => ({ component, cycle: cyclePath(component, edges) })).sort((a, b) => (a.component[0] < b.component[0] ? -1 : 1));
 }
 
 /** A cycle through the component's smallest member, following the smallest next name inside the component. */
