@@ -14,6 +14,7 @@ import { UsageError, dataDir, parseDuration, parseInteger, parseList, required, 
 import { withWriter, type Writer } from './remote.js';
 import { mcpCommand } from './mcp.js';
 import { serveCommand } from './serve.js';
+import { specCheckCommand, specSchemaCommand } from './spec.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
@@ -66,6 +67,8 @@ function readJson(path: string): unknown {
 export const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   mcp: mcpCommand,
+  'spec check': specCheckCommand,
+  'spec schema': specSchemaCommand,
 
   init: {
     summary: 'create the data dir, key ring and event log',
