@@ -131,6 +131,16 @@ export class Host {
     return queries.readAllEvents(this.core, query);
   }
 
+  /** Every committed record of every vault after `afterSeq` (in-process parts of the host only: the runtime). */
+  watch(afterSeq: number, listener: (record: LogRecord) => void): Subscription {
+    return queries.watch(this.core, afterSeq, listener);
+  }
+
+  /** Read durable state with the caller's own reader after checking `permission` (in-process clients: the runtime). */
+  read<T>(session: Session, permission: string, reader: (state: Readonly<WorldState>, claims: CapabilityClaims) => T): Promise<T> {
+    return queries.read(this.core, session, permission, reader);
+  }
+
   /** Sequence number of the newest durable record. */
   headSeq(): number {
     return this.core.headSeq;
@@ -152,6 +162,11 @@ export class Host {
 
   listGrants(session: Session): Promise<GrantRecord[]> {
     return capabilities.listGrants(this.core, session);
+  }
+
+  /** Mint a fresh token from an existing live grant (the runtime renewing an agent's own token). */
+  issueToken(session: Session, request: { grant: string; ttlSeconds?: number }): Promise<MintResult> {
+    return capabilities.issueToken(this.core, session, request);
   }
 
   /** The public keys that verify EdDSA tokens (JWKS). */

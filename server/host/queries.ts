@@ -2,7 +2,7 @@
  * Queries: the world state, the event log and live subscriptions, each limited to the caller's vault, and
  * the log verification. State reads answer from durable state only (HostCore.readDurable).
  */
-import { isWellFormedText } from '../../protocol/capability.js';
+import { isWellFormedText, type CapabilityClaims } from '../../protocol/capability.js';
 import type { EventFilter, LogRecord } from '../../protocol/events.js';
 import type { AgentRecord, WorldState } from '../../protocol/kernel.js';
 import type { EventQuery } from '../../protocol/rpc/events.js';
@@ -135,6 +135,48 @@ export async function subscribe(
       end();
     },
   };
+}
+
+/**
+ * Every committed record of every vault after `afterSeq`, in order, for in-process parts of the host (the
+ * agent runtime reacts to runs submitted, approvals resolved and runs cancelled from any face). No session:
+ * nothing on a wire can reach it.
+ */
+export function watch(core: HostCore, afterSeq: number, listener: (record: LogRecord) => void): Subscription {
+  core.assertInService();
+  let sub: Subscription | null = null;
+  sub = core.log.subscribe(
+    { afterSeq, bufferLimit: 1_000_000 },
+    {
+      onRecord: listener,
+      onEnd: (end) => {
+        if (sub) core.subscriptions.delete(sub);
+        if (end.reason !== 'closed') core.logger.error('in-process watch ended', { reason: end.reason });
+      },
+    },
+  );
+  core.subscriptions.add(sub);
+  return {
+    unsubscribe: () => {
+      sub?.unsubscribe();
+      if (sub) core.subscriptions.delete(sub);
+    },
+  };
+}
+
+/**
+ * Read durable state with a reader of the caller's own, after checking `permission` — for in-process clients
+ * (the runtime). The reader gets the caller's claims and must keep to its vault and return copies.
+ */
+export async function read<T>(
+  core: HostCore,
+  session: Session,
+  permission: string,
+  reader: (state: Readonly<WorldState>, claims: CapabilityClaims) => T,
+): Promise<T> {
+  const claims = await core.check(session);
+  core.require(claims, permission);
+  return core.readDurable((state) => reader(state, claims));
 }
 
 /**
