@@ -14,7 +14,6 @@
  */
 import {
   createConnection,
-  ErrorCodes as LspErrorCodes,
   ExitNotification,
   InitializedNotification,
   InitializeRequest,
@@ -45,7 +44,7 @@ import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { TOKA_VERSION } from '../host/version.js';
 import { describeFrameProblem, FrameError, FrameGuard, invalidJsonRpcMessage, type FrameProblem } from './jsonrpc-frames.js';
-import { bindTokaProtocol, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
+import { bindTokaProtocol, onTypedRequest, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
 
 export interface StdioOptions {
   logger: Logger;
@@ -77,8 +76,6 @@ export interface TokaServerCapabilities {
   features: string[];
 }
 
-/** The LSP error for a request sent before `initialize` (same number as Toka's UnknownEntity; see docs). */
-const SERVER_NOT_INITIALIZED = LspErrorCodes.ServerNotInitialized;
 /** How often to check that the client process named by `processId` is alive. */
 const CLIENT_WATCH_MS = 3000;
 
@@ -141,11 +138,11 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
       }
       const features: string[] = [];
       const recording: RpcConnection = {
-        onRequest: (method, handler) => {
-          features.push(method);
-          return connection.onRequest(method, handler);
+        onRequest: (type, handler) => {
+          features.push(type.method);
+          return onTypedRequest(connection, type, handler);
         },
-        sendNotification: (method, params) => connection.sendNotification(method, params),
+        sendNotification: (type, params) => connection.sendNotification(type, params),
         sendProgress: (token, value) => connection.sendProgress(WorkDoneProgress.type, token, value as WorkDoneProgressValue),
       };
       binding = bindTokaProtocol(recording, host, () => session!);
@@ -223,9 +220,7 @@ function wireError(name: ErrorName, message: string, details: Record<string, unk
 }
 
 function notInitialized(method: string): ResponseError<unknown> {
-  return new ResponseError(SERVER_NOT_INITIALIZED, `${method}: the server is not initialized (send initialize first)`, {
-    name: 'ServerNotInitialized',
-  });
+  return wireError('ServerNotInitialized', `${method}: the server is not initialized (send initialize first)`);
 }
 
 /**
