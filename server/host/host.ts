@@ -18,9 +18,10 @@ import {
   type OperationEnvelope,
   type WorldState,
 } from '../../protocol/kernel.js';
-import type { EventQuery } from '../../protocol/rpc/events.js';
+import type { EventQuery, SubscribeParams } from '../../protocol/rpc/events.js';
 import type { LogVerifyResult } from '../../protocol/rpc/host.js';
-import type { MintParams, MintResult, RevokeParams } from '../../protocol/rpc/capability.js';
+import type { DelegateParams, DelegateResult, MintParams, MintResult, RevokeParams } from '../../protocol/rpc/capability.js';
+import type { SubmitResult } from '../../protocol/rpc/kernel.js';
 import type { AgentView, StateQuery, StateResult } from '../../protocol/rpc/state.js';
 import { KeyRing } from '../auth/keyring.js';
 import { RateLimiter } from '../auth/rate-limit.js';
@@ -68,10 +69,7 @@ export interface Session {
   readonly local: boolean;
 }
 
-export interface SubmitResult {
-  opId: string;
-  records: LogRecord[];
-}
+export type { SubmitResult };
 
 /** Progress reporting and cancellation for long host calls. */
 export interface VerifyProgress {
@@ -383,7 +381,7 @@ export class Host {
    */
   async subscribe(
     session: Session,
-    query: { afterSeq?: number; agent?: string; types?: string[]; bufferLimit?: number },
+    query: SubscribeParams & { bufferLimit?: number },
     listener: {
       onRecord(record: LogRecord): void | Promise<void>;
       onEnd(end: SubscriptionEnd | { reason: 'unauthenticated' }): void;
@@ -458,10 +456,7 @@ export class Host {
   }
 
   /** Mint a narrower child of the session's token (recorded as CapabilityDelegated). */
-  async delegate(
-    session: Session,
-    request: { subject: string; permissions: string[]; ttlSeconds?: number; alg?: 'HS256' | 'EdDSA' },
-  ): Promise<{ token: string; claims: CapabilityClaims }> {
+  async delegate(session: Session, request: DelegateParams): Promise<DelegateResult> {
     const claims = await this.check(session);
     const nowS = Math.floor(this.options.now() / 1000);
     const ttl = boundedInt(request.ttlSeconds, 1, MAX_TOKEN_LIFETIME_S, 900, 'ttlSeconds');

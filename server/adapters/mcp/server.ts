@@ -4,9 +4,9 @@
  *
  * Errors, in the SDK's terms:
  * - protocol problems are JSON-RPC errors: unknown tool, prompt or resource, arguments that do not match the
- *   schema (InvalidParams -32602), a result over the size bound (LimitExceeded -32005, applied by the
+ *   schema (InvalidParams -32602), a result over the size bound (LimitExceeded -31905, applied by the
  *   transports through `oversizeResult`), no valid token
- *   (Unauthenticated -32010), host unavailable; `error.data` is Toka's `{ name, ...details }`;
+ *   (Unauthenticated -31910), host unavailable; `error.data` is Toka's `{ name, ...details }`;
  * - a refused or failed operation inside a tool (CapabilityDenied, UnknownEntity, InvalidOperation,
  *   LimitExceeded, RateLimited, ...) is a tool result with `isError: true` whose text and
  *   `structuredContent.error` carry the Toka error name, so the model can read it and correct course.
@@ -54,7 +54,7 @@ export interface McpServerOptions {
 export const MCP_DEFAULTS = { maxResultBytes: 1024 * 1024, maxConcurrentCalls: 16, maxSubscriptions: 64 } as const;
 
 /**
- * The bound on results: given an outgoing message and its JSON text, the LimitExceeded (-32005) error
+ * The bound on results: given an outgoing message and its JSON text, the LimitExceeded (-31905) error
  * response that replaces a response whose JSON exceeds `maxResultBytes` (naming the bound), else null.
  */
 export function oversizeResult(message: JSONRPCMessage, text: string, maxResultBytes: number): JSONRPCMessage | null {
