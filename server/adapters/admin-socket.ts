@@ -121,9 +121,9 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
     onTypedRequest(connection, AdminOpenRequest.type, (params) =>
       track(async (): Promise<AdminOpenResult> => {
         try {
+          const actor = decodeParams(AdminOpenRequest, params);
           if (session) throw new HostError('Conflict', 'session already open on this connection');
           if (host.isClosing) throw new HostError('Unavailable', 'host is shutting down');
-          const actor = decodeParams(AdminOpenRequest, params);
           session = actor.vault !== undefined ? host.localSession(actor.vault) : await host.authenticate(actor.token!);
           logger.debug('admin session open', { principal: session.principal, vault: session.claims.vault, local: session.local });
           return { principal: session.principal, vault: session.claims.vault, permissions: session.claims.permissions, local: session.local };
