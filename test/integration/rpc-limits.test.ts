@@ -197,7 +197,7 @@ describe('toka serve --stdio frame guard', function () {
       Buffer.concat([
         Buffer.from(`Content-Length: ${body.length}\r\n\r\n`, 'ascii'),
         body,
-        encodeFrame({ jsonrpc: '2.0', id: 'after', method: 'toka/host/info', params: {} }),
+        encodeFrame({ jsonrpc: '2.0', id: 'after', method: HostInfoRequest.method, params: {} }),
       ]),
     );
     const refused = await p.waitForFrame(tooLarge);

@@ -250,11 +250,11 @@ describe('toka serve --stdio', function () {
     await proc.writeRaw(encodeFrame({ jsonrpc: '2.0', id: 'raw-1', method: 42 }));
     const invalid = await proc.waitForFrame((m) => m.id === 'raw-1');
     assert.equal((invalid.error as { code: number }).code, ErrorCodes.InvalidRequest);
-    await proc.writeRaw(encodeFrame([{ jsonrpc: '2.0', id: 'raw-2', method: 'toka/host/info' }]));
+    await proc.writeRaw(encodeFrame([{ jsonrpc: '2.0', id: 'raw-2', method: HostInfoRequest.method }]));
     await proc.waitForFrame((m) => m.id === null && (m.error as { code?: number })?.code === ErrorCodes.InvalidRequest);
     assert.equal(((await proc.connection.sendRequest(HostInfoRequest.type, {})) as { ready: boolean }).ready, true);
 
-    const huge = { jsonrpc: '2.0', id: 'raw-3', method: 'toka/host/info', params: { pad: 'x'.repeat(2 * 1024 * 1024) } };
+    const huge = { jsonrpc: '2.0', id: 'raw-3', method: HostInfoRequest.method, params: { pad: 'x'.repeat(2 * 1024 * 1024) } };
     await proc.writeRaw(encodeFrame(huge));
     const tooLarge = await proc.waitForFrame((m) => m.id === null && (m.error as { code?: number })?.code === ErrorCodes.LimitExceeded);
     assert.deepEqual((tooLarge.error as { data: unknown }).data, { name: 'LimitExceeded', limit: 'messageBytes', max: 2 * 1024 * 1024 });
@@ -269,7 +269,7 @@ describe('toka serve --stdio', function () {
     // before the request runs, whatever the scheduling.
     await proc.writeRaw(
       Buffer.concat([
-        encodeFrame({ jsonrpc: '2.0', id: 'verify-1', method: 'toka/log/verify', params: { workDoneToken: 'wd-cancel' } }),
+        encodeFrame({ jsonrpc: '2.0', id: 'verify-1', method: LogVerifyRequest.method, params: { workDoneToken: 'wd-cancel' } }),
         encodeFrame({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id: 'verify-1' } }),
       ]),
     );
