@@ -16,6 +16,7 @@ import { createLogger } from '../server/host/logger.js';
 import { spawnJsonRpcProcess } from '../test/helpers/jsonrpc-process.js';
 import { cliMint, connectWs, spawnServe } from '../test/helpers/ws-client.js';
 import { compare, comparisonRow, type Row } from './lib.js';
+import { KernelSubmitRequest, StateGetRequest } from '../protocol/rpc/index.js';
 
 const ROUNDS = 5;
 const REQUESTS = 10_000;
@@ -27,7 +28,7 @@ async function roundTrips(connection: MessageConnection): Promise<number> {
   let left = REQUESTS;
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
-      while (left-- > 0) await connection.sendRequest('toka/state/get', {});
+      while (left-- > 0) await connection.sendRequest(StateGetRequest.type, {});
     }),
   );
   return REQUESTS;
@@ -49,9 +50,9 @@ export async function benchTransport(): Promise<Row[]> {
   try {
     const token = await cliMint(serve.dataDir, { sub: 'bench', vault: 'bench', perm: 'agent:spawn,observation:emit,state:read', ttl: '30m' });
     const ws = await connectWs(serve.wsUrl, token);
-    for (let i = 0; i < 3; i++) await ws.request('toka/kernel/submit', { op: { type: 'SpawnSubAgent', parent: 'root', spec: { name: `agent-${i}` } } });
+    for (let i = 0; i < 3; i++) await ws.request(KernelSubmitRequest.type, { op: { type: 'SpawnSubAgent', parent: 'root', spec: { name: `agent-${i}` } } });
     const resultFile = join(dir, 'state.json');
-    writeFileSync(resultFile, JSON.stringify(await ws.request('toka/state/get', {})));
+    writeFileSync(resultFile, JSON.stringify(await ws.request(StateGetRequest.type, {})));
 
     // --- WebSocket round trips ---------------------------------------------------------------------------
     const echoWs = echoServer('--ws', resultFile);
@@ -76,7 +77,7 @@ export async function benchTransport(): Promise<Row[]> {
       let left = SUBMITS;
       await Promise.all(
         clients.map(async (c) => {
-          while (left-- > 0) await c.request('toka/kernel/submit', { op: { type: 'EmitObservation', agent: 'root', data } });
+          while (left-- > 0) await c.request(KernelSubmitRequest.type, { op: { type: 'EmitObservation', agent: 'root', data } });
         }),
       );
       return SUBMITS;
@@ -113,7 +114,7 @@ export async function benchTransport(): Promise<Row[]> {
     await stdioHost.connection.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { vault: 'bench' } });
     await stdioHost.connection.sendNotification('initialized', {});
     for (let i = 0; i < 3; i++) {
-      await stdioHost.connection.sendRequest('toka/kernel/submit', { op: { type: 'SpawnSubAgent', parent: 'root', spec: { name: `agent-${i}` } } });
+      await stdioHost.connection.sendRequest(KernelSubmitRequest.type, { op: { type: 'SpawnSubAgent', parent: 'root', spec: { name: `agent-${i}` } } });
     }
     const echoStdio = spawnJsonRpcProcess(process.execPath, ['--import', 'tsx', 'bench/fixtures/echo-server.ts', '--stdio', resultFile]);
     children.push(echoStdio.child);

@@ -11,6 +11,7 @@ export interface LogRecord {
   prevHash: string;
   /** Hex SHA-256 over `prevHash`, `seq` and the canonical JSON of `event`. */
   hash: string;
+  /** The event the record holds. */
   event: KernelEvent;
 }
 

@@ -6,3 +6,4 @@ export * from './events.js';
 export * from './capability.js';
 export * from './host.js';
 export * from './admin.js';
+export * from './initialize.js';

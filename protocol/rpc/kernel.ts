@@ -1,12 +1,13 @@
 /** `toka/kernel/*`: submitting operations. */
 import { RequestType } from 'vscode-jsonrpc';
+import { z } from 'zod';
 import type { ErrorData } from '../errors.js';
 import type { LogRecord } from '../events.js';
 import type { Operation } from '../kernel.js';
 import type { MessageDirection } from './common.js';
 
 export interface SubmitParams {
-  /** The operation; see docs/kernel.md for every type. */
+  /** The operation; see docs/kernel.md for every type. The kernel validates its fields (InvalidOperation). */
   op: Operation;
 }
 
@@ -19,11 +20,14 @@ export interface SubmitResult {
 
 /**
  * Submit one operation. Answered only once its events are durable in the log.
- * Errors: CapabilityDenied, UnknownEntity, InvalidOperation, UnsupportedOperation, LimitExceeded,
- * Unauthenticated, RateLimited, Unavailable.
+ * Errors: InvalidParams (`op` not an object), CapabilityDenied, UnknownEntity, InvalidOperation,
+ * UnsupportedOperation, LimitExceeded, Unauthenticated, RateLimited, Unavailable.
  */
 export namespace KernelSubmitRequest {
   export const method = 'toka/kernel/submit' as const;
   export const messageDirection: MessageDirection = 'clientToServer';
   export const type = new RequestType<SubmitParams, SubmitResult, ErrorData>(method);
+  export const paramsSchema = z.object({
+    op: z.custom<Operation>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { message: 'op must be an object' }),
+  });
 }

@@ -1,5 +1,6 @@
 /** `toka/state/*`: reading the world state of the caller's vault (requires `state:read`). */
 import { RequestType } from 'vscode-jsonrpc';
+import { z } from 'zod';
 import type { ErrorData } from '../errors.js';
 import type { AgentRecord, AgentStatus, TaskRecord } from '../kernel.js';
 import type { MessageDirection } from './common.js';
@@ -15,7 +16,7 @@ export interface StateQuery {
   includeTasks?: boolean;
   /** `nextCursor` of the previous page. */
   cursor?: string;
-  /** Page size, 1..500 (default 100). */
+  /** Page size, an integer 1..500 (default 100). */
   limit?: number;
 }
 
@@ -42,4 +43,12 @@ export namespace StateGetRequest {
   export const method = 'toka/state/get' as const;
   export const messageDirection: MessageDirection = 'clientToServer';
   export const type = new RequestType<StateQuery, StateResult, ErrorData>(method);
+  export const paramsSchema = z.object({
+    agent: z.string().optional(),
+    parent: z.string().optional(),
+    status: z.enum(['active', 'idle', 'stopped']).optional(),
+    includeTasks: z.boolean().optional(),
+    cursor: z.string().optional(),
+    limit: z.number().int().min(1).max(500).optional(),
+  });
 }

@@ -16,7 +16,7 @@ import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { FrameGuard } from './jsonrpc-frames.js';
-import { bindTokaProtocol, toResponseError, type RpcConnection } from './rpc.js';
+import { bindTokaProtocol, decodeParams, onTypedRequest, toResponseError, type RpcConnection } from './rpc.js';
 
 /** File name of the admin socket inside the data dir. */
 export const ADMIN_SOCKET_NAME = 'admin.sock';
@@ -118,21 +118,13 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
     const connection = createMessageConnection(new StreamMessageReader(guard), new StreamMessageWriter(socket));
     let session: Session | null = null;
 
-    connection.onRequest(AdminOpenRequest.method, (params: unknown) =>
+    onTypedRequest(connection, AdminOpenRequest.type, (params) =>
       track(async (): Promise<AdminOpenResult> => {
         try {
+          const actor = decodeParams(AdminOpenRequest, params);
           if (session) throw new HostError('Conflict', 'session already open on this connection');
           if (host.isClosing) throw new HostError('Unavailable', 'host is shutting down');
-          const p = (typeof params === 'object' && params !== null ? params : {}) as Record<string, unknown>;
-          const vault = p.vault;
-          const token = p.token;
-          if ((vault === undefined) === (token === undefined)) {
-            throw new HostError('InvalidParams', 'give exactly one of vault, token', { field: 'vault' });
-          }
-          if (vault !== undefined && (typeof vault !== 'string' || vault === '')) {
-            throw new HostError('InvalidParams', 'vault must be a non-empty string', { field: 'vault' });
-          }
-          session = await host.openSession('owner', { token: token as string | undefined, vault: vault as string | undefined });
+          session = await host.openSession('owner', { token: actor.token, vault: actor.vault });
           logger.debug('admin session open', { principal: session.principal, vault: session.claims.vault, local: session.local });
           return { principal: session.principal, vault: session.claims.vault, permissions: session.claims.permissions, local: session.local };
         } catch (err) {
@@ -143,8 +135,8 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
 
     const progress = new ProgressType<unknown>();
     const rpc: RpcConnection = {
-      onRequest: (method, handler) => connection.onRequest(method, (params: unknown, token) => track(() => handler(params, token))),
-      sendNotification: (method, params) => connection.sendNotification(method, params),
+      onRequest: (type, handler) => onTypedRequest(connection, type, (params, token) => track(() => handler(params, token))),
+      sendNotification: (type, params) => connection.sendNotification(type, params),
       sendProgress: (token, value) => connection.sendProgress(progress, token, value),
     };
     const binding = bindTokaProtocol(rpc, host, () => {

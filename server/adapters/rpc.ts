@@ -1,10 +1,20 @@
 /**
- * The `toka/*` protocol bound to any vscode-jsonrpc style connection (the stdio language-server connection
- * and the WebSocket message connection both fit). It only decodes params, calls the host, and encodes
- * results and errors: authorisation, rate limits and the log live in the host.
+ * The `toka/*` protocol bound to any vscode-jsonrpc style connection (the stdio language-server connection,
+ * the WebSocket message connection and the admin socket connection all fit). Every method is bound by its
+ * request definition from `protocol/rpc` (the `type` object and the one schema that decodes its params), so
+ * the server cannot drift from the contract the clients import. The binding only decodes params, calls the
+ * host, and encodes results and errors: authorisation, rate limits and the log live in the host.
  */
-import { ResponseError, type CancellationToken, type Disposable } from 'vscode-jsonrpc';
-import type { Operation } from '../../protocol/kernel.js';
+import {
+  ResponseError,
+  type CancellationToken,
+  type Disposable,
+  type NotificationType,
+  type RequestParam,
+  type RequestType,
+} from 'vscode-jsonrpc';
+import type { z } from 'zod';
+import type { ErrorData } from '../../protocol/errors.js';
 import {
   CapabilityDelegateRequest,
   CapabilityListRequest,
@@ -21,17 +31,63 @@ import {
   StateGetRequest,
   TOKA_PROTOCOL_VERSION,
   type HostInfo,
+  type RequestDefinition,
 } from '../../protocol/rpc/index.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Subscription } from '../store/event-log.js';
 import { TOKA_VERSION } from '../host/version.js';
 
+/** A request handler as the binding registers it: params are still undecoded wire input. */
+export type RawRequestHandler<R> = (params: unknown, token: CancellationToken) => Promise<R>;
+
 /** The part of a JSON-RPC connection the binding needs. */
 export interface RpcConnection {
-  onRequest(method: string, handler: (params: unknown, token: CancellationToken) => unknown): Disposable;
-  sendNotification(method: string, params: unknown): Promise<void>;
+  /** Serve the request `type` with `handler` (see `onTypedRequest`). */
+  onRequest<P, R>(type: RequestType<P, R, ErrorData>, handler: RawRequestHandler<R>): Disposable;
+  sendNotification<P>(type: NotificationType<P>, params: RequestParam<P>): Promise<void>;
   sendProgress?(token: string | number, value: unknown): Promise<void>;
+}
+
+/** The registration call of a vscode-jsonrpc `MessageConnection` or vscode-languageserver `Connection`. */
+interface RequestRegistrar {
+  onRequest(method: string, handler: (...args: unknown[]) => unknown): Disposable;
+}
+
+/**
+ * Register `handler` for `type` on a vscode-jsonrpc style connection. The connection's own dispatch on a
+ * typed registration answers absent params with an InvalidParams error that names no field, and spreads
+ * by-position params over the handler's arguments; this one hands the handler what arrived instead — absent
+ * params as `undefined`, one by-position value as that value — and refuses more than one by-position value
+ * as InvalidParams naming `params`. The schema of the method then decides.
+ */
+export function onTypedRequest<P, R>(
+  connection: RequestRegistrar,
+  type: RequestType<P, R, ErrorData>,
+  handler: RawRequestHandler<R>,
+): Disposable {
+  return connection.onRequest(type.method, (...args: unknown[]) => {
+    const token = args[args.length - 1] as CancellationToken;
+    const given = args.slice(0, -1);
+    if (given.length > 1) {
+      throw toResponseError(new HostError('InvalidParams', 'params must be an object, not a list', { field: 'params' }));
+    }
+    return handler(given[0], token);
+  });
+}
+
+/**
+ * Decode `params` with the method's schema. Absent params decode as `{}` (a method whose fields are all
+ * optional may be called without params). A mismatch is InvalidParams whose `data.field` is the top-level
+ * field at fault (`params` when the params are not an object at all).
+ */
+export function decodeParams<P>(definition: { method: string; paramsSchema: z.ZodType<P> }, params: unknown): P {
+  const decoded = definition.paramsSchema.safeParse(params ?? {});
+  if (decoded.success) return decoded.data;
+  const issue = decoded.error.issues[0];
+  const field = issue.path.length > 0 ? String(issue.path[0]) : 'params';
+  const where = issue.path.length > 0 ? issue.path.map(String).join('.') : 'params';
+  throw new HostError('InvalidParams', `${definition.method}: ${where}: ${issue.message}`, { field });
 }
 
 /** Most subscriptions one connection may hold. */
@@ -62,9 +118,9 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
   const disposables: Disposable[] = [];
   let inFlight = 0;
 
-  const handle = <P, R>(method: string, fn: (params: P, token: CancellationToken) => Promise<R>) => {
+  const handle = <P, R>(definition: RequestDefinition<P, R>, fn: (params: P, token: CancellationToken) => Promise<R>) => {
     disposables.push(
-      connection.onRequest(method, async (params, token) => {
+      connection.onRequest(definition.type, async (params, token) => {
         if (inFlight >= MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION) {
           throw toResponseError(
             new HostError('LimitExceeded', `at most ${MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION} requests in flight per connection`, {
@@ -75,7 +131,7 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
         }
         inFlight++;
         try {
-          return await fn((params ?? {}) as P, token);
+          return await fn(decodeParams(definition, params), token);
         } catch (err) {
           throw toResponseError(err);
         } finally {
@@ -85,39 +141,13 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
     );
   };
 
-  handle(KernelSubmitRequest.method, async (p: Record<string, unknown>) => {
-    const params = object(p);
-    if (typeof params.op !== 'object' || params.op === null || Array.isArray(params.op)) {
-      throw new HostError('InvalidParams', 'op must be an object', { field: 'op' });
-    }
-    return host.submit(session(), params.op as Operation);
-  });
+  handle(KernelSubmitRequest, async ({ op }) => host.submit(session(), op));
 
-  handle(StateGetRequest.method, async (p) => {
-    const params = object(p);
-    return host.getState(session(), {
-      agent: optString(params, 'agent'),
-      parent: optString(params, 'parent'),
-      status: optEnum(params, 'status', ['active', 'idle', 'stopped'] as const),
-      includeTasks: optBoolean(params, 'includeTasks'),
-      cursor: optString(params, 'cursor'),
-      limit: optNumber(params, 'limit'),
-    });
-  });
+  handle(StateGetRequest, async (query) => host.getState(session(), query));
 
-  handle(EventsQueryRequest.method, async (p) => {
-    const params = object(p);
-    const records = await host.queryEvents(session(), {
-      afterSeq: optNumber(params, 'afterSeq'),
-      limit: optNumber(params, 'limit'),
-      agent: optString(params, 'agent'),
-      types: optStrings(params, 'types'),
-    });
-    return { records };
-  });
+  handle(EventsQueryRequest, async (query) => ({ records: await host.queryEvents(session(), query) }));
 
-  handle(EventsSubscribeRequest.method, async (p) => {
-    const params = object(p);
+  handle(EventsSubscribeRequest, async (params) => {
     // Concurrent subscribes all reach this check before any of them is stored: count those still pending.
     if (subscriptions.size + pendingSubscriptions >= MAX_SUBSCRIPTIONS_PER_CONNECTION) {
       throw new HostError('LimitExceeded', `at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection`, {
@@ -133,18 +163,14 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
     try {
       sub = await host.subscribe(
         session(),
+        { afterSeq: params.afterSeq ?? headSeq, agent: params.agent, types: params.types },
         {
-          afterSeq: optNumber(params, 'afterSeq') ?? headSeq,
-          agent: optString(params, 'agent'),
-          types: optStrings(params, 'types'),
-        },
-        {
-          onRecord: (record) => connection.sendNotification(EventsEventNotification.method, { subscription: id, record }),
+          onRecord: (record) => connection.sendNotification(EventsEventNotification.type, { subscription: id, record }),
           onEnd: (end) => {
             ended = true;
             subscriptions.delete(id);
             void connection
-              .sendNotification(EventsEndedNotification.method, {
+              .sendNotification(EventsEndedNotification.type, {
                 subscription: id,
                 reason: end.reason,
                 ...('lastDeliveredSeq' in end ? { lastDeliveredSeq: end.lastDeliveredSeq } : {}),
@@ -165,50 +191,25 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
     return { subscription: id, headSeq };
   });
 
-  handle(EventsUnsubscribeRequest.method, async (p) => {
-    const id = reqString(object(p), 'subscription');
-    const sub = subscriptions.get(id);
+  handle(EventsUnsubscribeRequest, async ({ subscription }) => {
+    const sub = subscriptions.get(subscription);
     sub?.unsubscribe();
-    subscriptions.delete(id);
+    subscriptions.delete(subscription);
     return { found: sub !== undefined };
   });
 
-  handle(CapabilityMintRequest.method, async (p) => {
-    const params = object(p);
-    return host.mint(session(), {
-      subject: reqString(params, 'subject'),
-      permissions: reqStrings(params, 'permissions'),
-      ttlSeconds: optNumber(params, 'ttlSeconds'),
-      alg: optEnum(params, 'alg', ['HS256', 'EdDSA'] as const),
-      grantExpiresAt: optNumber(params, 'grantExpiresAt'),
-      label: optString(params, 'label'),
-    });
-  });
+  handle(CapabilityMintRequest, async (request) => host.mint(session(), request));
 
-  handle(CapabilityDelegateRequest.method, async (p) => {
-    const params = object(p);
-    return host.delegate(session(), {
-      subject: reqString(params, 'subject'),
-      permissions: reqStrings(params, 'permissions'),
-      ttlSeconds: optNumber(params, 'ttlSeconds'),
-      alg: optEnum(params, 'alg', ['HS256', 'EdDSA'] as const),
-    });
-  });
+  handle(CapabilityDelegateRequest, async (request) => host.delegate(session(), request));
 
-  handle(CapabilityRevokeRequest.method, async (p) => {
-    const params = object(p);
-    const result = await host.revoke(session(), {
-      jti: optString(params, 'jti'),
-      token: optString(params, 'token'),
-      grant: optString(params, 'grant'),
-      reason: optString(params, 'reason'),
-    });
+  handle(CapabilityRevokeRequest, async (request) => {
+    const result = await host.revoke(session(), request);
     return { seq: result.records[result.records.length - 1].seq };
   });
 
-  handle(CapabilityListRequest.method, async () => ({ grants: await host.listGrants(session()) }));
+  handle(CapabilityListRequest, async () => ({ grants: await host.listGrants(session()) }));
 
-  handle(HostInfoRequest.method, async (): Promise<HostInfo> => {
+  handle(HostInfoRequest, async (): Promise<HostInfo> => {
     const claims = await host.check(session());
     const health = host.health();
     return {
@@ -222,10 +223,7 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
     };
   });
 
-  handle(LogVerifyRequest.method, async (p: Record<string, unknown>, token) => {
-    const params = object(p);
-    const workDone = params.workDoneToken;
-    const progressToken = typeof workDone === 'string' || typeof workDone === 'number' ? workDone : undefined;
+  handle(LogVerifyRequest, async ({ workDoneToken: progressToken }, token) => {
     const abort = new AbortController();
     const cancelled = token.onCancellationRequested(() => abort.abort());
     // A token cancelled before dispatch notifies its listeners only on a later timer tick: abort now.
@@ -253,61 +251,4 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
       for (const d of disposables) d.dispose();
     },
   };
-}
-
-// ---- param decoding: wrong shapes are InvalidParams naming the field ------------------------------------
-
-function invalid(field: string, expected: string): HostError {
-  return new HostError('InvalidParams', `${field} must be ${expected}`, { field });
-}
-
-function object(p: unknown): Record<string, unknown> {
-  if (typeof p !== 'object' || p === null || Array.isArray(p)) throw invalid('params', 'an object');
-  return p as Record<string, unknown>;
-}
-
-function optString(p: Record<string, unknown>, field: string): string | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw invalid(field, 'a string');
-  return v;
-}
-
-function reqString(p: Record<string, unknown>, field: string): string {
-  const v = optString(p, field);
-  if (v === undefined) throw invalid(field, 'a string');
-  return v;
-}
-
-function optNumber(p: Record<string, unknown>, field: string): number | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(field, 'a number');
-  return v;
-}
-
-function optBoolean(p: Record<string, unknown>, field: string): boolean | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'boolean') throw invalid(field, 'a boolean');
-  return v;
-}
-
-function optStrings(p: Record<string, unknown>, field: string): string[] | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v) || v.length > 100 || !v.every((s) => typeof s === 'string')) throw invalid(field, 'an array of ≤ 100 strings');
-  return v as string[];
-}
-
-function reqStrings(p: Record<string, unknown>, field: string): string[] {
-  const v = optStrings(p, field);
-  if (v === undefined) throw invalid(field, 'an array of strings');
-  return v;
-}
-
-function optEnum<T extends string>(p: Record<string, unknown>, field: string, values: readonly T[]): T | undefined {
-  const v = optString(p, field);
-  if (v !== undefined && !values.includes(v as T)) throw invalid(field, `one of ${values.join(', ')}`);
-  return v as T | undefined;
 }

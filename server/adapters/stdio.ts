@@ -14,7 +14,6 @@
  */
 import {
   createConnection,
-  ErrorCodes as LspErrorCodes,
   ExitNotification,
   InitializedNotification,
   InitializeRequest,
@@ -39,13 +38,19 @@ type WorkDoneProgressValue = WorkDoneProgressBegin | WorkDoneProgressReport | Wo
 import { pipeline } from 'node:stream';
 import { format } from 'node:util';
 import { ErrorCodes, type ErrorName } from '../../protocol/errors.js';
-import { MAX_MESSAGE_BYTES, TOKA_PROTOCOL_VERSION } from '../../protocol/rpc/index.js';
+import {
+  initializationOptionsSchema,
+  MAX_MESSAGE_BYTES,
+  TOKA_PROTOCOL_VERSION,
+  type TokaInitializationOptions,
+  type TokaServerCapabilities,
+} from '../../protocol/rpc/index.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { TOKA_VERSION } from '../host/version.js';
 import { describeFrameProblem, FrameError, FrameGuard, invalidJsonRpcMessage, type FrameProblem } from './jsonrpc-frames.js';
-import { bindTokaProtocol, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
+import { bindTokaProtocol, onTypedRequest, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
 
 export interface StdioOptions {
   logger: Logger;
@@ -62,23 +67,6 @@ export interface StdioExit {
   reason: 'exit' | 'input-closed' | 'output-error' | 'client-gone';
 }
 
-/** What the owner may pass as `initializationOptions`. */
-export interface StdioInitializationOptions {
-  /** A capability token: the session is that verified token instead of the local admin. */
-  token?: string;
-  /** Vault of the local-admin session (ignored with `token`). Default `default`. */
-  vault?: string;
-}
-
-/** The `capabilities.experimental.toka` entry of the initialize result. */
-export interface TokaServerCapabilities {
-  protocolVersion: string;
-  /** Every `toka/*` request method this host serves. */
-  features: string[];
-}
-
-/** The LSP error for a request sent before `initialize` (same number as Toka's UnknownEntity; see docs). */
-const SERVER_NOT_INITIALIZED = LspErrorCodes.ServerNotInitialized;
 /** How often to check that the client process named by `processId` is alive. */
 const CLIENT_WATCH_MS = 3000;
 
@@ -141,11 +129,11 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
       }
       const features: string[] = [];
       const recording: RpcConnection = {
-        onRequest: (method, handler) => {
-          features.push(method);
-          return connection.onRequest(method, handler);
+        onRequest: (type, handler) => {
+          features.push(type.method);
+          return onTypedRequest(connection, type, handler);
         },
-        sendNotification: (method, params) => connection.sendNotification(method, params),
+        sendNotification: (type, params) => connection.sendNotification(type, params),
         sendProgress: (token, value) => connection.sendProgress(WorkDoneProgress.type, token, value as WorkDoneProgressValue),
       };
       binding = bindTokaProtocol(recording, host, () => session!);
@@ -201,21 +189,11 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
   });
 }
 
-function readInitOptions(value: unknown): StdioInitializationOptions {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw wireError('InvalidParams', 'initializationOptions must be an object', { field: 'initializationOptions' });
-  }
-  const { token, vault } = value as Record<string, unknown>;
-  if (token !== undefined && typeof token !== 'string') {
-    throw wireError('InvalidParams', 'initializationOptions.token must be a string', { field: 'initializationOptions.token' });
-  }
-  if (vault !== undefined && (typeof vault !== 'string' || vault.length === 0)) {
-    throw wireError('InvalidParams', 'initializationOptions.vault must be a non-empty string', {
-      field: 'initializationOptions.vault',
-    });
-  }
-  return { token, vault };
+function readInitOptions(value: unknown): TokaInitializationOptions {
+  const decoded = initializationOptionsSchema.safeParse(value ?? {});
+  if (decoded.success) return decoded.data;
+  const path = ['initializationOptions', ...decoded.error.issues[0].path.slice(0, 1).map(String)].join('.');
+  throw wireError('InvalidParams', `${path}: ${decoded.error.issues[0].message}`, { field: path });
 }
 
 function wireError(name: ErrorName, message: string, details: Record<string, unknown> = {}): ResponseError<unknown> {
@@ -223,9 +201,7 @@ function wireError(name: ErrorName, message: string, details: Record<string, unk
 }
 
 function notInitialized(method: string): ResponseError<unknown> {
-  return new ResponseError(SERVER_NOT_INITIALIZED, `${method}: the server is not initialized (send initialize first)`, {
-    name: 'ServerNotInitialized',
-  });
+  return wireError('ServerNotInitialized', `${method}: the server is not initialized (send initialize first)`);
 }
 
 /**

@@ -25,7 +25,7 @@ import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { bearerToken, httpStatusOf, retryAfterSeconds } from './http-request.js';
 import { invalidJsonRpcMessage } from './jsonrpc-frames.js';
-import { bindTokaProtocol, type RpcConnection } from './rpc.js';
+import { bindTokaProtocol, onTypedRequest, type RpcConnection } from './rpc.js';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 
 export interface WebSocketEndpointOptions {
@@ -172,8 +172,8 @@ export class WebSocketEndpoint {
     });
     const progress = new ProgressType<unknown>();
     const rpc: RpcConnection = {
-      onRequest: (method, handler) => connection.onRequest(method, handler),
-      sendNotification: (method, params) => connection.sendNotification(method, params),
+      onRequest: (type, handler) => onTypedRequest(connection, type, handler),
+      sendNotification: (type, params) => connection.sendNotification(type, params),
       sendProgress: (token, value) => connection.sendProgress(progress, token, value),
     };
     const binding = bindTokaProtocol(rpc, this.host, () => session);

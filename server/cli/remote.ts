@@ -4,9 +4,9 @@
  * Both paths give the same results and the same HostErrors, so the commands print the same output.
  */
 import { connect, type Socket } from 'node:net';
-import { ResponseError } from 'vscode-jsonrpc';
+import { ResponseError, type RequestParam, type RequestType } from 'vscode-jsonrpc';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
-import type { ErrorName } from '../../protocol/errors.js';
+import type { ErrorData, ErrorName } from '../../protocol/errors.js';
 import type { Operation } from '../../protocol/kernel.js';
 import {
   AdminOpenRequest,
@@ -69,20 +69,20 @@ function localWriter(host: Host): Writer {
 }
 
 function remoteWriter(dataDir: string, holder: number): Writer {
-  const call = async <P, R>(actor: Actor, method: string, params: P): Promise<R> => {
+  const call = async <P, R>(actor: Actor, type: RequestType<P, R, ErrorData>, params: RequestParam<P>): Promise<R> => {
     const client = await AdminClient.connect(dataDir, holder);
     try {
       await client.open(actor);
-      return await client.request<R>(method, params);
+      return await client.request(type, params);
     } finally {
       client.close();
     }
   };
   return {
-    mint: (vault, request) => call({ vault }, CapabilityMintRequest.method, request),
-    delegate: (token, request) => call({ token }, CapabilityDelegateRequest.method, request),
-    revoke: (vault, request) => call({ vault }, CapabilityRevokeRequest.method, request),
-    submit: (token, op) => call({ token }, KernelSubmitRequest.method, { op }),
+    mint: (vault, request) => call({ vault }, CapabilityMintRequest.type, request),
+    delegate: (token, request) => call({ token }, CapabilityDelegateRequest.type, request),
+    revoke: (vault, request) => call({ vault }, CapabilityRevokeRequest.type, request),
+    submit: (token, op) => call({ token }, KernelSubmitRequest.type, { op }),
   };
 }
 
@@ -126,12 +126,13 @@ export class AdminClient {
 
   /** Bind the connection's session (must come first). */
   open(actor: Actor): Promise<AdminOpenResult> {
-    return this.request<AdminOpenResult>(AdminOpenRequest.method, actor satisfies AdminOpenParams);
+    return this.request(AdminOpenRequest.type, actor satisfies AdminOpenParams);
   }
 
-  async request<R>(method: string, params: unknown): Promise<R> {
+  /** Send one `toka/*` request, bound by its protocol `type`. */
+  async request<P, R>(type: RequestType<P, R, ErrorData>, params: RequestParam<P>): Promise<R> {
     try {
-      return await Promise.race([this.connection.sendRequest<R>(method, params), this.closed]);
+      return await Promise.race([this.connection.sendRequest(type, params), this.closed]);
     } catch (err) {
       throw toHostError(err);
     }

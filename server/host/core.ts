@@ -9,6 +9,7 @@ import { canonicalJson } from '../../protocol/canonical.js';
 import { MAX_TOKEN_LIFETIME_S, permits, type CapabilityClaims } from '../../protocol/capability.js';
 import type { LogRecord } from '../../protocol/events.js';
 import { ID_BUDGET, type Operation, type OperationEnvelope, type WorldState } from '../../protocol/kernel.js';
+import type { SubmitResult } from '../../protocol/rpc/kernel.js';
 import type { KeyRing } from '../auth/keyring.js';
 import type { RateLimiter } from '../auth/rate-limit.js';
 import type { TokenService } from '../auth/tokens.js';
@@ -32,12 +33,6 @@ export interface Session {
   readonly local: boolean;
 }
 
-export interface SubmitResult {
-  /** The id the host assigned to the operation. */
-  opId: string;
-  /** The durable records the operation produced, in order. */
-  records: LogRecord[];
-}
 
 /**
  * Snapshot cadence for a large state: encoding a snapshot costs time proportional to its size, so the next
@@ -61,6 +56,8 @@ export interface CoreParts {
   snapshotEvery: number;
   handlers: OpcodeHandler[];
 }
+
+export type { SubmitResult };
 
 export class HostCore {
   readonly kernel: Kernel;

@@ -5,7 +5,7 @@
 import { isWellFormedText, type CapabilityClaims } from '../../protocol/capability.js';
 import type { EventFilter, LogRecord } from '../../protocol/events.js';
 import type { AgentRecord, WorldState } from '../../protocol/kernel.js';
-import type { EventQuery } from '../../protocol/rpc/events.js';
+import { EVENT_FILTER_LIMITS, type EventQuery } from '../../protocol/rpc/events.js';
 import type { LogVerifyResult } from '../../protocol/rpc/host.js';
 import type { AgentView, StateQuery, StateResult } from '../../protocol/rpc/state.js';
 import type { Subscription, SubscriptionEnd } from '../store/event-log.js';
@@ -14,10 +14,6 @@ import { boundedInt, type HostCore, type Session } from './core.js';
 import { HostError } from './errors.js';
 import { replay, type VerifyProgress } from './open.js';
 
-/** Longest agent id or event type name a query may name. */
-const MAX_ID_CHARS = 256;
-/** Most event types one query or subscription may list. */
-const MAX_EVENT_TYPES = 32;
 
 export interface SubscribeQuery {
   afterSeq?: number;
@@ -212,16 +208,16 @@ export async function verify(core: HostCore, progress: VerifyProgress = {}): Pro
 
 /** A vault (when given), plus the query's agent and types, checked against their bounds. */
 function vaultFilter(vault: string | undefined, query: { agent?: string; types?: string[] }): EventFilter {
-  if (query.agent !== undefined && (typeof query.agent !== 'string' || query.agent.length === 0 || query.agent.length > MAX_ID_CHARS || !isWellFormedText(query.agent))) {
-    throw new HostError('InvalidParams', `agent must be a string of 1..${MAX_ID_CHARS} characters`, { field: 'agent' });
+  if (query.agent !== undefined && (typeof query.agent !== 'string' || query.agent.length === 0 || query.agent.length > EVENT_FILTER_LIMITS.agentChars || !isWellFormedText(query.agent))) {
+    throw new HostError('InvalidParams', `agent must be a string of 1..${EVENT_FILTER_LIMITS.agentChars} characters`, { field: 'agent' });
   }
   if (
     query.types !== undefined &&
     (!Array.isArray(query.types) ||
-      query.types.length > MAX_EVENT_TYPES ||
-      !query.types.every((t) => typeof t === 'string' && t.length > 0 && t.length <= MAX_ID_CHARS && isWellFormedText(t)))
+      query.types.length > EVENT_FILTER_LIMITS.types ||
+      !query.types.every((t) => typeof t === 'string' && t.length > 0 && t.length <= EVENT_FILTER_LIMITS.typeChars && isWellFormedText(t)))
   ) {
-    throw new HostError('InvalidParams', `types must be at most ${MAX_EVENT_TYPES} event type names`, { field: 'types' });
+    throw new HostError('InvalidParams', `types must be at most ${EVENT_FILTER_LIMITS.types} event type names`, { field: 'types' });
   }
   return { vault, agent: query.agent, types: query.types };
 }

@@ -9,7 +9,7 @@
  *   const serve = await spawnServe();
  *   const token = await cliMint(serve.dataDir, { sub: 'me', vault: 'v', perm: '*' });
  *   const client = await connectWs(serve.wsUrl, token);
- *   await client.connection.sendRequest('toka/host/info', {});
+ *   await client.request(HostInfoRequest.type, {});
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,8 +23,11 @@ import {
   type DataCallback,
   type Message,
   type MessageConnection,
+  type RequestParam,
+  type RequestType,
 } from 'vscode-jsonrpc/node';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
+import type { ErrorData } from '../../protocol/errors.js';
 import { cleanEnv, toka, TOKA_BIN } from './cli.js';
 
 export { TOKA_BIN };
@@ -146,8 +149,8 @@ export interface TokaWsClient {
   readonly connection: MessageConnection;
   /** Resolves when the socket closes. */
   readonly closed: Promise<Closed>;
-  /** Shorthand for `connection.sendRequest(method, params)`. */
-  request<R = unknown>(method: string, params?: unknown): Promise<R>;
+  /** Shorthand for `connection.sendRequest(type, params)`: a `toka/*` request bound by its protocol `type`. */
+  request<P, R>(type: RequestType<P, R, ErrorData>, params: RequestParam<P>): Promise<R>;
   /** Close (1000) and wait for the close to complete. */
   close(): Promise<Closed>;
 }
@@ -187,7 +190,7 @@ export async function connectWs(url: string, token: string, opts: ConnectOptions
     ws,
     connection,
     closed,
-    request: <R>(method: string, params: unknown = {}) => connection.sendRequest(method, params) as Promise<R>,
+    request: (type, params) => connection.sendRequest(type, params),
     close() {
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
       return closed;

@@ -14,6 +14,7 @@ import { createLogger } from '../../server/host/logger.js';
 import { startHttpServer } from '../../server/adapters/http.js';
 import { waitFor } from '../helpers/wait.js';
 import { cliMint, connectWs, spawnServe, type ServeProcess } from '../helpers/ws-client.js';
+import { CapabilityMintRequest, KernelSubmitRequest } from '../../protocol/rpc/index.js';
 
 interface Answer {
   status: number;
@@ -76,8 +77,8 @@ describe('http (toka serve)', function () {
   it('GET /metrics is Prometheus text that counts operations and connections', async () => {
     const c = await connectWs(serve.wsUrl, token);
     try {
-      await c.request('toka/kernel/submit', { op: { type: 'ScheduleAgentTask', agent: 'root', task: { description: 'count me' } } });
-      await c.request('toka/kernel/submit', { op: { type: 'NoSuchOp' } }).catch(() => undefined);
+      await c.request(KernelSubmitRequest.type, { op: { type: 'ScheduleAgentTask', agent: 'root', task: { description: 'count me' } } });
+      await c.request(KernelSubmitRequest.type, { op: { type: 'NoSuchOp' } }).catch(() => undefined);
       const res = await fetch(`${serve.url}/metrics`);
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
@@ -98,7 +99,7 @@ describe('http (toka serve)', function () {
     const c = await connectWs(serve.wsUrl, token);
     let eddsaKid: string;
     try {
-      const minted = await c.request<{ token: string }>('toka/capability/mint', { subject: 'ed', permissions: ['state:read'], alg: 'EdDSA' });
+      const minted = await c.request(CapabilityMintRequest.type, { subject: 'ed', permissions: ['state:read'], alg: 'EdDSA' });
       eddsaKid = decodeProtectedHeader(minted.token).kid!;
     } finally {
       await c.close();

@@ -234,7 +234,7 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     assert.match(res.headers.get('www-authenticate') ?? '', /error="insufficient_scope", scope="agent:spawn"/);
     const refusal = (await res.json()) as { id: unknown; error: { code: number; data: { name: string; required: string } } };
     assert.equal(refusal.id, 7);
-    assert.equal(refusal.error.code, -32001);
+    assert.equal(refusal.error.code, -31901);
     assert.deepEqual(refusal.error.data, { name: 'CapabilityDenied', required: 'agent:spawn' });
     assert.equal(denials(), deniedBefore + 1, 'the host counted the refusal');
     const state = await client.callTool({ name: 'get_state', arguments: {} });
@@ -312,7 +312,7 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
   it('refuses a result over the size bound with LimitExceeded', async () => {
     const { client } = await connect(await mint(['*']));
     await assert.rejects(client.callTool({ name: 'big_result', arguments: {} }), (err: McpError) => {
-      assert.equal(err.code, -32005);
+      assert.equal(err.code, -31905);
       assert.equal((err.data as { limit: string }).limit, 'mcp.maxResultBytes');
       return true;
     });

@@ -131,7 +131,7 @@ describe('toka mcp (stdio)', function () {
       const revoked = await client.callTool({ name: 'revoke_capability', arguments: { jti, reason: 'test' } });
       assert.ok(!revoked.isError, JSON.stringify(revoked));
       await assert.rejects(client.callTool({ name: 'get_state', arguments: {} }), (e: McpError) => {
-        assert.equal(e.code, -32010);
+        assert.equal(e.code, -31910);
         assert.equal((e.data as { reason: string }).reason, 'ERR_TOKEN_REVOKED');
         return true;
       });
@@ -173,7 +173,7 @@ describe('toka mcp (stdio)', function () {
       child.stdin.write(`{"jsonrpc":"2.0","id":9,"method":"ping","params":{"pad":"${'x'.repeat(4 * 1024 * 1024)}"}}\n`);
       child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' })}\n`);
       const after = await frames(6);
-      assert.deepEqual([after[4].id, after[4].error?.code, (after[4].error as { data?: { limit: string } } | undefined)?.data?.limit], [null, -32005, 'mcp.maxStdioLineBytes']);
+      assert.deepEqual([after[4].id, after[4].error?.code, (after[4].error as { data?: { limit: string } } | undefined)?.data?.limit], [null, -31905, 'mcp.maxStdioLineBytes']);
       assert.deepEqual([after[5].id, after[5].result], [3, {}]);
       child.stdin.end();
       assert.equal(await exited, 0);
@@ -211,7 +211,7 @@ describe('MCP stdio line reader (LineTransport)', () => {
   it('answers a line over the bound once, discards the rest of it across chunks, and reads the next line', async () => {
     const { feed, received, answers } = await reader();
     await feed('{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"', 'x'.repeat(40), 'x'.repeat(40), `${'x'.repeat(40)}"}}\n${ping(2)}`);
-    assert.deepEqual(answers().map((a) => [a.id, a.error.code, a.error.data.limit]), [[null, -32005, 'mcp.maxStdioLineBytes']]);
+    assert.deepEqual(answers().map((a) => [a.id, a.error.code, a.error.data.limit]), [[null, -31905, 'mcp.maxStdioLineBytes']]);
     assert.deepEqual(received, [{ jsonrpc: '2.0', id: 2, method: 'ping' }]);
   });
 
@@ -220,7 +220,7 @@ describe('MCP stdio line reader (LineTransport)', () => {
     await feed(`"${'x'.repeat(100)}"\n${ping(3)}`);
     // 30 characters of 3 UTF-8 bytes each: 90 bytes, over the 64-byte bound.
     await feed(`"${'€'.repeat(30)}"\n`, ping(4));
-    assert.deepEqual(answers().map((a) => [a.id, a.error.code]), [[null, -32005], [null, -32005]]);
+    assert.deepEqual(answers().map((a) => [a.id, a.error.code]), [[null, -31905], [null, -31905]]);
     assert.deepEqual(received.map((m) => (m as { id: number }).id), [3, 4]);
   });
 });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ResponseError } from 'vscode-jsonrpc';
 import { ErrorCodes } from '../../protocol/errors.js';
-import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/index.js';
+import { EventsSubscribeRequest, HostInfoRequest, MAX_MESSAGE_BYTES, StateGetRequest } from '../../protocol/rpc/index.js';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
 import { MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION, MAX_SUBSCRIPTIONS_PER_CONNECTION } from '../../server/adapters/rpc.js';
 import { HostError } from '../../server/host/errors.js';
@@ -90,7 +90,7 @@ describe('toka/* per-connection limits (in process, WebSocket)', () => {
     const { host: view, state } = gate(host, 'subscribe');
     const c = await client(await serveThrough(view));
     const attempts = Array.from({ length: MAX_SUBSCRIPTIONS_PER_CONNECTION + 4 }, () =>
-      c.request<{ subscription: string }>('toka/events/subscribe', {}).then(
+      c.request(EventsSubscribeRequest.type, {}).then(
         (r) => ({ ok: r.subscription }),
         (err: ResponseError<{ limit?: string; max?: number }>) => ({ err }),
       ),
@@ -116,7 +116,7 @@ describe('toka/* per-connection limits (in process, WebSocket)', () => {
   it('ends a subscription whose connection closed while the host was subscribing', async () => {
     const { host: view, state } = gate(host, 'subscribe');
     const c = await client(await serveThrough(view));
-    void c.request('toka/events/subscribe', {}).catch(() => undefined);
+    void c.request(EventsSubscribeRequest.type, {}).catch(() => undefined);
     await waitFor(() => state.waiting === 1, 5000, 'the subscribe to reach the host');
     await c.close();
     await waitFor(() => host.metrics.connectionCount('ws') === 0, 5000, 'the connection to be gone');
@@ -130,17 +130,17 @@ describe('toka/* per-connection limits (in process, WebSocket)', () => {
   it(`refuses request ${MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION + 1} in flight on one connection, and serves again once they are answered`, async () => {
     const { host: view, state } = gate(host, 'getState');
     const c = await client(await serveThrough(view));
-    const held = Array.from({ length: MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION }, () => c.request('toka/state/get', {}));
+    const held = Array.from({ length: MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION }, () => c.request(StateGetRequest.type, {}));
     await waitFor(() => state.waiting === MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION, 5000, 'the requests to reach the host');
-    const refused = await rejection(c.request('toka/host/info', {}));
+    const refused = await rejection(c.request(HostInfoRequest.type, {}));
     assert.equal(refused.code, ErrorCodes.LimitExceeded);
     assert.deepEqual(refused.data, { name: 'LimitExceeded', limit: 'requestsInFlightPerConnection', max: MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION });
     // Another connection has its own bound.
     const other = await client(`${server!.url.replace('http', 'ws')}/rpc`);
-    assert.equal((await other.request<{ name: string }>('toka/host/info', {})).name, 'toka');
+    assert.equal((await other.request(HostInfoRequest.type, {})).name, 'toka');
     state.release();
     assert.equal((await Promise.all(held)).length, MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION);
-    assert.equal((await c.request<{ name: string }>('toka/host/info', {})).name, 'toka');
+    assert.equal((await c.request(HostInfoRequest.type, {})).name, 'toka');
   });
 
   it('answers a refused upgrade by why the host refused the token', async () => {
@@ -197,7 +197,7 @@ describe('toka serve --stdio frame guard', function () {
       Buffer.concat([
         Buffer.from(`Content-Length: ${body.length}\r\n\r\n`, 'ascii'),
         body,
-        encodeFrame({ jsonrpc: '2.0', id: 'after', method: 'toka/host/info', params: {} }),
+        encodeFrame({ jsonrpc: '2.0', id: 'after', method: HostInfoRequest.method, params: {} }),
       ]),
     );
     const refused = await p.waitForFrame(tooLarge);

@@ -196,7 +196,7 @@ describe('toka serve', function () {
     it('admin socket: toka/* before toka/admin/open is Unauthenticated; an oversized frame drops the connection', async () => {
       const client = await AdminClient.connect(data);
       try {
-        await assert.rejects(client.request(KernelSubmitRequest.method, { op: spawnOp('early') }), (err: HostError) => {
+        await assert.rejects(client.request(KernelSubmitRequest.type, { op: spawnOp('early') }), (err: HostError) => {
           assert.equal(err.errorName, 'Unauthenticated');
           return true;
         });
@@ -234,7 +234,7 @@ describe('toka serve', function () {
         await client.open({ vault: 'load' });
         try {
           for (let i = 0; ; i++) {
-            const result = await client.request<SubmitResult>(KernelSubmitRequest.method, { op: spawnOp(`w${n}-${i}`) });
+            const result = await client.request(KernelSubmitRequest.type, { op: spawnOp(`w${n}-${i}`) });
             acked.add(result.opId);
             if (!signalled && acked.size >= 200) {
               signalled = true;

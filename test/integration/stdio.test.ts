@@ -12,7 +12,19 @@ import { promisify } from 'node:util';
 import { ProgressType, ResponseError } from 'vscode-jsonrpc/node';
 import { ErrorCodes } from '../../protocol/errors.js';
 import type { LogRecord } from '../../protocol/events.js';
-import { TOKA_PROTOCOL_VERSION } from '../../protocol/rpc/index.js';
+import type { Operation } from '../../protocol/kernel.js';
+import {
+  EventsEventNotification,
+  EventsQueryRequest,
+  EventsSubscribeRequest,
+  EventsUnsubscribeRequest,
+  HostInfoRequest,
+  KernelSubmitRequest,
+  LogVerifyRequest,
+  StateGetRequest,
+  TOKA_PROTOCOL_VERSION,
+  type SubmitResult,
+} from '../../protocol/rpc/index.js';
 import {
   encodeFrame,
   isJsonRpcMessage,
@@ -23,7 +35,6 @@ import {
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'dist', 'toka.js');
-const SERVER_NOT_INITIALIZED = -32002;
 const run = promisify(execFile);
 
 describe('toka serve --stdio', function () {
@@ -89,8 +100,8 @@ describe('toka serve --stdio', function () {
     assert.fail(`expected an error with code ${code}`);
   }
 
-  async function submit(proc: JsonRpcProcess, op: unknown): Promise<{ opId: string; records: LogRecord[] }> {
-    return proc.connection.sendRequest('toka/kernel/submit', { op });
+  async function submit(proc: JsonRpcProcess, op: Operation): Promise<SubmitResult> {
+    return proc.connection.sendRequest(KernelSubmitRequest.type, { op });
   }
 
   async function spawnAgent(proc: JsonRpcProcess, name: string): Promise<{ agent: string; records: LogRecord[] }> {
@@ -102,26 +113,26 @@ describe('toka serve --stdio', function () {
 
   it('runs the LSP lifecycle: not initialized → initialize → serve → shutdown → exit 0', async function () {
     const proc = start();
-    await rejectsWith(proc.connection.sendRequest('toka/host/info', {}), SERVER_NOT_INITIALIZED, 'ServerNotInitialized');
+    await rejectsWith(proc.connection.sendRequest(HostInfoRequest.type, {}), ErrorCodes.ServerNotInitialized, 'ServerNotInitialized');
 
     const result = await initialize(proc);
     assert.deepEqual(result.serverInfo.name, 'toka');
     assert.equal(typeof result.serverInfo.version, 'string');
     const toka = result.capabilities.experimental.toka;
     assert.equal(toka.protocolVersion, TOKA_PROTOCOL_VERSION);
-    for (const method of ['toka/kernel/submit', 'toka/state/get', 'toka/events/subscribe', 'toka/events/query', 'toka/log/verify', 'toka/host/info']) {
+    for (const { method } of [KernelSubmitRequest, StateGetRequest, EventsSubscribeRequest, EventsQueryRequest, LogVerifyRequest, HostInfoRequest]) {
       assert.ok(toka.features.includes(method), `features lists ${method}`);
     }
     await rejectsWith(initialize(proc), ErrorCodes.InvalidRequest, 'InvalidRequest');
     await proc.connection.sendNotification('initialized', {});
 
-    const info = (await proc.connection.sendRequest('toka/host/info', {})) as { session: { principal: string; vault: string; permissions: string[] } };
+    const info = (await proc.connection.sendRequest(HostInfoRequest.type, {})) as { session: { principal: string; vault: string; permissions: string[] } };
     assert.equal(info.session.principal, 'local-admin');
     assert.equal(info.session.vault, 'default');
     assert.deepEqual(info.session.permissions, ['*']);
 
     assert.equal(await proc.connection.sendRequest('shutdown'), null);
-    await rejectsWith(proc.connection.sendRequest('toka/state/get', {}), ErrorCodes.InvalidRequest, 'InvalidRequest');
+    await rejectsWith(proc.connection.sendRequest(StateGetRequest.type, {}), ErrorCodes.InvalidRequest, 'InvalidRequest');
     await proc.connection.sendNotification('exit');
     const exit = await proc.waitForExit();
     assert.equal(exit.code, 0, proc.stderr());
@@ -139,7 +150,7 @@ describe('toka serve --stdio', function () {
 
   it('gives the owner the local admin of the chosen vault', async function () {
     const proc = await ready({ vault: 'team-a' });
-    const info = (await proc.connection.sendRequest('toka/host/info', {})) as { session: { vault: string } };
+    const info = (await proc.connection.sendRequest(HostInfoRequest.type, {})) as { session: { vault: string } };
     assert.equal(info.session.vault, 'team-a');
   });
 
@@ -151,7 +162,7 @@ describe('toka serve --stdio', function () {
     const observed = await submit(proc, { type: 'EmitObservation', agent, data: { files: 3 } });
     assert.equal(observed.records[0].event.type, 'ObservationEmitted');
 
-    const state = (await proc.connection.sendRequest('toka/state/get', { agent, includeTasks: true })) as {
+    const state = (await proc.connection.sendRequest(StateGetRequest.type, { agent, includeTasks: true })) as {
       seq: number;
       agents: Array<{ id: string; name: string; queuedTasks: number; observations: number; tasks: Array<{ description: string }> }>;
     };
@@ -162,18 +173,18 @@ describe('toka serve --stdio', function () {
     assert.equal(state.agents[0].observations, 1);
     assert.equal(state.agents[0].tasks[0].description, 'index the repo');
 
-    const children = (await proc.connection.sendRequest('toka/state/get', { parent: state.agents[0].id })) as { agents: unknown[] };
+    const children = (await proc.connection.sendRequest(StateGetRequest.type, { parent: state.agents[0].id })) as { agents: unknown[] };
     assert.equal(children.agents.length, 0);
   });
 
   it('delivers toka/events/event in seq order, stops after unsubscribe, and answers queries', async function () {
     const proc = await ready();
     const received = new Map<string, LogRecord[]>();
-    proc.connection.onNotification('toka/events/event', (p: { subscription: string; record: LogRecord }) => {
+    proc.connection.onNotification(EventsEventNotification.type, (p: { subscription: string; record: LogRecord }) => {
       received.set(p.subscription, [...(received.get(p.subscription) ?? []), p.record]);
     });
-    const first = (await proc.connection.sendRequest('toka/events/subscribe', {})) as { subscription: string; headSeq: number };
-    const second = (await proc.connection.sendRequest('toka/events/subscribe', {})) as { subscription: string };
+    const first = (await proc.connection.sendRequest(EventsSubscribeRequest.type, {})) as { subscription: string; headSeq: number };
+    const second = (await proc.connection.sendRequest(EventsSubscribeRequest.type, {})) as { subscription: string };
     assert.equal(first.headSeq, 0);
     assert.notEqual(first.subscription, second.subscription);
 
@@ -189,16 +200,16 @@ describe('toka serve --stdio', function () {
     assert.deepEqual(delivered(first.subscription), expected);
     assert.deepEqual(delivered(second.subscription), expected);
 
-    assert.deepEqual(await proc.connection.sendRequest('toka/events/unsubscribe', { subscription: first.subscription }), { found: true });
-    assert.deepEqual(await proc.connection.sendRequest('toka/events/unsubscribe', { subscription: first.subscription }), { found: false });
+    assert.deepEqual(await proc.connection.sendRequest(EventsUnsubscribeRequest.type, { subscription: first.subscription }), { found: true });
+    assert.deepEqual(await proc.connection.sendRequest(EventsUnsubscribeRequest.type, { subscription: first.subscription }), { found: false });
     await submit(proc, { type: 'EmitObservation', agent, data: 'after' });
     await until(() => delivered(second.subscription).includes(lastSeq + 1));
-    await proc.connection.sendRequest('toka/host/info', {});
+    await proc.connection.sendRequest(HostInfoRequest.type, {});
     assert.deepEqual(delivered(first.subscription), expected, 'nothing after unsubscribe');
 
-    const query = (await proc.connection.sendRequest('toka/events/query', { afterSeq: 0, types: ['ObservationEmitted'] })) as { records: LogRecord[] };
+    const query = (await proc.connection.sendRequest(EventsQueryRequest.type, { afterSeq: 0, types: ['ObservationEmitted'] })) as { records: LogRecord[] };
     assert.deepEqual(query.records.map((r) => r.event.type), ['ObservationEmitted', 'ObservationEmitted']);
-    const page = (await proc.connection.sendRequest('toka/events/query', { afterSeq: 1, limit: 2 })) as { records: LogRecord[] };
+    const page = (await proc.connection.sendRequest(EventsQueryRequest.type, { afterSeq: 1, limit: 2 })) as { records: LogRecord[] };
     assert.deepEqual(page.records.map((r) => r.seq), [2, 3]);
   });
 
@@ -213,41 +224,41 @@ describe('toka serve --stdio', function () {
     await initialize(proc, { token });
     await proc.connection.sendNotification('initialized', {});
 
-    const info = (await proc.connection.sendRequest('toka/host/info', {})) as { session: { principal: string; permissions: string[] } };
+    const info = (await proc.connection.sendRequest(HostInfoRequest.type, {})) as { session: { principal: string; permissions: string[] } };
     assert.equal(info.session.principal, 'reader');
     assert.deepEqual(info.session.permissions, ['state:read', 'events:read']);
     const denied = await rejectsWith(submit(proc, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'x' } }), ErrorCodes.CapabilityDenied, 'CapabilityDenied');
     assert.match(denied.message, /agent:spawn|permission|cover/i);
-    await rejectsWith(proc.connection.sendRequest('toka/log/verify', {}), ErrorCodes.CapabilityDenied, 'CapabilityDenied');
-    const state = (await proc.connection.sendRequest('toka/state/get', {})) as { agents: unknown[] };
+    await rejectsWith(proc.connection.sendRequest(LogVerifyRequest.type, {}), ErrorCodes.CapabilityDenied, 'CapabilityDenied');
+    const state = (await proc.connection.sendRequest(StateGetRequest.type, {})) as { agents: unknown[] };
     assert.deepEqual(state.agents, []);
   });
 
   it('answers InvalidParams, MethodNotFound, ParseError and InvalidRequest and keeps serving', async function () {
     const proc = await ready();
-    await rejectsWith(proc.connection.sendRequest('toka/state/get', { limit: 'ten' }), ErrorCodes.InvalidParams, 'InvalidParams');
-    await rejectsWith(proc.connection.sendRequest('toka/kernel/submit', { op: 'spawn' }), ErrorCodes.InvalidParams, 'InvalidParams');
-    await rejectsWith(proc.connection.sendRequest('toka/events/query', { types: 'AgentSpawned' }), ErrorCodes.InvalidParams, 'InvalidParams');
+    await rejectsWith(proc.connection.sendRequest(StateGetRequest.method, { limit: 'ten' }), ErrorCodes.InvalidParams, 'InvalidParams');
+    await rejectsWith(proc.connection.sendRequest(KernelSubmitRequest.method, { op: 'spawn' }), ErrorCodes.InvalidParams, 'InvalidParams');
+    await rejectsWith(proc.connection.sendRequest(EventsQueryRequest.method, { types: 'AgentSpawned' }), ErrorCodes.InvalidParams, 'InvalidParams');
     await rejectsWith(proc.connection.sendRequest('toka/no/such', {}), ErrorCodes.MethodNotFound, 'MethodNotFound');
 
     await proc.writeRaw(encodeFrame('{"jsonrpc":"2.0","id":7,"method":"toka/host/info",'));
     const parseError = await proc.waitForFrame((m) => m.id === null && (m.error as { code?: number })?.code === ErrorCodes.ParseError);
     assert.equal((parseError.error as { data: { name: string } }).data.name, 'ParseError');
-    const info = (await proc.connection.sendRequest('toka/host/info', {})) as { ready: boolean };
+    const info = (await proc.connection.sendRequest(HostInfoRequest.type, {})) as { ready: boolean };
     assert.equal(info.ready, true);
 
     await proc.writeRaw(encodeFrame({ jsonrpc: '2.0', id: 'raw-1', method: 42 }));
     const invalid = await proc.waitForFrame((m) => m.id === 'raw-1');
     assert.equal((invalid.error as { code: number }).code, ErrorCodes.InvalidRequest);
-    await proc.writeRaw(encodeFrame([{ jsonrpc: '2.0', id: 'raw-2', method: 'toka/host/info' }]));
+    await proc.writeRaw(encodeFrame([{ jsonrpc: '2.0', id: 'raw-2', method: HostInfoRequest.method }]));
     await proc.waitForFrame((m) => m.id === null && (m.error as { code?: number })?.code === ErrorCodes.InvalidRequest);
-    assert.equal(((await proc.connection.sendRequest('toka/host/info', {})) as { ready: boolean }).ready, true);
+    assert.equal(((await proc.connection.sendRequest(HostInfoRequest.type, {})) as { ready: boolean }).ready, true);
 
-    const huge = { jsonrpc: '2.0', id: 'raw-3', method: 'toka/host/info', params: { pad: 'x'.repeat(2 * 1024 * 1024) } };
+    const huge = { jsonrpc: '2.0', id: 'raw-3', method: HostInfoRequest.method, params: { pad: 'x'.repeat(2 * 1024 * 1024) } };
     await proc.writeRaw(encodeFrame(huge));
     const tooLarge = await proc.waitForFrame((m) => m.id === null && (m.error as { code?: number })?.code === ErrorCodes.LimitExceeded);
     assert.deepEqual((tooLarge.error as { data: unknown }).data, { name: 'LimitExceeded', limit: 'messageBytes', max: 2 * 1024 * 1024 });
-    assert.equal(((await proc.connection.sendRequest('toka/host/info', {})) as { ready: boolean }).ready, true);
+    assert.equal(((await proc.connection.sendRequest(HostInfoRequest.type, {})) as { ready: boolean }).ready, true);
     assert.ok(!proc.frames().some((f) => (f.message as { id?: unknown }).id === 'raw-3'), 'the oversized request was not run');
   });
 
@@ -258,7 +269,7 @@ describe('toka serve --stdio', function () {
     // before the request runs, whatever the scheduling.
     await proc.writeRaw(
       Buffer.concat([
-        encodeFrame({ jsonrpc: '2.0', id: 'verify-1', method: 'toka/log/verify', params: { workDoneToken: 'wd-cancel' } }),
+        encodeFrame({ jsonrpc: '2.0', id: 'verify-1', method: LogVerifyRequest.method, params: { workDoneToken: 'wd-cancel' } }),
         encodeFrame({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id: 'verify-1' } }),
       ]),
     );
@@ -266,7 +277,7 @@ describe('toka serve --stdio', function () {
     assert.equal((answer.error as { code: number }).code, ErrorCodes.RequestCancelled, JSON.stringify(answer));
     await proc.waitForFrame((m) => m.method === '$/progress' && (m.params as { token: string; value: { kind: string } }).token === 'wd-cancel' && (m.params as { value: { kind: string } }).value.kind === 'end');
 
-    const verified = (await proc.connection.sendRequest('toka/log/verify', {})) as { ok: boolean; headSeq: number };
+    const verified = (await proc.connection.sendRequest(LogVerifyRequest.type, {})) as { ok: boolean; headSeq: number };
     assert.equal(verified.ok, true);
     assert.equal(verified.headSeq, 2);
   });
@@ -279,7 +290,7 @@ describe('toka serve --stdio', function () {
     proc.connection.onProgress(new ProgressType<(typeof values)[number]>(), 'wd-1', (value) => {
       values.push(value);
     });
-    const result = (await proc.connection.sendRequest('toka/log/verify', { workDoneToken: 'wd-1' })) as {
+    const result = (await proc.connection.sendRequest(LogVerifyRequest.type, { workDoneToken: 'wd-1' })) as {
       ok: boolean;
       checked: number;
       liveDigest: string;
@@ -297,13 +308,13 @@ describe('toka serve --stdio', function () {
 
   it('writes nothing but frames on stdout across a busy session', async function () {
     const proc = await ready();
-    proc.connection.onNotification('toka/events/event', () => undefined);
-    await proc.connection.sendRequest('toka/events/subscribe', { afterSeq: 0 });
+    proc.connection.onNotification(EventsEventNotification.type, () => undefined);
+    await proc.connection.sendRequest(EventsSubscribeRequest.type, { afterSeq: 0 });
     const { agent } = await spawnAgent(proc, 'busy');
     await Promise.all(Array.from({ length: 50 }, (_, i) => submit(proc, { type: 'EmitObservation', agent, data: { i } })));
     await proc.writeRaw(encodeFrame('not json'));
     await proc.waitForFrame((m) => (m.error as { code?: number } | undefined)?.code === ErrorCodes.ParseError);
-    await proc.connection.sendRequest('toka/log/verify', { workDoneToken: 'busy' });
+    await proc.connection.sendRequest(LogVerifyRequest.type, { workDoneToken: 'busy' });
     await proc.connection.sendRequest('shutdown');
     await proc.connection.sendNotification('exit');
     assert.equal((await proc.waitForExit()).code, 0);

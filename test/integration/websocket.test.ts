@@ -19,6 +19,16 @@ import {
   type TokaWsClient,
 } from '../helpers/ws-client.js';
 import { waitFor } from '../helpers/wait.js';
+import {
+  CapabilityMintRequest,
+  CapabilityRevokeRequest,
+  EventsEventNotification,
+  EventsQueryRequest,
+  EventsSubscribeRequest,
+  HostInfoRequest,
+  KernelSubmitRequest,
+  StateGetRequest,
+} from '../../protocol/rpc/index.js';
 
 interface Rec {
   seq: number;
@@ -28,7 +38,7 @@ interface Rec {
 const VAULT = 'v1';
 
 function onEvent(c: TokaWsClient, fn: (record: Rec) => void): void {
-  c.connection.onNotification('toka/events/event', (p: unknown) => fn((p as { record: Rec }).record));
+  c.connection.onNotification(EventsEventNotification.type, (p: unknown) => fn((p as { record: Rec }).record));
 }
 
 describe('websocket /rpc (toka serve)', function () {
@@ -46,8 +56,8 @@ describe('websocket /rpc (toka serve)', function () {
     return c;
   };
   const mint = async (c: TokaWsClient, subject: string, permissions: string[], ttlSeconds?: number) =>
-    c.request<{ token: string; claims: { exp: number } }>('toka/capability/mint', { subject, permissions, ttlSeconds });
-  const submit = (c: TokaWsClient, op: unknown) => c.request<{ opId: string; records: Rec[] }>('toka/kernel/submit', { op });
+    c.request(CapabilityMintRequest.type, { subject, permissions, ttlSeconds });
+  const submit = (c: TokaWsClient, op: unknown) => c.request(KernelSubmitRequest.type, { op });
   const task = (description: string) => ({ type: 'ScheduleAgentTask', agent: 'root', task: { description } });
   const healthy = async () => (await fetch(`${serve.url}/healthz`)).status === 200;
 
@@ -82,7 +92,7 @@ describe('websocket /rpc (toka serve)', function () {
     it('refuses a revoked token with 401', async () => {
       const c = await client();
       const m = await mint(c, 'doomed', ['state:read']);
-      await c.request('toka/capability/revoke', { token: m.token });
+      await c.request(CapabilityRevokeRequest.type, { token: m.token });
       const r = await tryUpgrade(serve.wsUrl, { token: m.token });
       refusedTokens.push(m.token);
       assert.equal(r.status, 401);
@@ -96,14 +106,14 @@ describe('websocket /rpc (toka serve)', function () {
       assert.equal(hostHeader.status, 403);
       const same = await connectWs(serve.wsUrl, admin, { ws: { origin: `http://localhost:${serve.port}` } });
       open.push(same);
-      assert.equal((await same.request<{ name: string }>('toka/host/info')).name, 'toka');
+      assert.equal((await same.request(HostInfoRequest.type, {})).name, 'toka');
     });
 
     it('accepts the token as a subprotocol (browsers) and selects "toka"', async () => {
       const c = await connectWs(serve.wsUrl, admin, { viaSubprotocol: true });
       open.push(c);
       assert.equal(c.ws.protocol, 'toka');
-      const info = await c.request<{ session: { principal: string; vault: string } }>('toka/host/info');
+      const info = await c.request(HostInfoRequest.type, {});
       assert.deepEqual([info.session.principal, info.session.vault], ['admin', VAULT]);
     });
   });
@@ -155,7 +165,7 @@ describe('websocket /rpc (toka serve)', function () {
       big.send(Buffer.alloc(2 * 1024 * 1024 + 1, 0x20));
       const closed = await big.closed;
       assert.equal(closed.code, 1009);
-      assert.equal((await bystander.request<{ name: string }>('toka/host/info')).name, 'toka');
+      assert.equal((await bystander.request(HostInfoRequest.type, {})).name, 'toka');
       assert.ok(await healthy());
     });
   });
@@ -166,7 +176,7 @@ describe('websocket /rpc (toka serve)', function () {
       const sub1 = await client();
       const seen: number[] = [];
       onEvent(sub1, (r) => seen.push(r.seq));
-      await sub1.request('toka/events/subscribe', { types: ['TaskScheduled'] });
+      await sub1.request(EventsSubscribeRequest.type, { types: ['TaskScheduled'] });
       for (let i = 0; i < 5; i++) await submit(producer, task(`before-${i}`));
       await waitFor(() => seen.length === 5, 5000, 'five live events');
       const last = seen[seen.length - 1];
@@ -178,7 +188,7 @@ describe('websocket /rpc (toka serve)', function () {
       const sub2 = await client();
       const resumed: number[] = [];
       onEvent(sub2, (r) => resumed.push(r.seq));
-      await sub2.request('toka/events/subscribe', { afterSeq: last, types: ['TaskScheduled'] });
+      await sub2.request(EventsSubscribeRequest.type, { afterSeq: last, types: ['TaskScheduled'] });
       const live = (await submit(producer, task('after'))).records.at(-1)!.seq;
       // Events arrive in log order: once a later sentinel arrived, any duplicate of the earlier ones would have too.
       const sentinel = (await submit(producer, task('sentinel'))).records.at(-1)!.seq;
@@ -188,12 +198,12 @@ describe('websocket /rpc (toka serve)', function () {
 
     it('cuts off a client that stops reading (1008) while another client keeps being served', async () => {
       const slow = await client();
-      for (let i = 0; i < 8; i++) await slow.request('toka/events/subscribe', { types: ['ObservationEmitted'] });
+      for (let i = 0; i < 8; i++) await slow.request(EventsSubscribeRequest.type, { types: ['ObservationEmitted'] });
       const producer = await client();
       const bystander = await client();
       const got: number[] = [];
       onEvent(bystander, (r) => got.push(r.seq));
-      await bystander.request('toka/events/subscribe', { types: ['ObservationEmitted'] });
+      await bystander.request(EventsSubscribeRequest.type, { types: ['ObservationEmitted'] });
       (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
 
       const blob = 'x'.repeat(900 * 1024);
@@ -241,7 +251,7 @@ describe('websocket /rpc (toka serve)', function () {
       const count = new Map<string, number>();
       let after = 0;
       for (;;) {
-        const { records } = await a.request<{ records: Rec[] }>('toka/events/query', { afterSeq: after, limit: 1000, types: ['TaskScheduled'] });
+        const { records } = await a.request(EventsQueryRequest.type, { afterSeq: after, limit: 1000, types: ['TaskScheduled'] });
         for (const r of records) count.set(r.event.opId, (count.get(r.event.opId) ?? 0) + 1);
         if (records.length < 1000) break;
         after = records[records.length - 1].seq;
@@ -255,16 +265,16 @@ describe('websocket /rpc (toka serve)', function () {
       const a = await client();
       const m = await mint(a, 'revokee', ['state:read', 'events:read']);
       const victim = await client(m.token);
-      await victim.request('toka/state/get');
+      await victim.request(StateGetRequest.type, {});
       const res = await fetch(`${serve.url}/oauth/revoke`, {
         method: 'POST',
         headers: { authorization: `Bearer ${m.token}`, 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ token: m.token, token_type_hint: 'access_token' }),
       });
       assert.equal(res.status, 200);
-      await assert.rejects(victim.request('toka/state/get'), (err: unknown) => {
+      await assert.rejects(victim.request(StateGetRequest.type, {}), (err: unknown) => {
         assert.ok(err instanceof ResponseError);
-        assert.equal(err.code, -32010);
+        assert.equal(err.code, -31910);
         assert.equal((err.data as { name: string }).name, 'Unauthenticated');
         return true;
       });
@@ -297,7 +307,7 @@ describe('websocket /rpc (toka serve)', function () {
       // the foreign token was not revoked
       const c2 = await connectWs(serve.wsUrl, other);
       open.push(c2);
-      assert.equal((await c2.request<{ name: string }>('toka/host/info')).name, 'toka');
+      assert.equal((await c2.request(HostInfoRequest.type, {})).name, 'toka');
     });
 
   });
@@ -356,7 +366,7 @@ describe('websocket /rpc limits (in process)', () => {
       await c1.close();
       await waitFor(() => host.metrics.connectionCount('ws') === 1, 5000, 'the slot to free');
       const c3 = await connectWs(wsUrl, token);
-      await c3.request('toka/host/info');
+      await c3.request(HostInfoRequest.type, {});
       await Promise.all([c2.close(), c3.close()]);
     } finally {
       await server.close();

@@ -4,7 +4,7 @@ import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/
 import { ErrorCodes } from '../../../protocol/errors.js';
 
 /**
- * Given an outgoing message and its JSON text, the LimitExceeded (-32005) error response that replaces a
+ * Given an outgoing message and its JSON text, the LimitExceeded (-31905) error response that replaces a
  * response whose JSON exceeds `maxResultBytes` (naming the bound), else null.
  */
 export function oversizeResult(message: JSONRPCMessage, text: string, maxResultBytes: number): JSONRPCMessage | null {

@@ -5,9 +5,9 @@
  *
  * Errors, in the SDK's terms:
  * - protocol problems are JSON-RPC errors: unknown tool, prompt or resource, arguments that do not match the
- *   schema (InvalidParams -32602), a result over the size bound (LimitExceeded -32005, applied by the
+ *   schema (InvalidParams -32602), a result over the size bound (LimitExceeded -31905, applied by the
  *   transports through `oversizeResult`), no valid token
- *   (Unauthenticated -32010), host unavailable; `error.data` is Toka's `{ name, ...details }`;
+ *   (Unauthenticated -31910), host unavailable; `error.data` is Toka's `{ name, ...details }`;
  * - a refused or failed operation inside a tool (CapabilityDenied, UnknownEntity, InvalidOperation,
  *   LimitExceeded, RateLimited, ...) is a tool result with `isError: true` whose text and
  *   `structuredContent.error` carry the Toka error name, so the model can read it and correct course.
