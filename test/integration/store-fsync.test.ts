@@ -95,8 +95,10 @@ describe('event log durability (fsync before acknowledgement)', function () {
     const dbPath = join(dir, 'events.db');
     const trace = await traceWorker(dbPath, shim);
     assert.ok(trace.acks >= MIN_ACKS, `only ${trace.acks} acks`);
-    // The shim must have seen the log being written, or the assertion below would hold vacuously.
-    assert.ok(trace.writes >= trace.acks / 3, `the shim saw only ${trace.writes} writes for ${trace.acks} acks`);
+    // The shim must have seen the log being written, or the assertion below would hold vacuously. Group commit
+    // folds however many appends arrive during one fsync into one transaction, so writes per ack depend on the
+    // machine's load; a few dozen transactions at least are certain.
+    assert.ok(trace.writes >= 20, `the shim saw only ${trace.writes} writes for ${trace.acks} acks`);
     assert.ok(trace.syncs > 0, 'no fsync of the log or its WAL at all');
     assert.deepEqual(trace.unsyncedAcks.slice(0, 3), [], `${trace.unsyncedAcks.length} of ${trace.acks} acks came before an fsync`);
   });

@@ -114,7 +114,8 @@ describe('host: ill-formed Unicode never reaches the log', () => {
   it('refuses a lone surrogate in a vault, a subject or observation data, and verify stays ok', async () => {
     const host = await Host.open({ dataDir: dir, logger: quiet, rateLimit: false });
     try {
-      await rejectsWith(host.submit(host.localSession('v\ud800'), { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'w' } }), 'InvalidOperation');
+      // The session edge refuses an ill-formed vault before any operation is built.
+      await rejectsWith(host.openSession('owner', { vault: 'v\ud800' }), 'InvalidParams');
       await rejectsWith(host.mint(host.localSession('A'), { subject: 'x\udc00', permissions: ['state:read'] }), 'InvalidOperation');
       const admin = host.localSession('A');
       await rejectsWith(host.submit(admin, { type: 'EmitObservation', agent: 'root', data: { ['k\ud800']: 'v' } }), 'InvalidOperation');
