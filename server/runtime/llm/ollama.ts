@@ -39,7 +39,7 @@ export function ollamaProvider(options: OllamaOptions): LlmProvider {
         async ({ signal, streamed }) => {
           // One client per attempt: its fetch carries this attempt's signal, which the client itself does not
           // pass on non-streamed requests.
-          const client = new Ollama({ host: options.host, fetch: jsonErrors(boundedFetch(() => signal)) });
+          const client = new Ollama({ host: options.host, fetch: httpErrors(boundedFetch(() => signal)) });
           if (!opts.onText) return client.chat({ ...base, stream: false });
           const budget = new OutputBudget();
           let text = '';
@@ -131,25 +131,27 @@ function toTurn(reply: ChatResponse, n: number): LlmTurn {
 }
 
 /**
- * The ollama client prints to stdout (our wire in stdio modes) when an error body is not JSON; hand it
- * such a body as `{"error": <text>}` instead, which it reads quietly.
+ * Turns an error response into our `LlmError` before the ollama client sees it: that keeps `retry-after`
+ * (the client's own error drops the headers) and keeps the client from printing to stdout (our wire in
+ * stdio modes), which it does for an error body that is not JSON.
  */
-function jsonErrors(inner: typeof fetch): typeof fetch {
+function httpErrors(inner: typeof fetch): typeof fetch {
   return async (input, init) => {
     const response = await inner(input, init);
-    if (response.ok || response.headers.get('content-type')?.includes('application/json')) return response;
+    if (response.ok) return response;
     const text = await response.text();
-    const headers = new Headers(response.headers);
-    headers.set('content-type', 'application/json');
-    return new Response(JSON.stringify({ error: text || response.statusText }), { status: response.status, headers });
+    let message = text;
+    try {
+      const body = JSON.parse(text) as { error?: unknown };
+      if (typeof body?.error === 'string') message = body.error;
+    } catch {
+      // not JSON: the text itself is the message
+    }
+    throw httpError('ollama', response.status, message.trim(), response.headers);
   };
 }
 
 function classify(err: unknown): LlmError {
-  if (err instanceof Error && err.name === 'ResponseError') {
-    const status = (err as Error & { status_code?: unknown }).status_code;
-    if (typeof status === 'number') return httpError('ollama', status, err.message);
-  }
   if (err instanceof TypeError) return new LlmError('Unavailable', `ollama: ${err.message}`);
   return new LlmError('BadResponse', `ollama: unusable reply: ${err instanceof Error ? err.message : String(err)}`);
 }
