@@ -194,6 +194,22 @@ describe('llm provider: openai (local server speaking Chat Completions)', () => 
     assert.ok(!`${err.message}${err.stack}`.includes(TEST_KEY));
   });
 
+  it('a response body past the 8 MiB wire bound fails LimitExceeded', async () => {
+    wire.reply(json(200, completion({ content: 'z'.repeat(9 * 1_048_576) }, 'stop')));
+    const err = await provider.complete(sampleRequest, { signal: new AbortController().signal }).catch((e: unknown) => e);
+    assert.ok(err instanceof LlmError);
+    assert.equal(err.code, 'LimitExceeded');
+    assert.match(err.message, /8388608 bytes/);
+  });
+
+  it('a non-streamed reply past the 1 MiB output limit fails LimitExceeded', async () => {
+    wire.reply(json(200, completion({ content: 'z'.repeat(1_048_577) }, 'stop')));
+    const err = await provider.complete(sampleRequest, { signal: new AbortController().signal }).catch((e: unknown) => e);
+    assert.ok(err instanceof LlmError);
+    assert.equal(err.code, 'LimitExceeded');
+    assert.match(err.message, /1048576 bytes/);
+  });
+
   it('a prompt part over 32,768 characters fails LimitExceeded before any request', async () => {
     const req = { ...sampleRequest, messages: [{ role: 'user' as const, text: 'y'.repeat(32_769) }] };
     const err = await provider.complete(req, { signal: new AbortController().signal }).catch((e: unknown) => e);
