@@ -40,6 +40,7 @@ interface Entry {
 export class ToolRegistry {
   private readonly tools = new Map<string, Entry>();
   private readonly maxArgumentBytes: number;
+  private readonly ajv = new Ajv2020({ allErrors: true, strict: false, logger: false, validateFormats: false });
 
   constructor(options: ToolRegistryOptions = {}) {
     this.maxArgumentBytes = options.maxArgumentBytes ?? 4 * 1024 * 1024;
@@ -61,11 +62,11 @@ export class ToolRegistry {
     if (typeof m.permission !== 'string' || m.permission.includes('*') || !isKnownPermission(m.permission)) {
       throw new ToolError('InvalidArguments', `tool "${m.name}": permission "${m.permission}" is not a concrete permission of the vocabulary`);
     }
-    const validate = compileSchema(m.name, 'input', m.inputSchema);
+    const validate = compileSchema(this.ajv, m.name, 'input', m.inputSchema);
     if ((m.inputSchema as { type?: unknown }).type !== 'object') {
       throw new ToolError('InvalidArguments', `tool "${m.name}": input schema must have type "object"`);
     }
-    if (m.outputSchema !== undefined) compileSchema(m.name, 'output', m.outputSchema);
+    if (m.outputSchema !== undefined) compileSchema(this.ajv, m.name, 'output', m.outputSchema);
     this.tools.set(m.name, { tool, validate });
   }
 
@@ -133,7 +134,7 @@ function violation(e: ErrorObject): SchemaViolation {
 }
 
 /** Checks size and references of a schema, then compiles it (its `$schema` dialect line is ignored). */
-function compileSchema(tool: string, which: 'input' | 'output', schema: unknown): ValidateFunction {
+function compileSchema(ajv: Ajv2020, tool: string, which: 'input' | 'output', schema: unknown): ValidateFunction {
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
     throw new ToolError('InvalidArguments', `tool "${tool}": ${which} schema must be an object`);
   }
@@ -146,12 +147,13 @@ function compileSchema(tool: string, which: 'input' | 'output', schema: unknown)
     throw new ToolError('InvalidArguments', `tool "${tool}": ${which} schema has a remote reference ${JSON.stringify(remote).slice(0, 200)}`);
   }
   const { $schema: _dialect, ...rest } = schema as Record<string, unknown>;
-  // One validator instance per schema: schemas from different tools may reuse the same `$id`.
-  const ajv = new Ajv2020({ allErrors: true, strict: false, logger: false, validateFormats: false });
   try {
     return ajv.compile(rest);
   } catch (err) {
     throw new ToolError('InvalidArguments', `tool "${tool}": ${which} schema does not compile: ${(err as Error).message}`);
+  } finally {
+    // Schemas of different tools may reuse an `$id`: none stays in the validator's cache once compiled.
+    ajv.removeSchema(rest);
   }
 }
 
