@@ -98,8 +98,8 @@ describe('runtime/tools: registry', () => {
     r.register(tool({ name: 'v', inputSchema: { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', $defs: { s: { type: 'string' } }, properties: { a: { $ref: '#/$defs/s' } } } }));
     assert.throws(() => r.validate('v', { a: 1 }), /\/a must be string/);
     // Two servers may use the same $id for different schemas; each tool keeps its own.
-    r.register(tool({ name: 'w1', inputSchema: { $id: 'urn:same', type: 'object', required: ['a'] } }));
-    r.register(tool({ name: 'w2', inputSchema: { $id: 'urn:same', type: 'object', required: ['b'] } }));
+    r.register(tool({ name: 'w1', inputSchema: { $id: 'urn:toka:same', type: 'object', required: ['a'] } }));
+    r.register(tool({ name: 'w2', inputSchema: { $id: 'urn:toka:same', type: 'object', required: ['b'] } }));
     r.validate('w1', { a: 1 });
     r.validate('w2', { b: 1 });
     assert.throws(() => r.validate('w2', { a: 1 }), /required property 'b'/);
