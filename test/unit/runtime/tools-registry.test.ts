@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { ToolError } from '../../../server/runtime/tools/errors.js';
-import { fsRead, fsWrite } from '../../../server/runtime/tools/files.js';
-import { createHttpTool } from '../../../server/runtime/tools/http.js';
+import { builtinTools } from '../../../server/runtime/tools/index.js';
 import { ToolRegistry, type SchemaViolation } from '../../../server/runtime/tools/registry.js';
-import { createShellTool } from '../../../server/runtime/tools/shell.js';
 import type { Tool, ToolManifest } from '../../../server/runtime/tools/types.js';
 import { ctx, rejectsWith } from './tools-helpers.js';
 
@@ -21,7 +19,7 @@ function registerFails(r: ToolRegistry, t: Tool, pattern: RegExp): void {
 describe('runtime/tools: registry', () => {
   const full = () => {
     const r = new ToolRegistry();
-    for (const t of [fsRead, fsWrite, createShellTool(), createHttpTool({ allowHosts: [] })]) r.register(t);
+    for (const t of builtinTools({ http: { allowHosts: [] } })) r.register(t);
     return r;
   };
 
@@ -29,10 +27,12 @@ describe('runtime/tools: registry', () => {
     const r = full();
     const names = (held: string[]) => r.list(held).map((m) => m.name);
     assert.deepEqual(names([]), []);
-    assert.deepEqual(names(['tool:fs-read']), ['fs_read']);
-    assert.deepEqual(names(['tool:fs-read', 'tool:fs-write', 'state:read']), ['fs_read', 'fs_write']);
-    assert.deepEqual(names(['tool:*']), ['fs_read', 'fs_write', 'shell', 'http_fetch']);
-    assert.deepEqual(names(['*']), ['fs_read', 'fs_write', 'shell', 'http_fetch']);
+    const all = ['fs_read', 'fs_write', 'fs_list', 'fs_search', 'shell', 'http_fetch'];
+    assert.deepEqual(names(['tool:fs-read']), ['fs_read', 'fs_list', 'fs_search']);
+    assert.deepEqual(names(['tool:fs-write', 'state:read']), ['fs_write']);
+    assert.deepEqual(names(['tool:*']), all);
+    assert.deepEqual(names(['*']), all);
+    assert.deepEqual(names(['tool:fs-readx', 'tool:']), []);
     assert.deepEqual(names(['agent:*', 'tool:http']), ['http_fetch']);
   });
 
