@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
 import { McpToolSource } from '../../../server/runtime/tools/mcp-source.js';
 import { ToolRegistry } from '../../../server/runtime/tools/registry.js';
 import { ctx, rejectsWith } from './tools-helpers.js';
@@ -81,5 +87,33 @@ describe('runtime/tools: external MCP tool source over stdio', function () {
       McpToolSource.connect({ name: 'dead', transport: { type: 'stdio', command: '/nonexistent/toka-mcp' }, connectTimeoutMs: 2000 }),
       'Failed',
     );
+  });
+});
+
+describe('runtime/tools: external MCP tool source over Streamable HTTP', function () {
+  this.timeout(20_000);
+
+  it('lists and calls the tools of a real SDK server on a local socket', async () => {
+    const mcp = new McpServer({ name: 'http-fixture', version: '1.0.0' });
+    mcp.registerTool('add', { description: 'Add two numbers.', inputSchema: { a: z.number(), b: z.number() } }, async ({ a, b }) => ({
+      content: [{ type: 'text', text: String(a + b) }],
+    }));
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID() });
+    await mcp.connect(transport);
+    const server = http.createServer((req, res) => void transport.handleRequest(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const source = await McpToolSource.connect({ name: 'calc', transport: { type: 'http', url: `http://127.0.0.1:${port}/mcp` } });
+    try {
+      const registry = new ToolRegistry();
+      assert.deepEqual(source.register(registry), { registered: ['calc__add'], skipped: [] });
+      assert.deepEqual(await registry.call('calc__add', { a: 2, b: 3 }, ctx('/'), ['tool:mcp']), { content: '5', isError: false });
+      await rejectsWith(registry.call('calc__add', { a: 2 }, ctx('/'), ['tool:mcp']), 'InvalidArguments');
+    } finally {
+      await source.close();
+      await mcp.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
