@@ -39,6 +39,11 @@ export const PERMISSIONS = {
   'capability:revoke': 'Revoke grants and tokens of the vault.',
   'capability:read': 'List the grants of the vault.',
   'log:verify': 'Run a full chain and replay verification of the log (reveals only the verdict, counts and digests).',
+  'tool:fs-read': 'Call the file tools that read the agent workspace (fs_read, fs_list, fs_search).',
+  'tool:fs-write': 'Call the file tool that writes in the agent workspace (fs_write).',
+  'tool:shell': 'Run a shell command in a child process confined to the agent workspace (shell).',
+  'tool:http': 'Fetch an allow-listed URL over HTTP(S) (http_fetch).',
+  'tool:mcp': 'Call tools of the external MCP servers configured for the agent (<source>__<tool>).',
 } as const;
 
 export type Permission = keyof typeof PERMISSIONS;
