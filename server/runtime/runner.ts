@@ -1,0 +1,269 @@
+/**
+ * One run, step by step: LLM turn → tool calls → results → next turn, until the model is done, a limit is
+ * hit, the run is cancelled, or a privileged call waits for a human. Every step is an operation submitted
+ * with the agent's own token (so the host authorises and the log records it); the conversation is rebuilt
+ * from the log each time a run is (re)entered, so a restarted host resumes exactly where the log ends.
+ */
+import { permits } from '../../protocol/capability.js';
+import type { LogRecord } from '../../protocol/events.js';
+import type { Operation } from '../../protocol/kernel.js';
+import type { RunRecord, RunToolCall, RunToolResult } from '../../protocol/runtime.js';
+import { HostError } from '../host/errors.js';
+import type { Session } from '../host/host.js';
+import type { Logger } from '../host/logger.js';
+import { LlmError, type LlmMessage, type LlmProvider, type LlmTurn } from './llm/provider.js';
+import { ToolError } from './tools/errors.js';
+import type { ToolRegistry } from './tools/registry.js';
+import type { ToolLimits } from './tools/types.js';
+
+/** Event types that make up a run's conversation, in log order. */
+export const CONVERSATION_EVENTS = ['LlmTurnRecorded', 'ToolCallRequested', 'ApprovalResolved', 'ToolResultRecorded'] as const;
+
+/** What a runner needs: the host calls it makes (already bound to the right sessions) and the run's parts. */
+export interface RunContext {
+  run: RunRecord;
+  /** The agent's own session (token renewed by the runtime before it expires). */
+  agentSession(): Promise<Session>;
+  submit(session: Session, op: Operation): Promise<LogRecord[]>;
+  /** The run's conversation events, in log order. */
+  history(): Promise<LogRecord[]>;
+  /** The run as the kernel has it now. */
+  current(): Promise<RunRecord>;
+  provider: LlmProvider;
+  tools: ToolRegistry;
+  toolLimits: ToolLimits;
+  workspace: string;
+  system?: string;
+  signal: AbortSignal;
+  now(): number;
+  logger: Logger;
+  onText?(delta: string): void;
+}
+
+/** How a runner stopped: the run ended, waits for an approval, or was cancelled (by someone else). */
+export type RunnerOutcome = 'ended' | 'awaiting-approval' | 'cancelled';
+
+interface Conversation {
+  messages: LlmMessage[];
+  /** Calls of the last turn without a result yet, in order. */
+  pending: RunToolCall[];
+  /** Decisions recorded for pending calls: by call id. */
+  decisions: Map<string, { decision: 'allowed' | 'denied' | 'approval'; resolved?: 'approve' | 'deny' }>;
+}
+
+/** Rebuild the LLM conversation of a run from its recorded events. */
+export function conversationOf(run: RunRecord, history: LogRecord[]): Conversation {
+  const messages: LlmMessage[] = [{ role: 'user', text: run.input }];
+  let pending: RunToolCall[] = [];
+  let results: RunToolResult[] = [];
+  const decisions = new Map<string, { decision: 'allowed' | 'denied' | 'approval'; resolved?: 'approve' | 'deny' }>();
+  const flushResults = () => {
+    if (results.length > 0) messages.push({ role: 'tool', results: results.map(({ callId, content, isError }) => ({ callId, content, isError })) });
+    results = [];
+  };
+  for (const { event } of history) {
+    const e = event as unknown as Record<string, unknown>;
+    switch (event.type) {
+      case 'LlmTurnRecorded': {
+        flushResults();
+        const turn = e.turn as LlmTurn;
+        messages.push({ role: 'assistant', text: turn.text, toolCalls: turn.toolCalls });
+        pending = turn.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }));
+        decisions.clear();
+        break;
+      }
+      case 'ToolCallRequested':
+        decisions.set((e.call as RunToolCall).id, { decision: e.decision as 'allowed' | 'denied' | 'approval' });
+        break;
+      case 'ApprovalResolved': {
+        const d = decisions.get((e.call as RunToolCall).id);
+        if (d) d.resolved = e.decision as 'approve' | 'deny';
+        break;
+      }
+      case 'ToolResultRecorded': {
+        const result = e.result as RunToolResult;
+        results.push(result);
+        pending = pending.filter((c) => c.id !== result.callId);
+        break;
+      }
+    }
+  }
+  flushResults();
+  return { messages, pending, decisions };
+}
+
+class RunEnded extends Error {}
+
+/** Drive the run until it ends, waits for an approval, or is cancelled. */
+export async function driveRun(ctx: RunContext): Promise<RunnerOutcome> {
+  let run = await ctx.current();
+  const session = async () => ctx.agentSession();
+  const submit = async (op: Operation): Promise<LogRecord[]> => {
+    if (ctx.signal.aborted) throw new RunEnded();
+    try {
+      return await ctx.submit(await session(), op);
+    } catch (err) {
+      // The run changed under us (cancelled from another face, or ended): stop quietly, the log says why.
+      if (err instanceof HostError && err.errorName === 'InvalidOperation') {
+        const now = await ctx.current();
+        if (now.state !== 'working' && now.state !== 'submitted') throw new RunEnded();
+      }
+      throw err;
+    }
+  };
+  const fail = async (code: string, message: string, limit?: string) => {
+    await submit({ type: 'FailRun', run: run.id, code, message: message.slice(0, 4000), ...(limit ? { limit } : {}) });
+    return 'ended' as const;
+  };
+
+  try {
+    if (run.state === 'submitted') {
+      await submit({ type: 'StartRun', run: run.id });
+      run = await ctx.current();
+    }
+    if (run.state === 'canceled') return 'cancelled';
+    if (run.state !== 'working' && run.state !== 'input-required') return 'ended';
+    const deadline = (run.startedAt ?? run.createdAt) + run.limits.timeoutMs;
+
+    for (;;) {
+      if (ctx.signal.aborted) return 'cancelled';
+      run = await ctx.current();
+      if (run.state === 'input-required') return 'awaiting-approval';
+      if (run.state !== 'working') return run.state === 'canceled' ? 'cancelled' : 'ended';
+      if (ctx.now() >= deadline) return await fail('LimitExceeded', `run took longer than ${run.limits.timeoutMs} ms`, 'timeoutMs');
+      const agent = await session();
+      const conversation = conversationOf(run, await ctx.history());
+
+      if (conversation.pending.length > 0) {
+        const call = conversation.pending[0];
+        const decided = conversation.decisions.get(call.id);
+        const outcome = await handleCall(ctx, run, agent.claims.permissions, call, decided, submit, deadline);
+        if (outcome !== null) return outcome;
+        continue;
+      }
+
+      if (run.turns >= run.limits.maxTurns) return await fail('LimitExceeded', `run reached ${run.limits.maxTurns} LLM turns`, 'maxTurns');
+      if (run.tokens >= run.limits.maxTokens) return await fail('LimitExceeded', `run used ${run.tokens} of ${run.limits.maxTokens} LLM tokens`, 'maxTokens');
+      const offered = ctx.tools.list(agent.claims.permissions).map((m) => ({ name: m.name, description: m.description, inputSchema: m.inputSchema }));
+      let turn: LlmTurn;
+      try {
+        turn = await withDeadline(ctx.signal, deadline - ctx.now(), (signal) =>
+          ctx.provider.complete({ system: ctx.system, messages: conversation.messages, tools: offered }, { signal, onText: ctx.onText }),
+        );
+      } catch (err) {
+        if (ctx.signal.aborted) return 'cancelled';
+        if (err instanceof DeadlineError) return await fail('LimitExceeded', `run took longer than ${run.limits.timeoutMs} ms`, 'timeoutMs');
+        const message = err instanceof LlmError ? `${err.code}: ${err.message}` : 'LLM call failed';
+        if (!(err instanceof LlmError)) ctx.logger.error('LLM call failed', { err, run: run.id });
+        return await fail('LlmError', message);
+      }
+      await submit({ type: 'RecordLlmTurn', run: run.id, turn: toJson(turn) });
+      run = await ctx.current();
+      if (run.tokens > run.limits.maxTokens) return await fail('LimitExceeded', `run used ${run.tokens} of ${run.limits.maxTokens} LLM tokens`, 'maxTokens');
+      if (run.outputBytes > run.limits.maxOutputBytes) {
+        return await fail('LimitExceeded', `run produced ${run.outputBytes} of ${run.limits.maxOutputBytes} output bytes`, 'maxOutputBytes');
+      }
+      if (turn.toolCalls.length === 0) {
+        await submit({ type: 'CompleteRun', run: run.id, text: turn.text, artifacts: [{ name: 'response', text: turn.text }] });
+        return 'ended';
+      }
+    }
+  } catch (err) {
+    if (err instanceof RunEnded) return ctx.signal.aborted ? 'cancelled' : 'ended';
+    throw err;
+  }
+}
+
+/** Decide, run and record one pending tool call; null to go on with the loop, else how the runner stops. */
+async function handleCall(
+  ctx: RunContext,
+  run: RunRecord,
+  held: readonly string[],
+  call: RunToolCall,
+  decided: { decision: 'allowed' | 'denied' | 'approval'; resolved?: 'approve' | 'deny' } | undefined,
+  submit: (op: Operation) => Promise<LogRecord[]>,
+  deadline: number,
+): Promise<RunnerOutcome | null> {
+  const record = async (result: Omit<RunToolResult, 'callId'>) => {
+    await submit({ type: 'RecordToolResult', run: run.id, result: { callId: call.id, ...result } });
+  };
+  const tool = ctx.tools.get(call.name);
+  if (decided === undefined) {
+    if (run.toolCalls >= run.limits.maxToolCalls) {
+      await submit({ type: 'FailRun', run: run.id, code: 'LimitExceeded', message: `run reached ${run.limits.maxToolCalls} tool calls`, limit: 'maxToolCalls' });
+      return 'ended';
+    }
+    const permission = tool?.manifest.permission ?? 'none';
+    const allowed = tool !== undefined && permits(held, permission);
+    const decision = !allowed ? 'denied' : tool.manifest.sideEffect === 'privileged' ? 'approval' : 'allowed';
+    await submit({ type: 'RequestToolCall', run: run.id, call, decision, permission });
+    if (decision === 'approval') return 'awaiting-approval';
+    if (decision === 'denied') {
+      const content = tool === undefined ? `unknown tool ${call.name}` : `denied: the agent's token does not hold ${permission}`;
+      await record({ content, isError: true, code: tool === undefined ? 'UnknownTool' : 'Denied' });
+      return null;
+    }
+  } else if (decided.decision === 'denied') {
+    await record({ content: `denied: the agent's token does not hold ${tool?.manifest.permission ?? 'the tool'}`, isError: true, code: 'Denied' });
+    return null;
+  } else if (decided.decision === 'approval') {
+    if (decided.resolved === undefined) return 'awaiting-approval';
+    if (decided.resolved === 'deny') {
+      await record({ content: 'denied: a human declined this call', isError: true, code: 'ApprovalDenied' });
+      return null;
+    }
+  }
+  if (tool === undefined) {
+    await record({ content: `unknown tool ${call.name}`, isError: true, code: 'UnknownTool' });
+    return null;
+  }
+  let result: RunToolResult | Omit<RunToolResult, 'callId'>;
+  try {
+    const out = await withDeadline(ctx.signal, deadline - ctx.now(), (signal) =>
+      ctx.tools.call(call.name, call.arguments, { signal, workspace: ctx.workspace, limits: ctx.toolLimits, agentId: run.agent }, held),
+    );
+    result = { content: out.content, isError: out.isError };
+  } catch (err) {
+    if (ctx.signal.aborted) return 'cancelled';
+    if (err instanceof DeadlineError) {
+      await submit({ type: 'FailRun', run: run.id, code: 'LimitExceeded', message: `run took longer than ${run.limits.timeoutMs} ms`, limit: 'timeoutMs' });
+      return 'ended';
+    }
+    if (err instanceof ToolError) result = { content: err.message, isError: true, code: err.code };
+    else {
+      ctx.logger.error('tool call failed', { err, run: run.id, tool: call.name });
+      result = { content: 'the tool failed', isError: true, code: 'Failed' };
+    }
+  }
+  await record(result);
+  return null;
+}
+
+class DeadlineError extends Error {}
+
+/** Run `work` with a signal that aborts when `outer` does or when `ms` have passed (then rejects with DeadlineError). */
+async function withDeadline<T>(outer: AbortSignal, ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  if (ms <= 0) throw new DeadlineError();
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(outer.reason);
+  outer.addEventListener('abort', onAbort, { once: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DeadlineError());
+  }, ms);
+  try {
+    return await work(controller.signal);
+  } catch (err) {
+    if (timedOut) throw new DeadlineError();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    outer.removeEventListener('abort', onAbort);
+  }
+}
+
+/** An LLM turn as plain JSON (what the kernel records). */
+function toJson(turn: LlmTurn): LlmTurn {
+  return JSON.parse(JSON.stringify(turn)) as LlmTurn;
+}

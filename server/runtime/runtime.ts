@@ -1,0 +1,455 @@
+/**
+ * The agent runtime: agents at work. An in-process client of the host API — every step of every run is an
+ * operation submitted with the agent's own token, so a run gets exactly the checks, errors and audit trail a
+ * remote caller gets. It reacts to the log (runs submitted, approvals resolved, runs cancelled, from any
+ * face), runs agents in a bounded worker pool that is fair across agents, and resumes from the log after a
+ * restart. Adapters and the CLI reach it through the methods below, which authorise through the host.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { permits } from '../../protocol/capability.js';
+import type { LogRecord } from '../../protocol/events.js';
+import type { Operation } from '../../protocol/kernel.js';
+import {
+  agentSubject,
+  TERMINAL_RUN_STATES,
+  type AgentRuntimeRecord,
+  type ApprovalRecord,
+  type RunLimits,
+  type RunRecord,
+} from '../../protocol/runtime.js';
+import { HostError } from '../host/errors.js';
+import type { Host, Session } from '../host/host.js';
+import type { Logger } from '../host/logger.js';
+import type { Subscription } from '../store/event-log.js';
+import { RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
+import type { LlmProvider } from './llm/provider.js';
+import { CONVERSATION_EVENTS, driveRun, type RunnerOutcome } from './runner.js';
+import { checkGrant, permissionsOf, type AgentSpec } from './spec/index.js';
+import type { ToolRegistry } from './tools/registry.js';
+import { DEFAULT_TOOL_LIMITS, type ToolLimits } from './tools/types.js';
+
+export { RUNTIME_HANDLERS };
+
+/** Permissions every agent needs to run at all: start its runs and record their steps. */
+export const AGENT_BASE_PERMISSIONS = ['task:run'] as const;
+
+/** An agent token is renewed when it has less than this left (seconds). */
+const RENEW_BEFORE_S = 120;
+/** Lifetime of an agent token (seconds): the longest a token may live. */
+const AGENT_TOKEN_TTL_S = 1800;
+/** Pages of history read per request when a runner rebuilds a conversation. */
+const HISTORY_PAGE = 1000;
+
+export interface RuntimeOptions {
+  host: Host;
+  /** The model a run of this agent talks to. */
+  provider(agent: AgentRuntimeRecord | undefined): LlmProvider;
+  tools: ToolRegistry;
+  /** Each agent works in `<workspaceRoot>/<agent id>` (created on first use). */
+  workspaceRoot: string;
+  /** Runs executing at once (default 4). */
+  concurrency?: number;
+  /** Bounds of tool calls (the spec's resource limits narrow the shell's). */
+  toolLimits?: Partial<ToolLimits>;
+  /** The system prompt every run starts with. */
+  system?: string;
+  logger: Logger;
+}
+
+/** A spec as loaded: the normal form, its digest and the document as written. */
+export interface LoadedSpec {
+  spec: AgentSpec;
+  digest: string;
+  document: unknown;
+}
+
+export interface SpawnResult {
+  /** The new agent's id. */
+  agent: string;
+  /** The grant its own tokens are minted from. */
+  grant: string;
+  /** What the agent may ever hold. */
+  permissions: string[];
+  /** Permissions its spec asked for that the spawner could not give (left out). */
+  withheld: string[];
+  /** Ids of its default tasks, queued. */
+  tasks: string[];
+}
+
+export interface RunRequest {
+  agent: string;
+  /** The task text. Without it, every queued task of the agent becomes a run. */
+  input?: string;
+  limits?: Partial<RunLimits>;
+}
+
+export class AgentRuntime {
+  private readonly host: Host;
+  private readonly logger: Logger;
+  private readonly concurrency: number;
+  private readonly toolLimits: ToolLimits;
+  /** Runs waiting for a worker, per agent, oldest first; agents served round robin. */
+  private readonly queues = new Map<string, string[]>();
+  private readonly queued = new Set<string>();
+  /** Runs executing now, with the controller that cancels them. */
+  private readonly active = new Map<string, AbortController>();
+  /** Runs to enter again once their runner returns (an approval resolved while it was winding down). */
+  private readonly again = new Set<string>();
+  /** The vault of every run and agent seen, so the runtime reads with the right session. */
+  private readonly vaultOf = new Map<string, string>();
+  private readonly agentSessions = new Map<string, Session>();
+  private readonly endWaiters = new Map<string, ((run: RunRecord) => void)[]>();
+  private watching: Subscription | null = null;
+  private closed = false;
+
+  private constructor(private readonly options: RuntimeOptions) {
+    this.host = options.host;
+    this.logger = options.logger;
+    this.concurrency = options.concurrency ?? 4;
+    this.toolLimits = { ...DEFAULT_TOOL_LIMITS, ...options.toolLimits };
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError('concurrency must be an integer ≥ 1');
+  }
+
+  /**
+   * Start the runtime over a host opened with `RUNTIME_HANDLERS`: queue every run the log leaves submitted or
+   * working, then follow the log. Runs waiting for an approval wait on.
+   */
+  static async start(options: RuntimeOptions): Promise<AgentRuntime> {
+    const runtime = new AgentRuntime(options);
+    const { seq, state } = await options.host.worldState();
+    const rt = runtimeState(state);
+    for (const run of Object.values(rt.runs).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))) {
+      runtime.vaultOf.set(run.id, run.vault);
+      runtime.vaultOf.set(run.agent, run.vault);
+      if (run.state === 'submitted' || run.state === 'working') runtime.enqueue(run);
+    }
+    runtime.watching = options.host.watch(seq, (record) => runtime.observe(record));
+    runtime.pump();
+    return runtime;
+  }
+
+  // ---- API (each call authorised by the host with the caller's session) ----------------------------
+
+  /**
+   * Spawn an agent from its spec under `parent` (default: the vault's root): the agent, a grant for its own
+   * subject bounded by the spec's `security.capabilities_required` and by what the spawner holds, the
+   * runtime record (spec digest and document), and its default tasks, queued.
+   */
+  async spawn(session: Session, loaded: LoadedSpec, options: { parent?: string } = {}): Promise<SpawnResult> {
+    const { spec } = loaded;
+    const specBound = new Set<string>(AGENT_BASE_PERMISSIONS);
+    for (const entry of spec.security.capabilitiesRequired) for (const p of permissionsOf(entry) ?? []) specBound.add(p);
+    const requested = [...specBound];
+    const held = (await this.host.check(session)).permissions;
+    const withheld = checkGrant(requested, requested, held).beyondSpawner;
+    const permissions = requested.filter((p) => !withheld.includes(p));
+    if (!permissions.includes('task:run')) {
+      throw new HostError('CapabilityDenied', 'the spawner cannot give the agent task:run, so it could never run', { required: 'task:run' });
+    }
+    const spawned = await this.host.submit(session, { type: 'SpawnSubAgent', parent: options.parent ?? 'root', spec: { name: spec.metadata.name } });
+    const agent = spawned.records[spawned.records.length - 1].event.agent!;
+    this.vaultOf.set(agent, session.claims.vault);
+    const subject = agentSubject(agent);
+    const minted = await this.host.mint(session, { subject, permissions, label: `agent ${spec.metadata.name}`, ttlSeconds: 60 });
+    await this.host.submit(session, {
+      type: 'RegisterAgentRuntime',
+      agent,
+      specDigest: loaded.digest,
+      specName: spec.metadata.name,
+      spec: loaded.document,
+      grant: minted.grant,
+      subject,
+      permissions,
+    });
+    const tasks: string[] = [];
+    for (const task of spec.tasks.default) {
+      const r = await this.host.submit(session, {
+        type: 'ScheduleAgentTask',
+        agent,
+        task: { description: task.description, priority: task.priority },
+      });
+      tasks.push((r.records[r.records.length - 1].event as unknown as { task: { id: string } }).task.id);
+    }
+    return { agent, grant: minted.grant, permissions, withheld, tasks };
+  }
+
+  /**
+   * Ask an agent to work: one run for `input`, or one run per queued task (each task then leaves the queue,
+   * its run names it). Resolves with the run ids once they are submitted; they run as workers free up.
+   */
+  async run(session: Session, request: RunRequest): Promise<{ runs: string[] }> {
+    const base = { type: 'SubmitRun', agent: request.agent, ...(request.limits ? { limits: request.limits } : {}) };
+    if (request.input !== undefined) {
+      const r = await this.host.submit(session, { ...base, input: request.input });
+      return { runs: [runIdOf(r.records)] };
+    }
+    const queued = await this.host.getState(session, { agent: request.agent, includeTasks: true });
+    const agent = queued.agents[0];
+    if (!agent) throw new HostError('UnknownEntity', `unknown agent ${request.agent}`, { entity: 'agent', id: request.agent });
+    const runs: string[] = [];
+    for (const task of agent.tasks ?? []) {
+      const r = await this.host.submit(session, { ...base, input: task.description, task: task.id });
+      runs.push(runIdOf(r.records));
+      await this.host.submit(session, { type: 'CancelTask', agent: agent.id, task: task.id, reason: `taken by run ${runIdOf(r.records)}` });
+    }
+    return { runs };
+  }
+
+  /** Cancel a run that has not ended; the in-flight LLM request and tool stop within a second. */
+  async cancel(session: Session, request: { run: string; reason?: string }): Promise<RunRecord> {
+    await this.host.submit(session, { type: 'CancelRun', run: request.run, ...(request.reason !== undefined ? { reason: request.reason } : {}) });
+    this.active.get(request.run)?.abort(new Error('cancelled'));
+    return this.getRun(session, request.run);
+  }
+
+  /** Tool calls of the caller's vault waiting for a decision (needs `task:approve`). */
+  async approvals(session: Session): Promise<ApprovalRecord[]> {
+    return this.host.read(session, 'task:approve', (state, claims) =>
+      Object.values(runtimeState(state).runs)
+        .filter((r) => r.vault === claims.vault && r.state === 'input-required' && r.approval !== undefined)
+        .map((r) => structuredClone(r.approval!))
+        .sort((a, b) => a.requestedAt - b.requestedAt || (a.id < b.id ? -1 : 1)),
+    );
+  }
+
+  /** Approve or deny a pending tool call; the run goes on. */
+  async resolve(session: Session, request: { run: string; approval: string; decision: 'approve' | 'deny'; note?: string }): Promise<RunRecord> {
+    await this.host.submit(session, { type: 'ResolveApproval', ...request });
+    return this.getRun(session, request.run);
+  }
+
+  /** A run of the caller's vault (needs `state:read`). */
+  async getRun(session: Session, id: string): Promise<RunRecord> {
+    const run = await this.host.read(session, 'state:read', (state, claims) => {
+      const runs = runtimeState(state).runs;
+      return Object.hasOwn(runs, id) && runs[id].vault === claims.vault ? structuredClone(runs[id]) : undefined;
+    });
+    if (!run) throw new HostError('UnknownEntity', `unknown run ${id}`, { entity: 'run', id });
+    return run;
+  }
+
+  /** Runs of the caller's vault, newest first, optionally of one agent or in one state (needs `state:read`). */
+  async listRuns(session: Session, query: { agent?: string; state?: RunRecord['state']; limit?: number } = {}): Promise<RunRecord[]> {
+    const limit = Math.min(Math.max(query.limit ?? 100, 1), 1000);
+    return this.host.read(session, 'state:read', (state, claims) =>
+      Object.values(runtimeState(state).runs)
+        .filter((r) => r.vault === claims.vault && (query.agent === undefined || r.agent === query.agent) && (query.state === undefined || r.state === query.state))
+        .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1))
+        .slice(0, limit)
+        .map((r) => structuredClone(r)),
+    );
+  }
+
+  /** Terminate an agent: its live runs are cancelled and none starts again. */
+  async terminate(session: Session, request: { agent: string; reason?: string }): Promise<void> {
+    const live = (await this.listRuns(session, { agent: request.agent, limit: 1000 })).filter((r) => !TERMINAL_RUN_STATES.includes(r.state));
+    await this.host.submit(session, { type: 'TerminateAgent', agent: request.agent, ...(request.reason !== undefined ? { reason: request.reason } : {}) });
+    for (const run of live) {
+      try {
+        await this.cancel(session, { run: run.id, reason: 'agent terminated' });
+      } catch (err) {
+        if (!(err instanceof HostError && err.errorName === 'InvalidOperation')) throw err;
+      }
+    }
+  }
+
+  /** Resolves with the run once it has ended (completed, failed, canceled, rejected). */
+  async waitForEnd(session: Session, id: string): Promise<RunRecord> {
+    const waiting = new Promise<RunRecord>((resolve) => {
+      const list = this.endWaiters.get(id) ?? [];
+      list.push(resolve);
+      this.endWaiters.set(id, list);
+    });
+    const now = await this.getRun(session, id);
+    if (TERMINAL_RUN_STATES.includes(now.state)) {
+      this.endWaiters.delete(id);
+      return now;
+    }
+    await waiting;
+    return this.getRun(session, id);
+  }
+
+  /** Stop taking work, cancel nothing: runs in flight stop where they are and resume from the log next start. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watching?.unsubscribe();
+    for (const controller of this.active.values()) controller.abort(new Error('runtime closing'));
+    const deadline = Date.now() + 5000;
+    while (this.active.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  // ---- following the log ---------------------------------------------------------------------------
+
+  private observe(record: LogRecord): void {
+    const e = record.event as unknown as Record<string, unknown>;
+    switch (record.event.type) {
+      case 'RunSubmitted': {
+        const run = e.run as RunRecord;
+        this.vaultOf.set(run.id, run.vault);
+        this.vaultOf.set(run.agent, run.vault);
+        this.enqueue(run);
+        break;
+      }
+      case 'ApprovalResolved':
+        this.enqueue({ id: e.run as string, agent: e.agent as string });
+        break;
+      case 'RunCancelled':
+        this.active.get(e.run as string)?.abort(new Error('cancelled'));
+        this.release(e.run as string, record);
+        break;
+      case 'RunCompleted':
+      case 'RunFailed':
+        this.release(e.run as string, record);
+        break;
+      case 'GrantRevoked':
+      case 'AgentTerminated':
+        this.agentSessions.clear();
+        break;
+    }
+  }
+
+  /** Wake whoever waits for the end of a run. */
+  private release(runId: string, _record: LogRecord): void {
+    const waiters = this.endWaiters.get(runId);
+    if (!waiters) return;
+    this.endWaiters.delete(runId);
+    const vault = this.vaultOf.get(runId);
+    if (vault === undefined) return;
+    void this.getRun(this.host.localSession(vault), runId).then(
+      (run) => waiters.forEach((w) => w(run)),
+      (err) => this.logger.error('run lookup failed', { err, run: runId }),
+    );
+  }
+
+  // ---- the worker pool -----------------------------------------------------------------------------
+
+  private enqueue(run: Pick<RunRecord, 'id' | 'agent'>): void {
+    if (this.closed) return;
+    if (this.active.has(run.id)) {
+      this.again.add(run.id);
+      return;
+    }
+    if (this.queued.has(run.id)) return;
+    this.queued.add(run.id);
+    const queue = this.queues.get(run.agent);
+    if (queue) queue.push(run.id);
+    else this.queues.set(run.agent, [run.id]);
+    this.pump();
+  }
+
+  /** Start runs while workers are free, taking one run per agent in turn (fair across agents). */
+  private pump(): void {
+    while (!this.closed && this.active.size < this.concurrency && this.queues.size > 0) {
+      const [agent, queue] = this.queues.entries().next().value as [string, string[]];
+      const runId = queue.shift()!;
+      this.queues.delete(agent);
+      if (queue.length > 0) this.queues.set(agent, queue);
+      this.queued.delete(runId);
+      const controller = new AbortController();
+      this.active.set(runId, controller);
+      void this.execute(runId, agent, controller).finally(() => {
+        this.active.delete(runId);
+        if (this.again.delete(runId)) this.enqueue({ id: runId, agent });
+        this.pump();
+      });
+    }
+  }
+
+  private async execute(runId: string, agentId: string, controller: AbortController): Promise<void> {
+    const vault = this.vaultOf.get(runId);
+    if (vault === undefined) return;
+    const admin = this.host.localSession(vault);
+    let outcome: RunnerOutcome;
+    try {
+      const run = await this.getRun(admin, runId);
+      if (TERMINAL_RUN_STATES.includes(run.state)) return;
+      const record = await this.agentRecord(admin, agentId);
+      const workspace = join(this.options.workspaceRoot, agentId);
+      mkdirSync(workspace, { recursive: true, mode: 0o700 });
+      outcome = await driveRun({
+        run,
+        agentSession: () => this.agentSession(vault, agentId, record),
+        submit: async (session: Session, op: Operation) => (await this.host.submit(session, op)).records,
+        history: () => this.history(admin, run),
+        current: () => this.getRun(admin, runId),
+        provider: this.options.provider(record),
+        tools: this.options.tools,
+        toolLimits: this.limitsFor(run),
+        workspace,
+        system: this.options.system,
+        signal: controller.signal,
+        now: () => this.host.now(),
+        logger: this.logger,
+      });
+    } catch (err) {
+      const e = HostError.from(err);
+      if (this.closed || e.errorName === 'Unavailable') return;
+      this.logger.error('run stopped by an error', { err, run: runId, name: e.errorName });
+      await this.failQuietly(vault, agentId, runId, e);
+      return;
+    }
+    this.logger.debug('runner returned', { run: runId, outcome });
+  }
+
+  /** A run whose runner hit an error it could not record as a step: fail it with the agent's own token. */
+  private async failQuietly(vault: string, agentId: string, runId: string, err: HostError): Promise<void> {
+    try {
+      const record = await this.agentRecord(this.host.localSession(vault), agentId);
+      const session = await this.agentSession(vault, agentId, record);
+      const code = err.errorName === 'Unauthenticated' ? 'Unauthenticated' : 'InternalError';
+      await this.host.submit(session, { type: 'FailRun', run: runId, code, message: err.message.slice(0, 4000) });
+    } catch (failure) {
+      this.logger.warn('could not record a run failure', { err: failure, run: runId });
+    }
+  }
+
+  private async agentRecord(admin: Session, agentId: string): Promise<AgentRuntimeRecord | undefined> {
+    return this.host.read(admin, 'state:read', (state) => {
+      const agents = runtimeState(state).agents;
+      return Object.hasOwn(agents, agentId) ? structuredClone(agents[agentId]) : undefined;
+    });
+  }
+
+  /**
+   * The agent's own session: a token minted from its grant, renewed before it expires. An agent without a
+   * runtime record (spawned by a bare SpawnSubAgent) cannot run: its runs fail Unauthenticated.
+   */
+  private async agentSession(vault: string, agentId: string, record: AgentRuntimeRecord | undefined): Promise<Session> {
+    if (!record || record.grant === '') {
+      throw new HostError('Unauthenticated', `agent ${agentId} has no runtime grant (spawn it from a spec)`, { reason: 'ERR_GRANT_UNKNOWN' });
+    }
+    const cached = this.agentSessions.get(agentId);
+    if (cached && cached.claims.exp - this.host.now() / 1000 > RENEW_BEFORE_S) return cached;
+    const { token } = await this.host.issueToken(this.host.localSession(vault), { grant: record.grant, ttlSeconds: AGENT_TOKEN_TTL_S });
+    const session = await this.host.authenticate(token);
+    this.agentSessions.set(agentId, session);
+    return session;
+  }
+
+  /** The run's conversation events, read page by page from the agent's events. */
+  private async history(admin: Session, run: RunRecord): Promise<LogRecord[]> {
+    const out: LogRecord[] = [];
+    let afterSeq = 0;
+    for (;;) {
+      const page = await this.host.queryEvents(admin, { agent: run.agent, types: [...CONVERSATION_EVENTS], afterSeq, limit: HISTORY_PAGE });
+      for (const r of page) if ((r.event as unknown as { run?: string }).run === run.id) out.push(r);
+      if (page.length < HISTORY_PAGE) return out;
+      afterSeq = page[page.length - 1].seq;
+    }
+  }
+
+  /** Tool limits for a run: the host's, with the shell's time bound no longer than the run's own. */
+  private limitsFor(run: RunRecord): ToolLimits {
+    return { ...this.toolLimits, shellTimeoutMs: Math.min(this.toolLimits.shellTimeoutMs, run.limits.timeoutMs) };
+  }
+}
+
+function runIdOf(records: LogRecord[]): string {
+  return ((records[records.length - 1].event as unknown as { run: RunRecord }).run).id;
+}
+
+/** Does a session's token hold what it takes to run agents? */
+export function canRun(permissions: readonly string[]): boolean {
+  return permits(permissions, 'task:run');
+}
