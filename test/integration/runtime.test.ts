@@ -1,0 +1,255 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LogRecord } from '../../protocol/events.js';
+import type { RunRecord } from '../../protocol/runtime.js';
+import { HostError } from '../../server/host/errors.js';
+import { Host, type Session } from '../../server/host/host.js';
+import { createLogger } from '../../server/host/logger.js';
+import { parseTranscript, scriptedProvider, type ScriptedTranscript } from '../../server/runtime/llm/index.js';
+import { AgentRuntime, RUNTIME_HANDLERS } from '../../server/runtime/runtime.js';
+import { analyzeSpecText } from '../../server/runtime/spec/index.js';
+import { builtinTools, ToolRegistry } from '../../server/runtime/tools/index.js';
+import { waitFor } from '../helpers/wait.js';
+
+const quiet = createLogger({ level: 'silent' });
+
+const SPEC = `
+metadata:
+  name: note-taker
+  version: v0.1.0
+  created: "2026-11-20"
+  workstream: Runtime Tests
+spec:
+  name: Note Taker Agent
+  domain: documentation
+  priority: medium
+capabilities:
+  primary: [write-notes]
+objectives:
+  - description: Write the notes it is asked for
+    deliverable: notes.md in the workspace
+    validation: The file holds the notes
+tasks:
+  default:
+    - description: Write hello into notes.md and report
+      priority: high
+dependencies:
+  required: []
+security:
+  sandbox: true
+  capabilities_required: [filesystem-read, filesystem-write, git-access]
+  resource_limits: {max_memory: 256MB, max_cpu: 50%, timeout: 10m}
+`;
+
+function loadSpec() {
+  const analysis = analyzeSpecText('note-taker.agent.yaml', SPEC);
+  assert.deepEqual(analysis.diagnostics.filter((d) => d.severity === 'error'), []);
+  return { spec: analysis.spec!, digest: analysis.digest!, document: analysis.document };
+}
+
+/** Everything a run needs, on a real SQLite data dir; `reopen` closes and starts it again on the same dir. */
+async function world(dir: string, transcript: ScriptedTranscript, options: { concurrency?: number } = {}) {
+  const open = async () => {
+    const host = await Host.open({ dataDir: join(dir, 'data'), logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
+    const tools = new ToolRegistry();
+    for (const tool of builtinTools()) tools.register(tool);
+    const provider = scriptedProvider(parseTranscript(transcript));
+    const runtime = await AgentRuntime.start({
+      host,
+      provider: () => provider,
+      tools,
+      workspaceRoot: join(dir, 'workspaces'),
+      logger: quiet,
+      concurrency: options.concurrency,
+    });
+    return { host, runtime };
+  };
+  return { ...(await open()), open };
+}
+
+async function userSession(host: Host, permissions: string[]): Promise<Session> {
+  const { token } = await host.mint(host.localSession('v'), { subject: 'dev', permissions, ttlSeconds: 1800 });
+  return host.authenticate(token);
+}
+
+const USER = [
+  'agent:spawn',
+  'capability:grant',
+  'task:run',
+  'task:schedule',
+  'task:cancel',
+  'task:approve',
+  'state:read',
+  'events:read',
+  'tool:fs-read',
+  'tool:fs-write',
+];
+
+async function runEvents(host: Host, session: Session, run: string): Promise<LogRecord[]> {
+  const records = await host.queryEvents(session, { limit: 1000 });
+  return records.filter((r) => (r.event as unknown as { run?: unknown }).run === run || (r.event as unknown as { run?: RunRecord }).run?.id === run);
+}
+
+describe('agent runtime', function () {
+  this.timeout(30_000);
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'toka-runtime-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs a spec-spawned agent: real tool calls under its own token, a denied call the LLM sees, completion with artifacts', async () => {
+    const { host, runtime } = await world(dir, {
+      turns: [
+        { expect: { userContains: 'notes.md', toolsOffered: ['fs_write', 'fs_read'] }, toolCalls: [{ id: 'c1', name: 'fs_write', arguments: { path: 'notes.md', content: 'hello' } }] },
+        { expect: { toolResults: [{ callId: 'c1', isError: false }] }, toolCalls: [{ id: 'c2', name: 'shell', arguments: { command: 'echo hi' } }] },
+        { expect: { toolResults: [{ callId: 'c2', isError: true, contains: 'denied' }] }, text: 'wrote notes.md', usage: { inputTokens: 10, outputTokens: 5 } },
+      ],
+    });
+    try {
+      const dev = await userSession(host, USER);
+      const spawned = await runtime.spawn(dev, loadSpec());
+      assert.deepEqual(spawned.withheld, ['tool:shell'], 'the spawner does not hold tool:shell, so the agent does not get it');
+      assert.ok(!spawned.permissions.includes('tool:shell'));
+      assert.equal(spawned.tasks.length, 1);
+      const { runs } = await runtime.run(dev, { agent: spawned.agent });
+      assert.equal(runs.length, 1);
+      const run = await runtime.waitForEnd(dev, runs[0]);
+      assert.equal(run.state, 'completed', JSON.stringify(run));
+      assert.equal(run.text, 'wrote notes.md');
+      assert.deepEqual(run.artifacts, [{ name: 'response', text: 'wrote notes.md' }]);
+      assert.equal(run.turns, 3);
+      assert.equal(run.toolCalls, 2);
+      assert.equal(run.tokens, 15);
+      assert.equal(readFileSync(join(dir, 'workspaces', spawned.agent, 'notes.md'), 'utf8'), 'hello');
+      // The task left the queue; its run names it.
+      assert.equal((await host.getState(dev, { agent: spawned.agent })).agents[0].queuedTasks, 0);
+      assert.equal(run.task, spawned.tasks[0]);
+
+      const events = await runEvents(host, dev, run.id);
+      assert.deepEqual(
+        events.map((r) => r.event.type),
+        ['RunSubmitted', 'RunStarted', 'LlmTurnRecorded', 'ToolCallRequested', 'ToolResultRecorded', 'LlmTurnRecorded', 'ToolCallRequested', 'ToolResultRecorded', 'LlmTurnRecorded', 'RunCompleted'],
+      );
+      const decisions = events.filter((r) => r.event.type === 'ToolCallRequested').map((r) => (r.event as unknown as { decision: string }).decision);
+      assert.deepEqual(decisions, ['allowed', 'denied']);
+      // Every step after the submit was made with the agent's own token, not the user's.
+      for (const r of events.slice(1)) assert.equal(r.event.by.sub, `agent:${spawned.agent}`);
+      assert.equal(events[0].event.by.sub, 'dev');
+      assert.equal((await host.verify()).ok, true);
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
+  it('pauses a privileged call for approval, resumes on approve, records a deny as an error the LLM sees', async () => {
+    const transcript: ScriptedTranscript = {
+      turns: [
+        { toolCalls: [{ id: 's1', name: 'shell', arguments: { command: 'echo approved > out.txt' } }] },
+        { toolCalls: [{ id: 's2', name: 'shell', arguments: { command: 'echo never > never.txt' } }] },
+        { expect: { toolResults: [{ callId: 's2', isError: true, contains: 'declined' }] }, text: 'done' },
+      ],
+    };
+    const { host, runtime } = await world(dir, transcript);
+    try {
+      const dev = await userSession(host, [...USER, 'tool:shell']);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const { runs } = await runtime.run(dev, { agent, input: 'use the shell' });
+      const first = await waitFor(async () => (await runtime.approvals(dev))[0], 10_000, 'the first approval');
+      assert.equal(first.call.name, 'shell');
+      assert.equal(first.permission, 'tool:shell');
+      assert.equal((await runtime.getRun(dev, runs[0])).state, 'input-required');
+      assert.equal(existsSync(join(dir, 'workspaces', agent, 'out.txt')), false, 'nothing runs before the approval');
+      await runtime.resolve(dev, { run: runs[0], approval: first.id, decision: 'approve' });
+      const second = await waitFor(async () => (await runtime.approvals(dev)).find((a) => a.id !== first.id), 10_000, 'the second approval');
+      assert.equal(readFileSync(join(dir, 'workspaces', agent, 'out.txt'), 'utf8'), 'approved\n');
+      await runtime.resolve(dev, { run: runs[0], approval: second.id, decision: 'deny', note: 'no' });
+      const run = await runtime.waitForEnd(dev, runs[0]);
+      assert.equal(run.state, 'completed', JSON.stringify(run));
+      assert.equal(existsSync(join(dir, 'workspaces', agent, 'never.txt')), false);
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
+  it('keeps a pending approval across a host restart, then finishes the run', async () => {
+    const transcript: ScriptedTranscript = {
+      turns: [{ toolCalls: [{ id: 's1', name: 'shell', arguments: { command: 'echo resumed > r.txt' } }] }, { text: 'done' }],
+    };
+    const w = await world(dir, transcript);
+    const dev = await userSession(w.host, [...USER, 'tool:shell']);
+    const { agent } = await w.runtime.spawn(dev, loadSpec());
+    const { runs } = await w.runtime.run(dev, { agent, input: 'run after restart' });
+    await waitFor(async () => (await w.runtime.approvals(dev)).length === 1, 10_000, 'the approval');
+    await w.runtime.close();
+    await w.host.close();
+
+    const again = await w.open();
+    try {
+      const dev2 = await again.host.authenticate(dev.token!);
+      const [pending] = await again.runtime.approvals(dev2);
+      assert.ok(pending, 'the approval survived the restart');
+      await again.runtime.resolve(dev2, { run: runs[0], approval: pending.id, decision: 'approve' });
+      const run = await again.runtime.waitForEnd(dev2, runs[0]);
+      assert.equal(run.state, 'completed', JSON.stringify(run));
+      assert.equal(readFileSync(join(dir, 'workspaces', agent, 'r.txt'), 'utf8'), 'resumed\n');
+    } finally {
+      await again.runtime.close();
+      await again.host.close();
+    }
+  });
+
+  it('ends a run at max turns with a typed reason naming the limit', async () => {
+    const loop = { toolCalls: [{ id: 'l', name: 'fs_list', arguments: { path: '.' } }] };
+    const { host, runtime } = await world(dir, { turns: [loop, loop, loop, loop] });
+    try {
+      const dev = await userSession(host, USER);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const { runs } = await runtime.run(dev, { agent, input: 'loop', limits: { maxTurns: 2 } });
+      const run = await runtime.waitForEnd(dev, runs[0]);
+      assert.equal(run.state, 'failed');
+      assert.deepEqual(run.reason, { code: 'LimitExceeded', message: 'run reached 2 LLM turns', limit: 'maxTurns' });
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
+  it('cancels a run mid-LLM call within a second', async () => {
+    const { host, runtime } = await world(dir, { turns: [{ delayMs: 30_000, text: 'too late' }] });
+    try {
+      const dev = await userSession(host, USER);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const { runs } = await runtime.run(dev, { agent, input: 'think slowly' });
+      await waitFor(async () => (await runtime.getRun(dev, runs[0])).state === 'working', 10_000, 'the run to start');
+      const started = Date.now();
+      const cancelled = await runtime.cancel(dev, { run: runs[0], reason: 'changed my mind' });
+      assert.equal(cancelled.state, 'canceled');
+      await waitFor(() => !(runtime as unknown as { active: Map<string, unknown> }).active.has(runs[0]), 2000, 'the runner to stop');
+      assert.ok(Date.now() - started < 1000, `stopped after ${Date.now() - started} ms`);
+      await assert.rejects(runtime.cancel(dev, { run: runs[0] }), (err: unknown) => err instanceof HostError && err.errorName === 'InvalidOperation');
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
+  it('refuses run requests without task:run, and approvals without task:approve', async () => {
+    const { host, runtime } = await world(dir, { turns: [{ text: 'x' }] });
+    try {
+      const dev = await userSession(host, USER);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const { token } = await host.mint(host.localSession('v'), { subject: 'viewer', permissions: ['state:read'] });
+      const viewer = await host.authenticate(token);
+      await assert.rejects(runtime.run(viewer, { agent, input: 'x' }), (err: unknown) => err instanceof HostError && err.errorName === 'CapabilityDenied');
+      await assert.rejects(runtime.approvals(viewer), (err: unknown) => err instanceof HostError && err.errorName === 'CapabilityDenied');
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+});
