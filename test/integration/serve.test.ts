@@ -14,6 +14,7 @@ import type { LogRecord } from '../../protocol/events.js';
 import { KernelSubmitRequest, type SubmitResult } from '../../protocol/rpc/index.js';
 import { AdminClient } from '../../server/cli/remote.js';
 import type { HostError } from '../../server/host/errors.js';
+import { DataDirLock } from '../../server/host/lock.js';
 import { cleanEnv, ROOT, toka, TOKA_BIN, type CliRun } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -258,7 +259,7 @@ describe('toka serve', function () {
       assert.equal(code, 0);
       assert.ok(served.logs.some((l) => l.msg === 'stopped'));
       assert.deepEqual(served.logs.filter((l) => l.level === 'error'), [], 'no append failed during shutdown');
-      assert.ok(!existsSync(join(data, 'host.lock')), 'lock released');
+      assert.equal(DataDirLock.holder(data), null, 'lock released');
       assert.ok(!existsSync(join(data, 'admin.sock')), 'socket removed');
 
       const logged = records(await toka(['events', '--data', data, '--vault', 'load']));
