@@ -195,11 +195,12 @@ class Server {
   ) {}
 
   async run(mode: Mode): Promise<number> {
+    const exit = process.exit;
     const onSignal = (signal: NodeJS.Signals) => {
       this.signals++;
       if (this.signals > 1) {
         this.logger.warn('second signal: exiting without a clean shutdown', { signal });
-        process.exit(1);
+        exit(1);
       }
       void this.stop(0, { signal });
     };
@@ -212,6 +213,10 @@ class Server {
     process.on('SIGTERM', onSignal);
     process.on('uncaughtException', onCrash);
     process.on('unhandledRejection', onCrash);
+    // vscode-languageserver/node, once loaded, starts its own watchdog on a `--clientProcessId` it finds in
+    // process.argv, and it calls process.exit() without closing the host. While serving, such an exit becomes
+    // an orderly stop with the same code (watchClient below notices the same death and logs it).
+    process.exit = ((code?: number) => void this.stop(typeof code === 'number' ? code : 1, { reason: 'exit requested' })) as typeof process.exit;
     this.watchClient();
     try {
       this.started = this.start(mode);
@@ -223,6 +228,7 @@ class Server {
       }
       return await this.finished;
     } finally {
+      process.exit = exit;
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('uncaughtException', onCrash);
@@ -238,6 +244,7 @@ class Server {
     const pid = this.clientProcessId;
     if (pid === undefined) return;
     this.clientWatch = setInterval(() => {
+      if (this.stopping) return;
       try {
         process.kill(pid, 0);
       } catch (err) {
