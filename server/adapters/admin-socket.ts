@@ -9,13 +9,13 @@ import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ProgressType } from 'vscode-jsonrpc';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type ResponseMessage } from 'vscode-jsonrpc/node';
 import { MAX_MESSAGE_BYTES } from '../../protocol/rpc/common.js';
 import { AdminOpenRequest, type AdminOpenResult } from '../../protocol/rpc/admin.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
-import { FrameGuard } from './jsonrpc-frames.js';
+import { FrameGuard, frameProblemError } from './jsonrpc-frames.js';
 import { bindTokaProtocol, decodeParams, onTypedRequest, toResponseError, type RpcConnection } from './rpc.js';
 
 /** File name of the admin socket inside the data dir. */
@@ -108,14 +108,18 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
   });
 
   function serveConnection(socket: Socket): void {
-    const guard = new FrameGuard({ maxBodyBytes: MAX_MESSAGE_BYTES });
-    guard.on('error', (err) => {
-      logger.warn('admin connection dropped', { reason: err.message });
-      socket.destroy();
+    const writer = new StreamMessageWriter(socket);
+    // A refused frame is answered (id null) and the guard resynchronises; the reader sees only well-formed frames.
+    const guard = new FrameGuard({
+      maxBodyBytes: MAX_MESSAGE_BYTES,
+      onDropped: (problem) => {
+        logger.warn('admin frame refused', { problem: problem.kind });
+        writer.write({ jsonrpc: '2.0', id: null, error: frameProblemError(problem) } as ResponseMessage).catch(() => undefined);
+      },
     });
     socket.on('error', (err) => logger.debug('admin socket error', { err }));
     socket.pipe(guard);
-    const connection = createMessageConnection(new StreamMessageReader(guard), new StreamMessageWriter(socket));
+    const connection = createMessageConnection(new StreamMessageReader(guard), writer);
     let session: Session | null = null;
 
     onTypedRequest(connection, AdminOpenRequest.type, (params) =>

@@ -49,7 +49,7 @@ import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { TOKA_VERSION } from '../host/version.js';
-import { describeFrameProblem, FrameError, FrameGuard, invalidJsonRpcMessage, type FrameProblem } from './jsonrpc-frames.js';
+import { FrameGuard, frameProblemError, invalidJsonRpcMessage, type FrameProblem } from './jsonrpc-frames.js';
 import { bindTokaProtocol, onTypedRequest, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
 
 export interface StdioOptions {
@@ -207,7 +207,7 @@ function notInitialized(method: string): ResponseError<unknown> {
 /**
  * A reader that answers what the connection would only log: an unparsable frame gets a ParseError response
  * with `id: null`, a frame refused by the FrameGuard (body over MAX_MESSAGE_BYTES, header block over 8 KiB or
- * without Content-Length) LimitExceeded or ParseError with `id: null`, and a JSON value that is not a JSON-RPC
+ * malformed) LimitExceeded or ParseError with `id: null` (see `frameProblemError`), and a JSON value that is not a JSON-RPC
  * message gets InvalidRequest. Valid messages pass through untouched.
  */
 class GuardedReader implements MessageReader {
@@ -215,23 +215,12 @@ class GuardedReader implements MessageReader {
     private readonly inner: MessageReader,
     private readonly respond: (response: ResponseMessage) => void,
   ) {
-    inner.onError((err) => {
-      if (err instanceof FrameError) this.refuse(err.problem);
-      else this.reject(null, ErrorCodes.ParseError, `parse error: ${err.message.split('\n')[0]}`, { name: 'ParseError' });
-    });
+    inner.onError((err) => this.reject(null, ErrorCodes.ParseError, `parse error: ${err.message.split('\n')[0]}`, { name: 'ParseError' }));
   }
 
   /** Answer a frame the FrameGuard refused. */
   refuse(problem: FrameProblem): void {
-    const message = describeFrameProblem(problem);
-    switch (problem.kind) {
-      case 'bodyTooLarge':
-        return this.reject(null, ErrorCodes.LimitExceeded, message, { name: 'LimitExceeded', limit: 'messageBytes', max: problem.max });
-      case 'headerTooLarge':
-        return this.reject(null, ErrorCodes.LimitExceeded, message, { name: 'LimitExceeded', limit: 'headerBytes', max: problem.max });
-      case 'noContentLength':
-        return this.reject(null, ErrorCodes.ParseError, `parse error: ${message}`, { name: 'ParseError' });
-    }
+    this.respond({ jsonrpc: '2.0', id: null, error: frameProblemError(problem) });
   }
 
   get onError() {

@@ -10,23 +10,26 @@ import { Host } from '../host/host.js';
 import { HostError } from '../host/errors.js';
 import { createLogger, parseLogLevel } from '../host/logger.js';
 import { stateDigest } from '../store/hash.js';
-import { UsageError, dataDir, parseDuration, parseInteger, parseList, required, tokenFrom } from './args.js';
+import { DATA, UsageError, dataDir, parseDuration, parseInteger, parseList, required, tokenFrom, type OptionSpec, type TokenFlags } from './args.js';
 import { withWriter, type Writer } from './remote.js';
 import { mcpCommand } from './mcp.js';
 import { serveCommand } from './serve.js';
 import { specCheckCommand, specSchemaCommand } from './spec.js';
 
-type Flags = Record<string, string | boolean | undefined>;
-type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+export type Flags = Record<string, string | boolean | string[] | undefined>;
 
 export interface Command {
   summary: string;
-  options: OptionSpec;
+  options: Record<string, OptionSpec>;
   run(flags: Flags, positionals: string[]): Promise<number>;
 }
 
-const DATA = { data: { type: 'string' } } as const;
-const TOKEN = { token: { type: 'string' }, 'token-file': { type: 'string' } } as const;
+const TOKEN_HELP = 'else --token-file, $TOKA_TOKEN, $TOKA_TOKEN_FILE';
+const TOKEN: Record<string, OptionSpec> = {
+  token: { type: 'string', value: '<jwt>', help: 'the capability token (visible in the process list: prefer --token-file)', default: TOKEN_HELP },
+  'token-file': { type: 'string', value: '<file|->', help: 'read the token from this file (- for stdin)', default: '$TOKA_TOKEN, else $TOKA_TOKEN_FILE' },
+};
+const JSON_OUT: Record<string, OptionSpec> = { json: { type: 'boolean', help: 'print the full result as JSON', default: 'print the token only' } };
 
 function str(flags: Flags, name: string): string | undefined {
   const v = flags[name];
@@ -84,13 +87,13 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'create a grant and mint a token: --sub S --vault V --perm a,b [--ttl 15m] [--alg EdDSA] [--json]',
     options: {
       ...DATA,
-      sub: { type: 'string' },
-      vault: { type: 'string' },
-      perm: { type: 'string' },
-      ttl: { type: 'string' },
-      alg: { type: 'string' },
-      label: { type: 'string' },
-      json: { type: 'boolean' },
+      sub: { type: 'string', value: '<subject>', help: 'subject (principal) of the grant and token; required' },
+      vault: { type: 'string', value: '<vault>', help: 'vault the grant and token are scoped to; required' },
+      perm: { type: 'string', value: '<a,b>', help: 'permissions, comma-separated (area:verb, wildcards allowed); required' },
+      ttl: { type: 'string', value: '<duration>', help: 'token lifetime (90s, 15m, 1h; at most 30m)', default: '15m' },
+      alg: { type: 'string', value: '<HS256|EdDSA>', help: 'signing algorithm', default: 'HS256' },
+      label: { type: 'string', value: '<text>', help: 'label recorded with the grant', default: 'none' },
+      ...JSON_OUT,
     },
     run: (flags) => {
       const alg = str(flags, 'alg') ?? 'HS256';
@@ -114,9 +117,16 @@ export const COMMANDS: Record<string, Command> = {
 
   'token delegate': {
     summary: 'mint a narrower child of a token: --token T --sub S --perm a,b [--ttl 5m]',
-    options: { ...DATA, ...TOKEN, sub: { type: 'string' }, perm: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      ...DATA,
+      ...TOKEN,
+      sub: { type: 'string', value: '<subject>', help: 'subject of the child token; required' },
+      perm: { type: 'string', value: '<a,b>', help: "permissions of the child, comma-separated (a subset of the parent's); required" },
+      ttl: { type: 'string', value: '<duration>', help: "child lifetime (never past the parent's expiry)", default: '15m' },
+      ...JSON_OUT,
+    },
     run: (flags) => {
-      const token = tokenFrom(flags as { token?: string });
+      const token = tokenFrom(flags as TokenFlags);
       const request = {
         subject: required(str(flags, 'sub'), 'sub'),
         permissions: parseList(str(flags, 'perm'), '--perm'),
@@ -133,7 +143,12 @@ export const COMMANDS: Record<string, Command> = {
 
   'token revoke': {
     summary: 'revoke a token (its jti, or the token itself) or a grant (--grant ID); --vault for a jti or grant',
-    options: { ...DATA, grant: { type: 'string' }, vault: { type: 'string' }, reason: { type: 'string' } },
+    options: {
+      ...DATA,
+      grant: { type: 'string', value: '<id>', help: 'revoke this grant (and every token minted or delegated from it) instead of a token' },
+      vault: { type: 'string', value: '<vault>', help: 'vault of the jti or grant (a token names its own)' },
+      reason: { type: 'string', value: '<text>', help: 'reason recorded with the revocation', default: 'none' },
+    },
     run: (flags, positionals) => {
       const target = positionals[0];
       const grant = str(flags, 'grant');
@@ -164,7 +179,7 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'show a token header, claims and whether it verifies now',
     options: { ...DATA, ...TOKEN },
     run: (flags, positionals) => {
-      const token = positionals[0] ?? tokenFrom(flags as { token?: string });
+      const token = positionals[0] ?? tokenFrom(flags as TokenFlags);
       let header: unknown;
       let claims: unknown;
       try {
@@ -194,7 +209,7 @@ export const COMMANDS: Record<string, Command> = {
       const path = positionals[0];
       if (!path) throw new UsageError('submit: give the operation file (or -)');
       const op = readJson(path) as Operation;
-      const token = tokenFrom(flags as { token?: string });
+      const token = tokenFrom(flags as TokenFlags);
       return write(flags, async (writer) => {
         const result = await writer.submit(token, op);
         out(result);
@@ -218,11 +233,11 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'print log records as JSON lines: [--after N] [--limit N] [--vault V] [--agent ID] [--type T]',
     options: {
       ...DATA,
-      after: { type: 'string' },
-      limit: { type: 'string' },
-      vault: { type: 'string' },
-      agent: { type: 'string' },
-      type: { type: 'string' },
+      after: { type: 'string', value: '<seq>', help: 'only records with a larger sequence number', default: '0' },
+      limit: { type: 'string', value: '<n>', help: 'most records printed (1..10000)', default: '10000' },
+      vault: { type: 'string', value: '<vault>', help: 'only records of this vault', default: 'all' },
+      agent: { type: 'string', value: '<id>', help: 'only records about this agent', default: 'all' },
+      type: { type: 'string', value: '<T,U>', help: 'only these event types, comma-separated', default: 'all' },
     },
     run: (flags) => {
       const afterSeq = parseInteger(str(flags, 'after'), '--after', 0);
@@ -257,5 +272,17 @@ export const COMMANDS: Record<string, Command> = {
 export function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  toka ${name.padEnd(width)}  ${c.summary}`);
-  return `usage: toka <command> [options]\n\n${lines.join('\n')}\n\nData dir: --data, else $TOKA_HOME, else ./.toka\n`;
+  return `usage: toka <command> [options]\n\n${lines.join('\n')}\n\nData dir: --data, else $TOKA_HOME, else ./.toka\nEvery flag of a command: toka help <command>\n`;
+}
+
+/** `toka help <command>`: the command's summary and every flag it takes, with its meaning and default. */
+export function commandHelp(name: string): string {
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) throw new UsageError(`unknown command "${name}" (see toka help)`);
+  const names = Object.entries(command.options).map(([flag, o]) => [`--${flag}${o.value ? ` ${o.value}` : ''}`, o] as const);
+  const width = Math.max(0, ...names.map(([n]) => n.length));
+  const lines = names.map(
+    ([n, o]) => `  ${n.padEnd(width)}  ${o.help}${o.multiple ? ' (repeatable)' : ''}${o.default !== undefined ? ` (default: ${o.default})` : ''}`,
+  );
+  return `usage: toka ${name} [options]\n\n${command.summary}\n\n${lines.length ? `Options:\n${lines.join('\n')}` : 'No options.'}\n`;
 }

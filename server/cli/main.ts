@@ -5,24 +5,36 @@
 import { parseArgs } from 'node:util';
 import { HostError } from '../host/errors.js';
 import { UsageError } from './args.js';
-import { COMMANDS, usage } from './commands.js';
+import { COMMANDS, commandHelp, usage, type Flags } from './commands.js';
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
+    if (name === 'help' && rest.length > 0) {
+      process.stdout.write(commandHelp(rest.join(' ')));
+      return 0;
+    }
     process.stdout.write(usage());
     return name ? 0 : 2;
   }
+  const known = (key: string) => Object.hasOwn(COMMANDS, key);
   let key = name;
   let args = rest;
-  if (!(key in COMMANDS) && rest.length > 0 && `${name} ${rest[0]}` in COMMANDS) {
+  if (!known(key) && rest.length > 0 && known(`${name} ${rest[0]}`)) {
     key = `${name} ${rest[0]}`;
     args = rest.slice(1);
   }
+  if (!known(key)) throw new UsageError(`unknown command "${argv.slice(0, 2).join(' ')}" (see toka help)`);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(commandHelp(key));
+    return 0;
+  }
   const command = COMMANDS[key];
-  if (!command) throw new UsageError(`unknown command "${argv.slice(0, 2).join(' ')}" (see toka help)`);
-  const parsed = parseArgs({ args, options: command.options, allowPositionals: true, strict: true });
-  return command.run(parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
+  const options = Object.fromEntries(
+    Object.entries(command.options).map(([flag, o]) => [flag, { type: o.type, ...(o.multiple ? { multiple: true } : {}) }]),
+  );
+  const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  return command.run(parsed.values as Flags, parsed.positionals);
 }
 
 main(process.argv.slice(2)).then(

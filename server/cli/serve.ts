@@ -5,8 +5,11 @@
  *
  * Shutdown (SIGINT/SIGTERM, or the LSP `exit` in stdio mode): stop accepting (HTTP, admin socket), let
  * in-flight requests and appends finish, close the host (log flushed, lock released), exit 0. A second
- * signal exits 1 at once. An uncaught error is logged and the host is closed, exit 1.
+ * signal exits 1 at once. An uncaught error is logged and the host is closed, exit 1. With `--clientProcessId`
+ * (what a language client passes when it spawns a server) the host also stops, exit 1, once that process is gone.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Host } from '../host/host.js';
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../host/logger.js';
 import { startAdminSocket, type AdminSocket } from '../adapters/admin-socket.js';
@@ -14,7 +17,7 @@ import { startHttpServer, type HttpServer } from '../adapters/http.js';
 import { mountMcpHttp, type McpHttpMount } from '../adapters/mcp/http.js';
 import { createTokaRegistry } from '../adapters/mcp/toka.js';
 import { serveStdio } from '../adapters/stdio.js';
-import { UsageError, dataDir, parseInteger } from './args.js';
+import { DATA, UsageError, dataDir, parseInteger, parsePid } from './args.js';
 import type { Command } from './commands.js';
 
 export const DEFAULT_PORT = 7420;
@@ -24,6 +27,8 @@ const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'sile
 const EXIT_GRACE_MS = 1_000;
 /** An uncaught error gives the orderly close this long before the process exits anyway. */
 const CRASH_CLOSE_MS = 5_000;
+/** How often `--clientProcessId` is checked. */
+const CLIENT_WATCH_MS = 3_000;
 
 /** True for names and addresses that only reach this machine. */
 export function isLoopback(bind: string): boolean {
@@ -42,17 +47,89 @@ export function parseRateLimit(value: string | undefined): { ratePerSec: number;
   return { ratePerSec, burst };
 }
 
+/** What a config file (`--config <file>`, else `<data>/config.json`) may set. */
+export interface ServeConfig {
+  /** Browser origins allowed on HTTP and WebSocket besides same-origin loopback (`scheme://host[:port]`). */
+  allowedOrigins?: string[];
+}
+
+/** Name of the config file read from the data dir when `--config` is absent. */
+export const CONFIG_FILE = 'config.json';
+
+/** An origin as a browser sends it: `http(s)://host[:port]`, nothing after. */
+export function parseOrigin(value: string, what: string): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    url = null;
+  }
+  const origin = value.replace(/\/+$/, '');
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== origin.toLowerCase()) {
+    throw new UsageError(`${what}: expected an origin like https://app.example or http://localhost:3000, got "${value}"`);
+  }
+  return url.origin;
+}
+
+/**
+ * The config file: `--config <file>` when given (it must exist), else `<data>/config.json` when present, else
+ * none. A JSON object whose only known key is `allowedOrigins`; an unknown key or a bad value is a usage error.
+ */
+export function readServeConfig(dir: string, configFlag: string | undefined): ServeConfig {
+  const path = configFlag ?? join(dir, CONFIG_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (configFlag === undefined && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new UsageError(`config ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`config ${path}: not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError(`config ${path}: expected a JSON object`);
+  const config: ServeConfig = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key !== 'allowedOrigins') throw new UsageError(`config ${path}: unknown key "${key}" (known: allowedOrigins)`);
+    if (!Array.isArray(v) || !v.every((o) => typeof o === 'string')) throw new UsageError(`config ${path}: allowedOrigins must be an array of strings`);
+    config.allowedOrigins = v.map((o: string) => parseOrigin(o, `config ${path}: allowedOrigins`));
+  }
+  return config;
+}
+
 export const serveCommand: Command = {
-  summary: 'run the host: [--port 7420] [--host 127.0.0.1] [--allow-remote] [--stdio] [--log-level info] [--rate-limit 200:400|off]',
+  summary:
+    'run the host: [--port 7420] [--host 127.0.0.1] [--allow-remote] [--stdio] [--allowed-origin O]... [--config F] [--clientProcessId PID] [--log-level info] [--rate-limit 200:400|off]',
   options: {
-    data: { type: 'string' },
-    port: { type: 'string' },
-    host: { type: 'string' },
-    'allow-remote': { type: 'boolean' },
-    stdio: { type: 'boolean' },
-    'log-level': { type: 'string' },
-    /** Per-subject token bucket: `<per second>[:<burst>]` (default 200:400), or `off`. */
-    'rate-limit': { type: 'string' },
+    ...DATA,
+    port: { type: 'string', value: '<n>', help: 'TCP port of HTTP and WebSocket (0: any free port)', default: String(DEFAULT_PORT) },
+    host: { type: 'string', value: '<addr>', help: 'address to listen on; a non-loopback one needs --allow-remote', default: DEFAULT_BIND },
+    'allow-remote': { type: 'boolean', help: 'allow a --host that is not a loopback address (put TLS in front)', default: 'off' },
+    stdio: { type: 'boolean', help: 'serve the language-server protocol on stdin/stdout instead of HTTP', default: 'off' },
+    'allowed-origin': {
+      type: 'string',
+      multiple: true,
+      value: '<origin>',
+      help: 'a browser Origin allowed on HTTP and WebSocket besides same-origin loopback; replaces the config file list',
+      default: `allowedOrigins of the config file, else none`,
+    },
+    config: { type: 'string', value: '<file>', help: 'JSON config file ({"allowedOrigins": [...]})', default: `<data>/${CONFIG_FILE} if present` },
+    clientProcessId: {
+      type: 'string',
+      value: '<pid>',
+      help: 'exit (closing the host) once this process is gone, checked every 3 s; language clients pass it',
+      default: 'none',
+    },
+    'log-level': { type: 'string', value: '<level>', help: `log level on stderr: ${LOG_LEVELS.join(', ')}`, default: '$TOKA_LOG_LEVEL, else info' },
+    'rate-limit': {
+      type: 'string',
+      value: '<rate[:burst]|off>',
+      help: 'per-subject token bucket: requests per second and burst (twice the rate if omitted)',
+      default: '200:400',
+    },
   },
   async run(flags) {
     const str = (name: string) => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
@@ -73,17 +150,24 @@ export const serveCommand: Command = {
         `--host ${bind} is not a loopback address; pass --allow-remote to listen on it (put TLS in front; see docs/operations.md)`,
       );
     }
+    const clientFlag = str('clientProcessId');
+    const clientProcessId = clientFlag !== undefined ? parsePid(clientFlag, '--clientProcessId') : undefined;
     const dir = dataDir(str('data'));
+    const originFlags = Array.isArray(flags['allowed-origin']) ? flags['allowed-origin'] : [];
+    const config = readServeConfig(dir, str('config'));
+    const allowedOrigins = originFlags.length > 0 ? originFlags.map((o) => parseOrigin(o, '--allowed-origin')) : (config.allowedOrigins ?? []);
     const logger = createLogger({ level });
     const host = await Host.open({ dataDir: dir, logger, rateLimit: parseRateLimit(str('rate-limit')) });
-    const code = await new Server(host, logger, dir).run(stdio ? { stdio: true } : { stdio: false, bind, port });
+    const code = await new Server(host, logger, dir, clientProcessId).run(
+      stdio ? { stdio: true } : { stdio: false, bind, port, allowedOrigins },
+    );
     // Nothing should keep the process alive now; if something does (an idle stdin, a stuck client), leave anyway.
     setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
     return code;
   },
 };
 
-type Mode = { stdio: true } | { stdio: false; bind: string; port: number };
+type Mode = { stdio: true } | { stdio: false; bind: string; port: number; allowedOrigins: string[] };
 
 /** One serving run: start the faces, wait for the end, shut down in order. */
 class Server {
@@ -95,19 +179,23 @@ class Server {
   private finish!: (code: number) => void;
   private readonly finished = new Promise<number>((resolve) => (this.finish = resolve));
   private started: Promise<void> = Promise.resolve();
+  private clientWatch: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly host: Host,
     private readonly logger: Logger,
     private readonly dataDir: string,
+    /** The process that spawned this one (`--clientProcessId`): when it is gone, stop. */
+    private readonly clientProcessId?: number,
   ) {}
 
   async run(mode: Mode): Promise<number> {
+    const exit = process.exit;
     const onSignal = (signal: NodeJS.Signals) => {
       this.signals++;
       if (this.signals > 1) {
         this.logger.warn('second signal: exiting without a clean shutdown', { signal });
-        process.exit(1);
+        exit(1);
       }
       void this.stop(0, { signal });
     };
@@ -120,6 +208,11 @@ class Server {
     process.on('SIGTERM', onSignal);
     process.on('uncaughtException', onCrash);
     process.on('unhandledRejection', onCrash);
+    // vscode-languageserver/node, once loaded, starts its own watchdog on a `--clientProcessId` it finds in
+    // process.argv, and it calls process.exit() without closing the host. While serving, such an exit becomes
+    // an orderly stop with the same code (watchClient below notices the same death and logs it).
+    process.exit = ((code?: number) => void this.stop(typeof code === 'number' ? code : 1, { reason: 'exit requested' })) as typeof process.exit;
+    this.watchClient();
     try {
       this.started = this.start(mode);
       try {
@@ -130,11 +223,32 @@ class Server {
       }
       return await this.finished;
     } finally {
+      process.exit = exit;
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('uncaughtException', onCrash);
       process.off('unhandledRejection', onCrash);
     }
+  }
+
+  /**
+   * Poll `--clientProcessId` as language servers do (`kill(pid, 0)`, on an unref'd timer so that it never keeps
+   * the process alive); once it is gone, stop like on a signal, exit code 1 (LSP: no `shutdown` came first).
+   */
+  private watchClient(): void {
+    const pid = this.clientProcessId;
+    if (pid === undefined) return;
+    this.clientWatch = setInterval(() => {
+      if (this.stopping) return;
+      try {
+        process.kill(pid, 0);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EPERM') return;
+        this.logger.warn('client process is gone', { clientProcessId: pid });
+        void this.stop(1, { reason: 'client process gone', clientProcessId: pid });
+      }
+    }, CLIENT_WATCH_MS);
+    this.clientWatch.unref();
   }
 
   private async start(mode: Mode): Promise<void> {
@@ -151,7 +265,7 @@ class Server {
       return;
     }
     if (this.stopping) return;
-    this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger });
+    this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger, allowedOrigins: mode.allowedOrigins });
     this.mcp = mountMcpHttp(this.http, this.host, { logger: this.logger, registry: createTokaRegistry() });
     this.logger.info('listening', {
       url: this.http.url,
@@ -167,6 +281,7 @@ class Server {
    */
   private stop(code: number, why: Record<string, unknown>, startFailed = false): Promise<number> {
     this.stopping ??= (async () => {
+      clearInterval(this.clientWatch);
       if (!startFailed) {
         await this.started.catch(() => undefined);
         this.logger.info('shutting down', why);

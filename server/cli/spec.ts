@@ -50,7 +50,7 @@ function plural(n: number, word: string): string {
 
 export const specCheckCommand: Command = {
   summary: 'check agent specs (a file, or a folder = a workstream) and print diagnostics: [--json]',
-  options: { json: { type: 'boolean' } },
+  options: { json: { type: 'boolean', help: 'print the diagnostics, files and waves as one JSON document', default: 'off' } },
   run: async (flags, positionals) => {
     if (positionals.length === 0) throw new UsageError('spec check: give a spec file or a folder of specs');
     const { analyses, diagnostics, workstreams } = check(positionals);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LogRecord } from '../../protocol/events.js';
+import { DataDirLock } from '../../server/host/lock.js';
 import { toka, TOKA_BIN, type CliRun } from '../helpers/cli.js';
 
 /** Asserts a failed run: the exit code and exactly one `toka: ...` line on stderr matching `pattern`. */
@@ -63,7 +64,7 @@ describe('toka CLI (issue 2 acceptance)', function () {
     assert.equal(statSync(fresh).mode & 0o777, 0o700);
     assert.ok(existsSync(join(fresh, 'events.db')));
     assert.equal(statSync(join(fresh, 'keys.json')).mode & 0o777, 0o600);
-    assert.ok(!existsSync(join(fresh, 'host.lock')), 'lock released on exit');
+    assert.equal(DataDirLock.holder(fresh), null, 'lock released on exit');
   });
 
   it('token mint (HS256) then token inspect shows the claims and status valid', async () => {

@@ -2,107 +2,209 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  FrameError,
   FrameGuard,
   invalidJsonRpcMessage,
   MAX_HEADER_BYTES,
-  type FrameGuardOptions,
   type FrameProblem,
 } from '../../../server/adapters/jsonrpc-frames.js';
 
 const frame = (body: string) => Buffer.from(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 
-/** Feed `chunks` through a guard; resolves with what passed and the error the stream failed with, if any. */
-function run(chunks: Buffer[], options: FrameGuardOptions): Promise<{ out: string; pieces: number; error?: FrameError }> {
-  return new Promise((resolve) => {
-    const guard = new FrameGuard(options);
+/** Feed `chunks` through a guard; resolves with what passed (and in how many pieces) and what was refused. */
+function run(chunks: Buffer[], maxBodyBytes: number): Promise<{ out: string; pieces: number; dropped: FrameProblem[] }> {
+  return new Promise((resolve, reject) => {
+    const dropped: FrameProblem[] = [];
+    const guard = new FrameGuard({ maxBodyBytes, onDropped: (p) => dropped.push(p) });
     const out: Buffer[] = [];
     guard.on('data', (c: Buffer) => out.push(c));
-    guard.on('error', (error: FrameError) => resolve({ out: Buffer.concat(out).toString('latin1'), pieces: out.length, error }));
-    guard.on('end', () => resolve({ out: Buffer.concat(out).toString('latin1'), pieces: out.length }));
+    guard.on('error', reject);
+    guard.on('end', () => resolve({ out: Buffer.concat(out).toString('latin1'), pieces: out.length, dropped }));
     for (const c of chunks) guard.write(c);
     guard.end();
   });
+}
+
+/** `bytes` cut into pieces of the sizes in `cuts` (repeated). */
+function cut(bytes: Buffer, cuts: number[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  for (let at = 0, i = 0; at < bytes.length; i++) {
+    const size = cuts[i % cuts.length];
+    chunks.push(bytes.subarray(at, at + size));
+    at += size;
+  }
+  return chunks;
+}
+
+/** Elements of a stream for the property test, with what the guard must make of each. */
+type Element =
+  | { kind: 'ok'; body: string }
+  | { kind: 'big'; body: string }
+  | { kind: 'noLength' }
+  | { kind: 'garbageLine'; body: string }
+  | { kind: 'garbageBefore'; body: string }
+  | { kind: 'duplicate'; body: string }
+  | { kind: 'conflicting'; body: string };
+
+function bytesOf(e: Element): Buffer {
+  switch (e.kind) {
+    case 'ok':
+    case 'big':
+      return frame(e.body);
+    case 'noLength':
+      return Buffer.from('Content-Type: x\r\n\r\n');
+    case 'garbageLine':
+      return Buffer.from(`Content-Length: ${e.body.length}\r\ngarbage\r\n\r\n${e.body}`);
+    case 'garbageBefore':
+      return Buffer.concat([Buffer.from('\x00\xffjunk', 'latin1'), frame(e.body)]);
+    case 'duplicate':
+      return Buffer.from(`Content-Length: ${e.body.length}\r\ncontent-length: ${e.body.length}\r\n\r\n${e.body}`);
+    case 'conflicting':
+      return Buffer.from(`Content-Length: 1\r\nContent-Length: 4000000000\r\n\r\n${e.body}`);
+  }
+}
+
+/**
+ * What a guard bounded at 40 bytes must pass and report for `elements`: a refused frame whose
+ * end is unknown makes the guard drop input up to the next `Content-Length:`. Every element but `noLength`
+ * has one, so resynchronising loses only a following `noLength` (no report), and `garbageBefore`'s frame
+ * survives when the guard is already resynchronising at its junk.
+ */
+function expected(elements: Element[]): { out: string; dropped: string[] } {
+  const out: Buffer[] = [];
+  const dropped: string[] = [];
+  let resyncing = false;
+  const refuse = (kind: string) => {
+    dropped.push(kind);
+    resyncing = true;
+  };
+  for (const e of elements) {
+    switch (e.kind) {
+      case 'ok':
+        out.push(frame(e.body));
+        resyncing = false;
+        break;
+      case 'big':
+        dropped.push('bodyTooLarge');
+        resyncing = false;
+        break;
+      case 'noLength':
+        if (!resyncing) refuse('noContentLength');
+        break;
+      case 'garbageLine':
+        refuse('malformedHeader');
+        break;
+      case 'garbageBefore':
+        if (resyncing) {
+          out.push(frame(e.body));
+          resyncing = false;
+        } else refuse('malformedHeader');
+        break;
+      case 'duplicate':
+      case 'conflicting':
+        refuse('duplicateContentLength');
+        break;
+    }
+  }
+  return { out: Buffer.concat(out).toString('latin1'), dropped };
 }
 
 describe('FrameGuard', () => {
   it('passes frames through byte for byte, however the stream is cut', async () => {
     const all = Buffer.concat([frame('{"a":1}'), frame('{"b":2}'), frame('')]);
     for (let size = 1; size <= all.length; size += 3) {
-      const chunks: Buffer[] = [];
-      for (let i = 0; i < all.length; i += size) chunks.push(all.subarray(i, i + size));
-      const { out, error } = await run(chunks, { maxBodyBytes: 100 });
-      assert.equal(error, undefined);
+      const { out, dropped } = await run(cut(all, [size]), 100);
+      assert.deepEqual(dropped, []);
       assert.equal(out, all.toString('latin1'), `chunk size ${size}`);
     }
   });
 
   it('passes the accepted frames of one chunk on as one piece, split only where a frame is dropped', async () => {
     const three = Buffer.concat([frame('{"a":1}'), frame('{"b":2}'), frame('{"c":3}')]);
-    assert.deepEqual(await run([three], { maxBodyBytes: 100 }), { out: three.toString('latin1'), pieces: 1 });
+    assert.deepEqual(await run([three], 100), { out: three.toString('latin1'), pieces: 1, dropped: [] });
     const withDrop = Buffer.concat([frame('{"a":1}'), frame('x'.repeat(101)), frame('{"c":3}')]);
-    const { out, pieces } = await run([withDrop], { maxBodyBytes: 100, onDropped: () => undefined });
+    const { out, pieces } = await run([withDrop], 100);
     assert.equal(out, frame('{"a":1}').toString('latin1') + frame('{"c":3}').toString('latin1'));
     assert.equal(pieces, 2);
   });
 
-  it('for any mix of frames and any cutting of the stream, passes exactly the accepted frames, in order', async () => {
-    const kinds = fc.array(
-      fc.oneof(
-        fc.record({ kind: fc.constant('ok' as const), body: fc.string({ maxLength: 40 }) }),
-        fc.record({ kind: fc.constant('big' as const), body: fc.string({ minLength: 41, maxLength: 80 }) }),
-        fc.record({ kind: fc.constant('noLength' as const), body: fc.constant('') }),
-      ),
-      { maxLength: 8 },
+  it('for any mix of good and bad frames and any cutting of the stream, passes exactly what it must, in order', async () => {
+    const body = (min: number, max: number) => fc.string({ minLength: min, maxLength: max });
+    const element: fc.Arbitrary<Element> = fc.oneof(
+      fc.record({ kind: fc.constant('ok' as const), body: body(0, 40) }),
+      fc.record({ kind: fc.constant('big' as const), body: body(41, 80) }),
+      fc.record({ kind: fc.constant('noLength' as const) }),
+      fc.record({ kind: fc.constant('garbageLine' as const), body: body(0, 40) }),
+      fc.record({ kind: fc.constant('garbageBefore' as const), body: body(0, 40) }),
+      fc.record({ kind: fc.constant('duplicate' as const), body: body(0, 40) }),
+      fc.record({ kind: fc.constant('conflicting' as const), body: body(0, 40) }),
     );
     await fc.assert(
-      fc.asyncProperty(kinds, fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 20 }), async (frames, cuts) => {
-        const bytes = (f: { kind: string; body: string }) =>
-          f.kind === 'noLength' ? Buffer.from('Content-Type: x\r\n\r\n') : frame(f.body);
-        const all = Buffer.concat(frames.map(bytes));
-        const chunks: Buffer[] = [];
-        for (let at = 0, i = 0; at < all.length; i++) {
-          const size = cuts[i % cuts.length];
-          chunks.push(all.subarray(at, at + size));
-          at += size;
-        }
-        const dropped: string[] = [];
-        const { out, error } = await run(chunks, { maxBodyBytes: 40, onDropped: (p) => dropped.push(p.kind) });
-        // fast-check strings are ASCII by default: 'ok' bodies fit the bound, 'big' ones exceed it.
-        const accepted = frames.filter((f) => f.kind === 'ok');
-        assert.equal(error, undefined);
-        assert.equal(out, Buffer.concat(accepted.map(bytes)).toString('latin1'));
-        assert.deepEqual(dropped, frames.filter((f) => f.kind !== 'ok').map((f) => (f.kind === 'big' ? 'bodyTooLarge' : 'noContentLength')));
+      fc.asyncProperty(fc.array(element, { maxLength: 10 }), fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 20 }), async (elements, cuts) => {
+        // fast-check strings are printable ASCII by default: 'ok' bodies fit the bound, 'big' ones exceed it.
+        const { out, dropped } = await run(cut(Buffer.concat(elements.map(bytesOf)), cuts), 40);
+        const want = expected(elements);
+        assert.equal(out, want.out);
+        assert.deepEqual(dropped.map((p) => p.kind), want.dropped);
       }),
-      { numRuns: 300 },
+      { numRuns: 500 },
     );
   });
 
-  it('fails the stream on an oversized body without onDropped', async () => {
-    const { out, error } = await run([frame('{"a":1}'), Buffer.from('Content-Length: 101\r\n\r\n')], { maxBodyBytes: 100 });
-    assert.equal(out, frame('{"a":1}').toString('latin1'));
-    assert.deepEqual(error?.problem, { kind: 'bodyTooLarge', declared: 101, max: 100 });
-  });
-
-  it('with onDropped, skips an oversized body and a header without Content-Length, and goes on', async () => {
-    const dropped: FrameProblem[] = [];
+  it('skips an oversized body and a header without Content-Length, reports each, and goes on', async () => {
     const big = 'x'.repeat(101);
     const input = Buffer.concat([frame(big), Buffer.from('Content-Type: x\r\n\r\n'), frame('{"ok":true}')]);
-    const { out, error } = await run([input.subarray(0, 30), input.subarray(30)], { maxBodyBytes: 100, onDropped: (p) => dropped.push(p) });
-    assert.equal(error, undefined);
+    const { out, dropped } = await run([input.subarray(0, 30), input.subarray(30)], 100);
     assert.equal(out, frame('{"ok":true}').toString('latin1'));
     assert.deepEqual(dropped, [{ kind: 'bodyTooLarge', declared: 101, max: 100 }, { kind: 'noContentLength' }]);
   });
 
-  it('refuses a header block over 8 KiB, even with its end in the same chunk, and even with onDropped', async () => {
-    const long = Buffer.from(`X-Pad: ${'p'.repeat(MAX_HEADER_BYTES)}\r\nContent-Length: 2\r\n\r\n{}`);
+  it('refuses two Content-Length lines, equal or not, and never skips what the second declares', async () => {
+    const input = Buffer.concat([
+      Buffer.from('Content-Length: 1\r\nContent-Length: 4000000000\r\n\r\n{'),
+      Buffer.from('Content-Length: 2\r\nCONTENT-LENGTH:2\r\n\r\n{}'),
+      frame('{"after":1}'),
+    ]);
+    for (const cuts of [[input.length], [1], [7, 3]]) {
+      const { out, dropped } = await run(cut(input, cuts), 100);
+      assert.equal(out, frame('{"after":1}').toString('latin1'), `cuts ${cuts}`);
+      assert.deepEqual(dropped, [{ kind: 'duplicateContentLength' }, { kind: 'duplicateContentLength' }]);
+    }
+  });
+
+  it('refuses header lines that are not "Name: value" and Content-Length values that are not decimal digits', async () => {
+    for (const header of ['Content-Length: 2\r\n: x', 'Content-Length: 2\r\nbad line', 'Bad Name: 1\r\nContent-Length: 2', '\x00Content-Length: 2']) {
+      const { out, dropped } = await run([Buffer.from(`${header}\r\n\r\n{}`, 'latin1'), frame('{"n":1}')], 100);
+      assert.deepEqual(dropped, [{ kind: 'malformedHeader' }], JSON.stringify(header));
+      assert.equal(out, frame('{"n":1}').toString('latin1'));
+    }
+    for (const value of ['-2', '0x2', '2 2', '2.0', '', '1234567890123456']) {
+      const { out, dropped } = await run([Buffer.from(`Content-Length: ${value}\r\n\r\n{}`), frame('{"n":1}')], 100);
+      assert.deepEqual(dropped, [{ kind: 'noContentLength' }], JSON.stringify(value));
+      assert.equal(out, frame('{"n":1}').toString('latin1'));
+    }
+    const spaced = Buffer.from('content-length:\t2 \r\nContent-Type: application/json\r\n\r\n{}');
+    assert.deepEqual(await run([spaced], 100), { out: spaced.toString('latin1'), pieces: 1, dropped: [] });
+  });
+
+  it('resynchronises at a Content-Length split across chunks, in any letter case', async () => {
+    const input = Buffer.from('\x00garbage\r\n\r\nbody bytes cOnTeNt-LeNgTh: 2\r\n\r\n{}');
+    for (let size = 1; size <= input.length; size++) {
+      const { out, dropped } = await run(cut(input, [size]), 100);
+      assert.equal(out, 'Content-Length: 2\r\n\r\n{}', `chunk size ${size}`);
+      assert.deepEqual(dropped, [{ kind: 'malformedHeader' }]);
+    }
+  });
+
+  it('refuses a header block over 8 KiB, even with its end in the same chunk, and resynchronises after it', async () => {
+    const long = Buffer.from(`X-Pad: ${'p'.repeat(MAX_HEADER_BYTES)}\r\nX-Length: 2\r\n\r\n{}`);
     const exact = Buffer.from(`Content-Length: 2\r\nX-Pad: ${'p'.repeat(MAX_HEADER_BYTES - 26)}\r\n\r\n{}`);
     assert.equal(exact.indexOf('\r\n\r\n'), MAX_HEADER_BYTES);
-    assert.equal((await run([exact], { maxBodyBytes: 10 })).error, undefined);
-    for (const options of [{ maxBodyBytes: 10 }, { maxBodyBytes: 10, onDropped: () => undefined }]) {
-      assert.deepEqual((await run([long], options)).error?.problem, { kind: 'headerTooLarge', max: MAX_HEADER_BYTES });
-      const split = [long.subarray(0, 5000), long.subarray(5000)];
-      assert.deepEqual((await run(split, options)).error?.problem, { kind: 'headerTooLarge', max: MAX_HEADER_BYTES });
+    assert.deepEqual((await run([exact], 10)).dropped, []);
+    const after = frame('{"after":1}');
+    for (const chunks of [[long, after], [long.subarray(0, 5000), long.subarray(5000), after]]) {
+      const { out, dropped } = await run(chunks, 100);
+      assert.deepEqual(dropped, [{ kind: 'headerTooLarge', max: MAX_HEADER_BYTES }]);
+      assert.equal(out, after.toString('latin1'));
     }
   });
 });
