@@ -7,3 +7,4 @@ export * from './capability.js';
 export * from './host.js';
 export * from './admin.js';
 export * from './initialize.js';
+export * from './runtime.js';

@@ -15,6 +15,7 @@ import { AdminOpenRequest, type AdminOpenResult } from '../../protocol/rpc/admin
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
+import type { AgentRuntime } from '../runtime/runtime.js';
 import { FrameGuard, frameProblemError } from './jsonrpc-frames.js';
 import { bindTokaProtocol, decodeParams, onTypedRequest, toResponseError, type RpcConnection } from './rpc.js';
 
@@ -31,6 +32,8 @@ const END_TIMEOUT_MS = 2_000;
 export interface AdminSocketOptions {
   dataDir: string;
   logger: Logger;
+  /** The agent runtime behind `toka/agents/*`, `toka/tasks/*`, `toka/approvals/*` (Unavailable without one). */
+  runtime?: AgentRuntime;
 }
 
 export interface AdminSocket {
@@ -143,10 +146,15 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
       sendNotification: (type, params) => connection.sendNotification(type, params),
       sendProgress: (token, value) => connection.sendProgress(progress, token, value),
     };
-    const binding = bindTokaProtocol(rpc, host, () => {
-      if (!session) throw new HostError('Unauthenticated', 'send toka/admin/open first', { reason: 'no session' });
-      return session;
-    });
+    const binding = bindTokaProtocol(
+      rpc,
+      host,
+      () => {
+        if (!session) throw new HostError('Unauthenticated', 'send toka/admin/open first', { reason: 'no session' });
+        return session;
+      },
+      options.runtime,
+    );
     socket.on('close', () => {
       sockets.delete(socket);
       host.metrics.connections('admin', -1);

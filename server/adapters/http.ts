@@ -12,6 +12,7 @@ import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { BodyTooLarge, bearerToken, readBody, retryAfterSeconds, sendError, sendHostError, sendJson } from './http-request.js';
+import type { AgentRuntime } from '../runtime/runtime.js';
 import { WebSocketEndpoint, writeRawResponse } from './websocket.js';
 
 export interface HttpServerOptions {
@@ -20,6 +21,8 @@ export interface HttpServerOptions {
   /** Port (7420 by default in `toka serve`; 0 = any free port). */
   port: number;
   logger: Logger;
+  /** The agent runtime served on the WebSocket `/rpc` (Unavailable without one). */
+  runtime?: AgentRuntime;
   /** Browser origins (e.g. `https://app.example`) allowed besides same-origin loopback. */
   allowedOrigins?: string[];
   /** Most open WebSocket connections (default 256). */
@@ -73,6 +76,7 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
 
   const ws = new WebSocketEndpoint(host, {
     logger,
+    runtime: options.runtime,
     maxConnections: options.maxConnections ?? 256,
     maxPayloadBytes: options.maxPayloadBytes ?? MAX_MESSAGE_BYTES,
     maxBufferedBytes: options.maxBufferedBytes ?? 4 * 1024 * 1024,

@@ -25,8 +25,16 @@ import {
   EventsQueryRequest,
   EventsSubscribeRequest,
   EventsUnsubscribeRequest,
+  AgentRunRequest,
+  AgentSpawnRequest,
+  AgentTerminateRequest,
+  ApprovalListRequest,
+  ApprovalResolveRequest,
   HostInfoRequest,
   KernelSubmitRequest,
+  TaskCancelRequest,
+  TaskGetRequest,
+  TaskListRequest,
   LogVerifyRequest,
   StateGetRequest,
   TOKA_PROTOCOL_VERSION,
@@ -35,6 +43,8 @@ import {
 } from '../../protocol/rpc/index.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
+import type { AgentRuntime } from '../runtime/runtime.js';
+import { analyzeSpecText } from '../runtime/spec/index.js';
 import type { Subscription } from '../store/event-log.js';
 import { TOKA_VERSION } from '../host/version.js';
 
@@ -110,7 +120,7 @@ export interface TokaBinding {
  * Serve `toka/*` on `connection` for `session`. `session()` is read per request so an adapter can swap
  * the session's token (e.g. after re-authentication) without rebinding.
  */
-export function bindTokaProtocol(connection: RpcConnection, host: Host, session: () => Session): TokaBinding {
+export function bindTokaProtocol(connection: RpcConnection, host: Host, session: () => Session, runtime?: AgentRuntime): TokaBinding {
   const subscriptions = new Map<string, Subscription>();
   let pendingSubscriptions = 0;
   let nextSubscription = 1;
@@ -208,6 +218,41 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
   });
 
   handle(CapabilityListRequest, async () => ({ grants: await host.listGrants(session()) }));
+
+  /** The agent runtime, or Unavailable when this host serves without one (read-only tools, tests). */
+  const agents = (): AgentRuntime => {
+    if (!runtime) throw new HostError('Unavailable', 'the agent runtime is not running on this host');
+    return runtime;
+  };
+
+  handle(AgentSpawnRequest, async ({ spec, uri, parent }) => {
+    const analysis = analyzeSpecText(uri ?? 'spec.agent.yaml', spec);
+    const errors = analysis.diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length > 0 || !analysis.spec || !analysis.digest) {
+      throw new HostError('InvalidParams', `the spec has ${errors.length} error(s): ${errors[0]?.message ?? 'no spec'}`, {
+        field: 'spec',
+        diagnostics: errors.slice(0, 50),
+      });
+    }
+    return agents().spawn(session(), { spec: analysis.spec, digest: analysis.digest, document: analysis.document }, { parent });
+  });
+
+  handle(AgentRunRequest, async (request) => ({ tasks: (await agents().run(session(), request)).runs }));
+
+  handle(AgentTerminateRequest, async (request) => {
+    await agents().terminate(session(), request);
+    return {};
+  });
+
+  handle(TaskGetRequest, async ({ task }) => agents().getRun(session(), task));
+
+  handle(TaskListRequest, async (query) => ({ tasks: await agents().listRuns(session(), query) }));
+
+  handle(TaskCancelRequest, async ({ task, reason }) => agents().cancel(session(), { run: task, reason }));
+
+  handle(ApprovalListRequest, async () => ({ approvals: await agents().approvals(session()) }));
+
+  handle(ApprovalResolveRequest, async ({ task, ...decision }) => agents().resolve(session(), { run: task, ...decision }));
 
   handle(HostInfoRequest, async (): Promise<HostInfo> => {
     const claims = await host.check(session());

@@ -48,12 +48,15 @@ import {
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
+import type { AgentRuntime } from '../runtime/runtime.js';
 import { TOKA_VERSION } from '../host/version.js';
 import { FrameGuard, frameProblemError, invalidJsonRpcMessage, type FrameProblem } from './jsonrpc-frames.js';
 import { bindTokaProtocol, onTypedRequest, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
 
 export interface StdioOptions {
   logger: Logger;
+  /** The agent runtime behind `toka/agents/*`, `toka/tasks/*`, `toka/approvals/*` (Unavailable without one). */
+  runtime?: AgentRuntime;
   /** Defaults to process.stdin. */
   input?: NodeJS.ReadableStream;
   /** Defaults to process.stdout. When it is process.stdout, `console.*` goes to the logger while serving. */
@@ -136,7 +139,7 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
         sendNotification: (type, params) => connection.sendNotification(type, params),
         sendProgress: (token, value) => connection.sendProgress(WorkDoneProgress.type, token, value as WorkDoneProgressValue),
       };
-      binding = bindTokaProtocol(recording, host, () => session!);
+      binding = bindTokaProtocol(recording, host, () => session!, options.runtime);
       state = 'initialized';
       watchClient(params.processId);
       logger.info('stdio session initialized', {

@@ -23,6 +23,7 @@ import { ErrorCodes } from '../../protocol/errors.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
+import type { AgentRuntime } from '../runtime/runtime.js';
 import { bearerToken, httpStatusOf, retryAfterSeconds } from './http-request.js';
 import { invalidJsonRpcMessage } from './jsonrpc-frames.js';
 import { bindTokaProtocol, onTypedRequest, type RpcConnection } from './rpc.js';
@@ -30,6 +31,8 @@ import { WebSocketServer, WebSocket, type RawData } from 'ws';
 
 export interface WebSocketEndpointOptions {
   logger: Logger;
+  /** The agent runtime behind `toka/agents/*`, `toka/tasks/*`, `toka/approvals/*` (Unavailable without one). */
+  runtime?: AgentRuntime;
   maxConnections: number;
   maxPayloadBytes: number;
   maxBufferedBytes: number;
@@ -176,7 +179,7 @@ export class WebSocketEndpoint {
       sendNotification: (type, params) => connection.sendNotification(type, params),
       sendProgress: (token, value) => connection.sendProgress(progress, token, value),
     };
-    const binding = bindTokaProtocol(rpc, this.host, () => session);
+    const binding = bindTokaProtocol(rpc, this.host, () => session, this.options.runtime);
     connection.listen();
 
     ws.on('pong', () => {

@@ -3,6 +3,7 @@
  * read-only (they work next to a running host); writing commands go through `withWriter`, which uses the
  * running host's admin socket when one holds the data dir.
  */
+import { RUNTIME_HANDLERS } from '../runtime/lifecycle.js';
 import { readFileSync } from 'node:fs';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Operation } from '../../protocol/kernel.js';
@@ -46,7 +47,7 @@ function write<T>(flags: Flags, fn: (writer: Writer) => Promise<T>): Promise<T> 
 }
 
 async function withHost<T>(flags: Flags, readOnly: boolean, fn: (host: Host) => Promise<T>): Promise<T> {
-  const host = await Host.open({ dataDir: dataDir(str(flags, 'data')), readOnly, logger: cliLogger(), rateLimit: false });
+  const host = await Host.open({ dataDir: dataDir(str(flags, 'data')), readOnly, logger: cliLogger(), rateLimit: false, handlers: RUNTIME_HANDLERS });
   try {
     return await fn(host);
   } finally {

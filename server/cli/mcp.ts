@@ -5,6 +5,7 @@
  * data dir itself (so not next to a running `toka serve`; use its `/mcp` over HTTP then). Stdout carries only
  * MCP frames; logs go to stderr.
  */
+import { RUNTIME_HANDLERS } from '../runtime/lifecycle.js';
 import { Host } from '../host/host.js';
 import { createLogger, parseLogLevel } from '../host/logger.js';
 import { MCP_DEFAULTS } from '../adapters/mcp/server.js';
@@ -30,7 +31,7 @@ export const mcpCommand: Command = {
     const token = tokenFrom({ 'token-file': str('token-file') }, process.env, { stdin: false });
     const maxResultBytes = parseInteger(str('max-result-bytes'), '--max-result-bytes', MCP_DEFAULTS.maxResultBytes);
     const logger = createLogger({ level: parseLogLevel(process.env.TOKA_LOG_LEVEL, 'warn') });
-    const host = await Host.open({ dataDir: dataDir(str('data')), logger });
+    const host = await Host.open({ dataDir: dataDir(str('data')), logger, handlers: RUNTIME_HANDLERS });
     try {
       await serveMcpStdio(host, { registry: createTokaRegistry(), token, maxResultBytes });
     } finally {

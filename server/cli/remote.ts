@@ -3,6 +3,7 @@
  * process; while `toka serve` holds it they send the same `toka/*` requests over `<data>/admin.sock`.
  * Both paths give the same results and the same HostErrors, so the commands print the same output.
  */
+import { RUNTIME_HANDLERS } from '../runtime/lifecycle.js';
 import { connect, type Socket } from 'node:net';
 import { ResponseError, type RequestParam, type RequestType } from 'vscode-jsonrpc';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
@@ -48,7 +49,7 @@ export async function withWriter<T>(dataDir: string, logger: Logger, fn: (writer
     const writer = remoteWriter(dataDir, holder);
     return fn(writer);
   }
-  const host = await Host.open({ dataDir, logger, rateLimit: false });
+  const host = await Host.open({ dataDir, logger, rateLimit: false, handlers: RUNTIME_HANDLERS });
   try {
     return await fn(localWriter(host));
   } finally {

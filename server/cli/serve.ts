@@ -17,6 +17,8 @@ import { startHttpServer, type HttpServer } from '../adapters/http.js';
 import { mountMcpHttp, type McpHttpMount } from '../adapters/mcp/http.js';
 import { createTokaRegistry } from '../adapters/mcp/toka.js';
 import { serveStdio } from '../adapters/stdio.js';
+import { RUNTIME_HANDLERS, type AgentRuntime } from '../runtime/runtime.js';
+import { startRuntime } from '../runtime/start.js';
 import { DATA, UsageError, dataDir, parseInteger, parsePid } from './args.js';
 import type { Command } from './commands.js';
 
@@ -157,7 +159,7 @@ export const serveCommand: Command = {
     const config = readServeConfig(dir, str('config'));
     const allowedOrigins = originFlags.length > 0 ? originFlags.map((o) => parseOrigin(o, '--allowed-origin')) : (config.allowedOrigins ?? []);
     const logger = createLogger({ level });
-    const host = await Host.open({ dataDir: dir, logger, rateLimit: parseRateLimit(str('rate-limit')) });
+    const host = await Host.open({ dataDir: dir, logger, rateLimit: parseRateLimit(str('rate-limit')), handlers: RUNTIME_HANDLERS });
     const code = await new Server(host, logger, dir, clientProcessId).run(
       stdio ? { stdio: true } : { stdio: false, bind, port, allowedOrigins },
     );
@@ -174,6 +176,7 @@ class Server {
   private admin: AdminSocket | null = null;
   private http: HttpServer | null = null;
   private mcp: McpHttpMount | null = null;
+  private runtime: AgentRuntime | null = null;
   private stopping: Promise<number> | null = null;
   private signals = 0;
   private finish!: (code: number) => void;
@@ -252,10 +255,12 @@ class Server {
   }
 
   private async start(mode: Mode): Promise<void> {
-    this.admin = await startAdminSocket(this.host, { dataDir: this.dataDir, logger: this.logger });
+    this.runtime = await startRuntime(this.host, { dataDir: this.dataDir, logger: this.logger });
+    const runtime = this.runtime;
+    this.admin = await startAdminSocket(this.host, { dataDir: this.dataDir, logger: this.logger, runtime });
     if (mode.stdio) {
       this.logger.info('serving on stdio', { dataDir: this.dataDir, adminSocket: this.admin.path });
-      void serveStdio(this.host, { logger: this.logger }).then(
+      void serveStdio(this.host, { logger: this.logger, runtime }).then(
         (result: unknown) => void this.stop(exitCodeOf(result), { reason: 'language server exit' }),
         (err: unknown) => {
           this.logger.error('stdio server failed', { err });
@@ -265,7 +270,7 @@ class Server {
       return;
     }
     if (this.stopping) return;
-    this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger, allowedOrigins: mode.allowedOrigins });
+    this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger, allowedOrigins: mode.allowedOrigins, runtime });
     this.mcp = mountMcpHttp(this.http, this.host, { logger: this.logger, registry: createTokaRegistry() });
     this.logger.info('listening', {
       url: this.http.url,
@@ -294,6 +299,7 @@ class Server {
           code = code || 1;
         }
       }
+      await this.runtime?.close();
       try {
         await this.host.close();
       } catch (err) {

@@ -27,6 +27,11 @@ const exact: {
     : never;
 } = {
   AdminOpenRequest: true,
+  AgentRunRequest: true,
+  AgentSpawnRequest: true,
+  AgentTerminateRequest: true,
+  ApprovalListRequest: true,
+  ApprovalResolveRequest: true,
   CapabilityDelegateRequest: true,
   CapabilityListRequest: true,
   CapabilityMintRequest: true,
@@ -38,6 +43,9 @@ const exact: {
   KernelSubmitRequest: true,
   LogVerifyRequest: true,
   StateGetRequest: true,
+  TaskCancelRequest: true,
+  TaskGetRequest: true,
+  TaskListRequest: true,
 };
 
 function protocolFiles(dir: string, out: string[] = []): string[] {

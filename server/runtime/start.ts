@@ -1,0 +1,56 @@
+/**
+ * The runtime as `toka serve` (and the CLI, when it opens the data dir itself) runs it: the built-in tools,
+ * the LLM provider configured by the environment (docs/llm-providers.md), workspaces under the data dir.
+ */
+import { join } from 'node:path';
+import type { Host } from '../host/host.js';
+import type { Logger } from '../host/logger.js';
+import { createProvider, LlmError, type LlmConfig, type LlmProvider } from './llm/index.js';
+import { AgentRuntime } from './runtime.js';
+import { builtinTools, ToolRegistry } from './tools/index.js';
+
+export interface StartRuntimeOptions {
+  /** The data dir: agents work in `<data>/workspaces/<agent id>`. */
+  dataDir: string;
+  logger: Logger;
+  /** Explicit LLM settings; what is left out comes from the environment. */
+  llm?: LlmConfig;
+  /** Runs executing at once. */
+  concurrency?: number;
+}
+
+export function startRuntime(host: Host, options: StartRuntimeOptions): Promise<AgentRuntime> {
+  const tools = new ToolRegistry();
+  for (const tool of builtinTools()) tools.register(tool);
+  const provider = configuredProvider(options.llm ?? {}, options.logger);
+  return AgentRuntime.start({
+    host,
+    provider: () => provider,
+    tools,
+    workspaceRoot: join(options.dataDir, 'workspaces'),
+    concurrency: options.concurrency,
+    logger: options.logger.child({ face: 'runtime' }),
+  });
+}
+
+/**
+ * The provider the environment configures, built on first use: a host with no LLM configured still serves
+ * everything else, and a run then fails with the provider's `Misconfigured`/`Unavailable` reason.
+ */
+function configuredProvider(config: LlmConfig, logger: Logger): LlmProvider {
+  let built: Promise<LlmProvider> | null = null;
+  return {
+    name: config.provider ?? 'configured',
+    async complete(req, opts) {
+      built ??= createProvider(config, { logger });
+      let provider: LlmProvider;
+      try {
+        provider = await built;
+      } catch (err) {
+        built = null;
+        throw err instanceof LlmError ? err : new LlmError('Misconfigured', 'no LLM provider could be built');
+      }
+      return provider.complete(req, opts);
+    },
+  };
+}
