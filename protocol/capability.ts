@@ -97,7 +97,12 @@ export type DelegationFault = keyof typeof DELEGATION_RULES;
  */
 export function delegationFault(
   parent: Pick<CapabilityClaims, 'permissions' | 'exp' | 'dlg'>,
-  child: { permissions: readonly string[]; exp: number },
+  child: {
+    /** Permissions the child would hold. */
+    permissions: readonly string[];
+    /** Its expiry, seconds since the epoch. */
+    exp: number;
+  },
   nowS: number,
 ): DelegationFault | null {
   if (!isSubset(child.permissions, parent.permissions)) return 'ERR_DELEGATION_WIDENS';

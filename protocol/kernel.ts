@@ -319,12 +319,12 @@ export interface GrantRecord {
   createdBy: string;
   /** Free-text label shown in listings. */
   label?: string;
-  /** True once revoked; tokens minted from it are refused. */
   /**
    * The grant of the token that created this one; absent for a root grant (created by the local admin, or
    * logged before grants had parents). A child is never wider than, never outlives, and dies with its parent.
    */
   parent?: string;
+  /** True once revoked; tokens minted from it are refused. */
   revoked: boolean;
 }
 

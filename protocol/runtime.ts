@@ -82,6 +82,16 @@ export interface RunArtifact {
   text: string;
 }
 
+/** Why a run failed or was cancelled. */
+export interface RunEndReason {
+  /** Stable code: a `RunFailureCode`, or `Cancelled`. */
+  code: RunFailureCode | 'Cancelled';
+  /** What happened, for people. */
+  message: string;
+  /** For `LimitExceeded`: the limit's name (`maxTurns`, `timeoutMs`, ...). */
+  limit?: string;
+}
+
 /** A run as the kernel keeps it (`state.ext.runtime.runs[id]`). */
 export interface RunRecord {
   /** Run id (host-assigned); the A2A task id. */
@@ -90,6 +100,7 @@ export interface RunRecord {
   agent: string;
   /** The agent's vault. */
   vault: string;
+  /** Where the run stands (A2A task state). */
   state: RunState;
   /** The task text given to the agent. */
   input: string;
@@ -99,6 +110,7 @@ export interface RunRecord {
   requestedBy: string;
   /** The subject that executes it (the agent's own token subject), set when it starts. */
   executor?: string;
+  /** The bounds it runs under. */
   limits: RunLimits;
   /** ms since the epoch. */
   createdAt: number;
@@ -121,7 +133,7 @@ export interface RunRecord {
   /** Outputs (state `completed`). */
   artifacts?: RunArtifact[];
   /** Why it failed (state `failed`) or was cancelled (`canceled`). */
-  reason?: { code: RunFailureCode | 'Cancelled'; message: string; limit?: string };
+  reason?: RunEndReason;
 }
 
 /** What the runtime keeps per agent: the spec it was spawned from and the grant its token is minted from. */
