@@ -49,8 +49,10 @@ export interface ServeProcess {
 }
 
 /** Start `toka serve` on a fresh data dir and wait until it listens (the child is killed if it does not). */
-export async function spawnServe(opts: { args?: string[]; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ServeProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'toka-serve-'));
+export async function spawnServe(
+  opts: { args?: string[]; timeoutMs?: number; env?: Record<string, string>; /** Reuse a data dir (a restart). */ dataDir?: string } = {},
+): Promise<ServeProcess> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'toka-serve-'));
   const child = spawn(process.execPath, [TOKA_BIN, 'serve', '--port', '0', '--data', dataDir, '--log-level', 'info', ...(opts.args ?? [])], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: cleanEnv(opts.env),

@@ -134,3 +134,61 @@ describe('agents, tasks and approvals over toka/* (toka serve)', function () {
     assert.equal((await client.request(HostInfoRequest.type, {})).ready, true);
   });
 });
+
+describe('a task survives a SIGKILL of toka serve mid-run', function () {
+  this.timeout(60_000);
+  let scratch: string;
+  before(() => {
+    scratch = mkdtempSync(join(tmpdir(), 'toka-wire-kill-'));
+  });
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('resumes from the log after a restart: no recorded step is repeated, the task completes', async () => {
+    const transcript = join(scratch, 'transcript.json');
+    writeFileSync(
+      transcript,
+      JSON.stringify({
+        turns: [
+          { toolCalls: [{ id: 'l1', name: 'fs_list', arguments: { path: '.' } }] },
+          // The host is killed while this turn is being awaited; after the restart it is asked again.
+          { delayMs: 3000, text: 'finished after the restart' },
+        ],
+      }),
+    );
+    const env = { LLM_PROVIDER: 'scripted', LLM_TRANSCRIPT: transcript };
+    const first = await spawnServe({ env });
+    const token = await cliMint(first.dataDir, {
+      sub: 'dev',
+      vault: 'k',
+      perm: 'agent:spawn,capability:grant,task:run,task:schedule,task:cancel,state:read,events:read,tool:fs-read',
+      ttl: '30m',
+    });
+    let task: string;
+    {
+      const c = await connectWs(first.wsUrl, token);
+      const { agent } = await c.request(AgentSpawnRequest.type, { spec: SPEC, uri: 'wire-agent.agent.yaml' });
+      [task] = (await c.request(AgentRunRequest.type, { agent, input: 'list the workspace' })).tasks;
+      await waitFor(async () => (await c.request(TaskGetRequest.type, { task })).toolCalls === 1 || null, 15_000, 'the first tool call');
+      await waitFor(async () => {
+        const t = await c.request(TaskGetRequest.type, { task });
+        return t.turns === 1 && t.state === 'working' ? t : null;
+      }, 15_000, 'the second LLM call to be in flight');
+      first.child.kill('SIGKILL');
+      await first.stop({ keepData: true });
+    }
+    const second = await spawnServe({ env, dataDir: first.dataDir });
+    try {
+      const c = await connectWs(second.wsUrl, token);
+      const done = await waitFor(async () => {
+        const t = await c.request(TaskGetRequest.type, { task });
+        return t.state === 'completed' ? t : null;
+      }, 20_000, 'the task to complete after the restart');
+      assert.equal(done.text, 'finished after the restart');
+      assert.equal(done.turns, 2, 'the turn recorded before the kill is not asked for again');
+      assert.equal(done.toolCalls, 1);
+      await c.close();
+    } finally {
+      await second.stop();
+    }
+  });
+});
