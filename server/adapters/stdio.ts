@@ -26,7 +26,6 @@ import {
   type Disposable,
   type InitializeParams,
   type InitializeResult,
-  type Message,
   type MessageReader,
   type PartialMessageInfo,
   type ResponseMessage,
