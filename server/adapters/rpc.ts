@@ -95,8 +95,10 @@ export function decodeParams<P>(definition: { method: string; paramsSchema: z.Zo
   const decoded = definition.paramsSchema.safeParse(params ?? {});
   if (decoded.success) return decoded.data;
   const issue = decoded.error.issues[0];
-  const field = issue.path.length > 0 ? String(issue.path[0]) : 'params';
-  const where = issue.path.length > 0 ? issue.path.map(String).join('.') : 'params';
+  // An unknown field of a strict schema is reported at the object that holds it: name the field itself.
+  const path = issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys.slice(0, 1)] : issue.path;
+  const field = path.length > 0 ? String(path[0]) : 'params';
+  const where = path.length > 0 ? path.map(String).join('.') : 'params';
   throw new HostError('InvalidParams', `${definition.method}: ${where}: ${issue.message}`, { field });
 }
 

@@ -76,7 +76,9 @@ function framingCases(open: () => Promise<Face>) {
     await answered(face, ['d1', 'd2'], 20_000);
     assert.equal(parseErrors(face).length, frames + 1);
     const grown = face.rss() - before;
-    assert.ok(grown < (frames * filler.length) / 2, `resident memory grew by ${grown} bytes over ${frames * filler.length} bytes sent`);
+    // Holding what the headers declare would keep every byte sent (and more); garbage the reader has not yet
+    // collected may still count, so the bound is three quarters of what was sent, not half.
+    assert.ok(grown < (frames * filler.length * 3) / 4, `resident memory grew by ${grown} bytes over ${frames * filler.length} bytes sent`);
   });
 }
 

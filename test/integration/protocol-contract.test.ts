@@ -16,6 +16,14 @@ import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type
 import { ErrorCodes } from '../../protocol/errors.js';
 import {
   AdminOpenRequest,
+  AgentRunRequest,
+  AgentSpawnRequest,
+  AgentTerminateRequest,
+  ApprovalListRequest,
+  ApprovalResolveRequest,
+  TaskCancelRequest,
+  TaskGetRequest,
+  TaskListRequest,
   CapabilityDelegateRequest,
   CapabilityListRequest,
   CapabilityMintRequest,
@@ -51,6 +59,14 @@ const WRONG_PARAMS: Record<string, { params: unknown; field: string }> = {
   [HostInfoRequest.method]: { params: ['not', 'an', 'object'], field: 'params' },
   [LogVerifyRequest.method]: { params: { workDoneToken: true }, field: 'workDoneToken' },
   [AdminOpenRequest.method]: { params: { vault: 'v', token: 'both' }, field: 'vault' },
+  [AgentSpawnRequest.method]: { params: { spec: 42 }, field: 'spec' },
+  [AgentRunRequest.method]: { params: { agent: 'a', limits: { maxTurns: 0 } }, field: 'limits' },
+  [AgentTerminateRequest.method]: { params: { agent: '' }, field: 'agent' },
+  [TaskGetRequest.method]: { params: {}, field: 'task' },
+  [TaskListRequest.method]: { params: { state: 'sleeping' }, field: 'state' },
+  [TaskCancelRequest.method]: { params: { task: 'x', reason: 7 }, field: 'reason' },
+  [ApprovalListRequest.method]: { params: { extra: true }, field: 'extra' },
+  [ApprovalResolveRequest.method]: { params: { task: 't', approval: 'a', decision: 'maybe' }, field: 'decision' },
 };
 
 interface Face {
