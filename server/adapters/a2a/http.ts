@@ -163,8 +163,17 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
       }
       state.set(STATE.resumeAfter, position satisfies UpdatePosition);
     }
+    let request: unknown;
+    try {
+      request = JSON.parse(body);
+    } catch {
+      return sendJson(res, 200, rpcError(null, { code: ErrorCodes.ParseError, message: 'Parse error: the body is not valid JSON', data: { name: 'ParseError' } }));
+    }
+    if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+      return sendJson(res, 200, rpcError(null, { code: ErrorCodes.InvalidRequest, message: 'one JSON-RPC request object per body (no batches)', data: { name: 'InvalidRequest' } }));
+    }
     const context = new ServerCallContext({ user: new TokaUser(session), requestedVersion: version, state });
-    const answer = await jsonrpc.handle(body, context);
+    const answer = await jsonrpc.handle(request as Record<string, unknown>, context);
     if (!(Symbol.asyncIterator in answer)) {
       const refusal = context.state.get(STATE.refusal) as HostError | undefined;
       if (refusal && answer.error) {
