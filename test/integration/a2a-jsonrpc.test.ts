@@ -9,6 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Role, SendMessageRequest, TaskState, type StreamResponse, type Task } from '@a2a-js/sdk';
+import WebSocket from 'ws';
+import { toka } from '../helpers/cli.js';
 import { Client, ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
 import { mountA2a } from '../../server/adapters/a2a/http.js';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
@@ -203,7 +205,7 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
     assert.equal(card.skills.find((s: { id: string }) => s.id === agents.echo).name, 'echo agent');
     assert.deepEqual(
       card.supportedInterfaces.map((i: { protocolBinding: string }) => i.protocolBinding),
-      ['JSONRPC', 'HTTP+JSON', 'https://toka.dev/a2a/bindings/websocket/v1'],
+      ['JSONRPC', 'https://toka.dev/a2a/bindings/websocket/v1'],
     );
     assert.equal(card.securitySchemes.tokaCapability.httpAuthSecurityScheme.scheme, 'Bearer');
     assert.equal(card.capabilities.extendedAgentCard, true);
@@ -352,5 +354,64 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
     const revoked = await rpc(w.http.url, { jsonrpc: '2.0', id: 9, method: 'GetTask', params: { id: mine.id } }, auth);
     assert.equal(revoked.status, 401);
     assert.equal((await fetch(`${w.http.url}/healthz`)).status, 200, 'the host is still up');
+  });
+
+  it('WebSocket binding: updates as StreamUpdate notifications with event ids, resume with lastEventId, auth at the upgrade', async () => {
+    const wsUrl = `${w.http.url.replace(/^http/, 'ws')}/a2a/ws`;
+    const refused = new WebSocket(wsUrl, { headers: { 'a2a-version': '1.0' } });
+    const status = await new Promise<number>((resolve) => refused.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    assert.equal(status, 401);
+
+    const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}`, 'a2a-version': '1.0' } });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const frames: any[] = [];
+    const waiters: (() => void)[] = [];
+    ws.on('message', (data) => {
+      frames.push(JSON.parse(String(data)));
+      waiters.splice(0).forEach((w) => w());
+    });
+    const until = async (pred: () => boolean) => {
+      while (!pred()) await new Promise<void>((resolve) => waiters.push(resolve));
+    };
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'a', method: 'SendStreamingMessage', params: { message: { messageId: 'w1', role: 'ROLE_USER', parts: [{ text: 'go' }], metadata: { skill: agents.stepper } } } }));
+    await until(() => frames.some((f) => f.id === 'a'));
+    const updates = frames.filter((f) => f.method === 'StreamUpdate' && f.params.id === 'a');
+    assert.ok(updates[0].params.result.task, 'the stream starts with the task');
+    assert.equal(updates[updates.length - 1].params.result.statusUpdate.status.state, 'TASK_STATE_COMPLETED');
+    const end = frames.find((f) => f.id === 'a');
+    assert.equal(end.result.lastEventId, updates[updates.length - 1].params.eventId);
+    const taskId = updates[0].params.result.task.id;
+
+    // Resume from the third update: exactly the ones after it.
+    const from = updates[2].params.eventId;
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'b', method: 'SubscribeToTask', params: { id: taskId, lastEventId: from } }));
+    await until(() => frames.some((f) => f.id === 'b'));
+    const resumed = frames.filter((f) => f.method === 'StreamUpdate' && f.params.id === 'b').map((f) => f.params.eventId);
+    assert.deepEqual(resumed, updates.slice(3).map((f) => f.params.eventId));
+
+    ws.send('not json');
+    await until(() => frames.some((f) => f.error?.code === -32700));
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'c', method: 'GetTask', params: { id: 'run-nope' } }));
+    await until(() => frames.some((f) => f.id === 'c'));
+    assert.equal(frames.find((f) => f.id === 'c').error.code, -32001);
+    ws.close();
+  });
+
+  it('toka a2a card and send call a remote agent with the SDK client', async () => {
+    const card = await toka(['a2a', 'card', w.http.url]);
+    assert.equal(card.code, 0, card.stderr);
+    assert.equal(JSON.parse(card.stdout).skills.length, 2);
+    const sent = await toka(['a2a', 'send', w.http.url, 'say hello', '--skill', agents.echo], { env: { TOKA_TOKEN: token } });
+    assert.equal(sent.code, 0, sent.stderr);
+    const task = JSON.parse(sent.stdout);
+    assert.equal(task.status.state, 'TASK_STATE_COMPLETED');
+    assert.equal(task.artifacts[0].parts[0].text, 'hello from echo');
+    const streamed = await toka(['a2a', 'send', w.http.url, 'say hello', '--skill', agents.echo, '--stream'], { env: { TOKA_TOKEN: token } });
+    assert.equal(streamed.code, 0, streamed.stderr);
+    const lines = streamed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(lines[0].task);
+    assert.equal(lines[lines.length - 1].statusUpdate.status.state, 'TASK_STATE_COMPLETED');
+    const bad = await toka(['a2a', 'send', 'ftp://x', 'hi'], { env: { TOKA_TOKEN: token } });
+    assert.equal(bad.code, 2);
   });
 });

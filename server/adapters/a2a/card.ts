@@ -18,7 +18,6 @@ export const WEBSOCKET_BINDING = 'https://toka.dev/a2a/bindings/websocket/v1';
 export const CARD_PATH = '/.well-known/agent-card.json';
 export const A2A_PREFIX = '/a2a';
 export const JSONRPC_PATH = `${A2A_PREFIX}/jsonrpc`;
-export const REST_PREFIX = `${A2A_PREFIX}/rest`;
 export const WEBSOCKET_PATH = `${A2A_PREFIX}/ws`;
 /** The security scheme name in the card. */
 export const BEARER_SCHEME = 'tokaCapability';
@@ -167,7 +166,6 @@ export class CardBuilder {
         'A Toka agent host: each skill is an agent; a message becomes a run of it, authorised by a Toka capability token.',
       supportedInterfaces: [
         { url: `${baseUrl}${JSONRPC_PATH}`, protocolBinding: 'JSONRPC', tenant: '', protocolVersion: A2A_VERSION },
-        { url: `${baseUrl}${REST_PREFIX}`, protocolBinding: 'HTTP+JSON', tenant: '', protocolVersion: A2A_VERSION },
         { url: `${ws}${WEBSOCKET_PATH}`, protocolBinding: WEBSOCKET_BINDING, tenant: '', protocolVersion: A2A_VERSION },
       ],
       provider: { organization: 'Toka', url: baseUrl },

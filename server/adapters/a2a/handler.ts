@@ -1,5 +1,5 @@
 /**
- * The A2A request handler behind every binding (JSON-RPC over HTTP and SSE, HTTP+JSON, WebSocket): the
+ * The A2A request handler behind every binding (JSON-RPC over HTTP and SSE, WebSocket): the
  * SDK's `A2ARequestHandler` over the agent runtime and the event log. A message becomes a run of the
  * addressed agent (`AgentRuntime.run`, with the caller's session); a task is the run, read back from the
  * log (the log is the task store: no task is held in memory); `input-required` is a pending approval, and a

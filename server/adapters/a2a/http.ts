@@ -1,7 +1,7 @@
 /**
  * The A2A face on the HTTP server of `toka serve`: the Agent Card at `/.well-known/agent-card.json` and the
- * bindings under `/a2a/` — JSON-RPC at `/a2a/jsonrpc` (streams as Server-Sent Events), HTTP+JSON under
- * `/a2a/rest`, and the WebSocket binding at `/a2a/ws`. Requests are decoded by the SDK's JSON-RPC transport
+ * bindings under `/a2a/` — JSON-RPC at `/a2a/jsonrpc` (streams as Server-Sent Events) and the WebSocket
+ * binding at `/a2a/ws` (the HTTP+JSON binding is not served yet). Requests are decoded by the SDK's JSON-RPC transport
  * handler over Toka's own request handler (handler.ts). Every binding request needs `Authorization: Bearer
  * <capability token>` (401 without a valid one, 403 when the token does not cover the method) and the
  * `A2A-Version: 1.0` header. SSE events carry the log position as their `id`; a `SubscribeToTask` sent with
