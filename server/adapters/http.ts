@@ -1,8 +1,10 @@
 /**
  * The HTTP face of `toka serve`: health, Prometheus metrics, the JWKS, RFC 7009 token revocation, and the
- * WebSocket upgrade to `/rpc` (see websocket.ts). A tiny router (exact path + method) lets other faces
- * (MCP at `/mcp`, A2A) mount their routes. Every request passes the Host/Origin check first (DNS
- * rebinding). The adapter never authorises or writes the log itself: it calls the host.
+ * WebSocket upgrade to `/rpc` (see websocket.ts). A tiny router lets every face mount itself the same way:
+ * `route` (exact path + method), `routePrefix` (every path under a prefix, any method: the face routes
+ * within it) and `upgrade` (a WebSocket endpoint at an exact path). `/rpc` mounts through the same hook.
+ * Exact routes win over prefixes; the longest prefix wins. Every request and upgrade passes the Host/Origin
+ * check first (DNS rebinding). The adapter never authorises or writes the log itself: it calls the host.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -45,15 +47,28 @@ export interface HttpServer {
   readonly port: number;
   /** stop accepting, close WS connections with 1001, wait for in-flight requests (at most 10 s, then cut) */
   close(): Promise<void>;
-  /** register extra routes (MCP and A2A will mount here later) */
+  /** Register a route at an exact path for one method (HEAD falls back to GET). */
   route(
     method: string,
     path: string,
     handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>,
   ): void;
+  /**
+   * Register a handler for every request whose path is `prefix` or starts with `prefix/` (any method; the
+   * handler answers 404/405 itself). `prefix` starts with `/` and does not end with one.
+   */
+  routePrefix(prefix: string, handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>): void;
+  /**
+   * Register the WebSocket endpoint at an exact path: the handler gets upgrade requests that passed the
+   * Host/Origin check (while the server is not closing) and completes or refuses the handshake itself.
+   * `onClose` runs when the server closes, before in-flight HTTP requests are drained.
+   */
+  upgrade(path: string, handler: UpgradeHandler, onClose?: () => Promise<void>): void;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+/** Completes or refuses one WebSocket handshake (`writeRawResponse` to refuse). */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 /** Default of `HttpServerOptions.maxHttpConnections`: room for the 256 WebSockets and as many HTTP clients again. */
 export const DEFAULT_MAX_HTTP_CONNECTIONS = 512;
@@ -69,6 +84,9 @@ const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
 export async function startHttpServer(host: Host, options: HttpServerOptions): Promise<HttpServer> {
   const logger = options.logger;
   const routes = new Map<string, Map<string, Handler>>();
+  const prefixes = new Map<string, Handler>();
+  const upgrades = new Map<string, UpgradeHandler>();
+  const upgradeClosers: (() => Promise<void>)[] = [];
   const inFlight = new Set<Promise<void>>();
   const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.replace(/\/+$/, '').toLowerCase()));
   let allowedHosts = new Set<string>();
@@ -91,6 +109,29 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     byMethod.set(m, handler);
     routes.set(path, byMethod);
   };
+
+  const routePrefix = (prefix: string, handler: Handler): void => {
+    if (!prefix.startsWith('/') || prefix.endsWith('/')) throw new TypeError(`route prefix must start and not end with "/": ${prefix}`);
+    if (prefixes.has(prefix)) throw new TypeError(`route prefix ${prefix} is already registered`);
+    prefixes.set(prefix, handler);
+  };
+
+  /** The handler of the longest registered prefix of `path`, if any. */
+  const prefixHandler = (path: string): Handler | undefined => {
+    let best: string | undefined;
+    for (const prefix of prefixes.keys()) {
+      if ((path === prefix || path.startsWith(`${prefix}/`)) && (best === undefined || prefix.length > best.length)) best = prefix;
+    }
+    return best === undefined ? undefined : prefixes.get(best);
+  };
+
+  const upgrade = (path: string, handler: UpgradeHandler, onClose?: () => Promise<void>): void => {
+    if (!path.startsWith('/')) throw new TypeError(`upgrade path must start with "/": ${path}`);
+    if (upgrades.has(path)) throw new TypeError(`upgrade ${path} is already registered`);
+    upgrades.set(path, handler);
+    if (onClose) upgradeClosers.push(onClose);
+  };
+  upgrade('/rpc', (req, socket, head) => ws.handleUpgrade(req, socket, head), () => ws.close());
 
   /** The DNS-rebinding check: null when the request may proceed, else why not. */
   const refuse = (req: IncomingMessage): string | null => {
@@ -155,6 +196,8 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     const path = pathOf(req);
     const byMethod = routes.get(path);
     if (!byMethod) {
+      const face = prefixHandler(path);
+      if (face) return face(req, res);
       req.resume();
       return sendError(res, 404, 'NotFound', `no route for ${path}`);
     }
@@ -177,10 +220,11 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
       logger.warn('websocket upgrade refused', { reason: why, origin: req.headers.origin, hostHeader: req.headers.host });
       return writeRawResponse(socket, 403, { error: { name: 'Forbidden', message: why } });
     }
-    if (pathOf(req) !== '/rpc') {
+    const endpoint = upgrades.get(pathOf(req));
+    if (!endpoint) {
       return writeRawResponse(socket, 404, { error: { name: 'NotFound', message: `no WebSocket endpoint at ${pathOf(req)}` } });
     }
-    ws.handleUpgrade(req, socket, head);
+    endpoint(req, socket, head);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if ((socket as Socket).writable && !(socket as Socket).destroyed) {
@@ -213,11 +257,13 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     url,
     port,
     route,
+    routePrefix,
+    upgrade,
     close() {
       closed ??= (async () => {
         closing = true;
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        await ws.close();
+        await Promise.all(upgradeClosers.map((close) => close()));
         server.closeIdleConnections();
         // In-flight requests finish; a long-lived one (a stream held open by a mounted face) gets a bounded wait.
         let timer: NodeJS.Timeout | undefined;

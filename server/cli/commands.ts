@@ -3,6 +3,7 @@
  * read-only (they work next to a running host); writing commands go through `withWriter`, which uses the
  * running host's admin socket when one holds the data dir.
  */
+import { a2aCardCommand, a2aSendCommand } from './a2a.js';
 import { RUNTIME_HANDLERS } from '../runtime/lifecycle.js';
 import { readFileSync } from 'node:fs';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
@@ -71,6 +72,8 @@ function readJson(path: string): unknown {
 export const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   mcp: mcpCommand,
+  'a2a card': a2aCardCommand,
+  'a2a send': a2aSendCommand,
   'spec check': specCheckCommand,
   'spec schema': specSchemaCommand,
 

@@ -15,6 +15,8 @@ import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../host
 import { startAdminSocket, type AdminSocket } from '../adapters/admin-socket.js';
 import { startHttpServer, type HttpServer } from '../adapters/http.js';
 import { mountMcpHttp, type McpHttpMount } from '../adapters/mcp/http.js';
+import { readA2aConfig } from '../adapters/a2a/card.js';
+import { mountA2a } from '../adapters/a2a/http.js';
 import { createTokaRegistry } from '../adapters/mcp/toka.js';
 import { serveStdio } from '../adapters/stdio.js';
 import { RUNTIME_HANDLERS, type AgentRuntime } from '../runtime/runtime.js';
@@ -272,6 +274,7 @@ class Server {
     if (this.stopping) return;
     this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger, allowedOrigins: mode.allowedOrigins, runtime });
     this.mcp = mountMcpHttp(this.http, this.host, { logger: this.logger, registry: createTokaRegistry() });
+    mountA2a(this.http, this.host, { runtime, logger: this.logger, config: readA2aConfig(this.dataDir) });
     this.logger.info('listening', {
       url: this.http.url,
       dataDir: this.dataDir,
