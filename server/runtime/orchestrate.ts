@@ -308,7 +308,7 @@ export class Orchestration {
 function stepOf(e: Record<string, unknown>): string | null {
   switch (e.type) {
     case 'RunStarted':
-      return 'working';
+      return 'run started';
     case 'LlmTurnRecorded': {
       const turn = e.turn as { toolCalls?: unknown[] } | undefined;
       const calls = turn?.toolCalls?.length ?? 0;
@@ -327,12 +327,6 @@ function stepOf(e: Record<string, unknown>): string | null {
     }
     case 'ApprovalResolved':
       return `approval ${String(e.decision ?? 'resolved')}`;
-    case 'RunCompleted':
-      return 'completed';
-    case 'RunFailed':
-      return 'failed';
-    case 'RunCancelled':
-      return 'cancelled';
     default:
       return null;
   }
