@@ -49,11 +49,11 @@ export interface ServeProcess {
 }
 
 /** Start `toka serve` on a fresh data dir and wait until it listens (the child is killed if it does not). */
-export async function spawnServe(opts: { args?: string[]; timeoutMs?: number } = {}): Promise<ServeProcess> {
+export async function spawnServe(opts: { args?: string[]; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ServeProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'toka-serve-'));
   const child = spawn(process.execPath, [TOKA_BIN, 'serve', '--port', '0', '--data', dataDir, '--log-level', 'info', ...(opts.args ?? [])], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: cleanEnv(),
+    env: cleanEnv(opts.env),
   });
   let stderr = '';
   // 'close', not 'exit': stderr has been read to its end, so the last log lines are in `stderr`.
