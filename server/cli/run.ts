@@ -273,6 +273,8 @@ type AgentTask = ListrTaskWrapper<unknown, typeof import('listr2').DefaultRender
 /** A terminal: one live line per agent (listr2), its latest step under it. */
 class TerminalProgress implements Progress {
   private readonly tasks = new Map<string, AgentTask>();
+  /** The latest title and step of each agent, for a task listr2 has not started yet. */
+  private readonly shown = new Map<string, { title?: string; output?: string }>();
   private readonly ends = new Map<string, { promise: Promise<AgentReport>; resolve(report: AgentReport): void }>();
 
   constructor(private readonly plan: OrchestrationPlan) {
@@ -290,6 +292,9 @@ class TerminalProgress implements Progress {
           title: `${name}  (wave ${index + 1}) waiting`,
           task: async (_: unknown, task: AgentTask) => {
             this.tasks.set(name, task);
+            const shown = this.shown.get(name);
+            if (shown?.title) task.title = shown.title;
+            if (shown?.output) task.output = shown.output;
             const report = await this.ends.get(name)!.promise;
             task.title = `${name}  ${endText(report)}`;
             if (report.status === 'skipped') task.skip(`${name}  skipped: ${report.reason ?? ''}`);
@@ -308,20 +313,24 @@ class TerminalProgress implements Progress {
         break;
       case 'agent': {
         const a = event.report;
-        if (a.status === 'running') {
-          const task = this.tasks.get(a.name);
-          if (task) task.title = `${a.name}  (wave ${a.wave + 1}) running`;
-        } else if (a.status !== 'pending') {
+        if (a.status === 'running') this.show(a.name, { title: `${a.name}  (wave ${a.wave + 1}) running` });
+        else if (a.status !== 'pending') {
           this.ends.get(a.name)!.resolve(a);
         }
         break;
       }
-      case 'step': {
-        const task = this.tasks.get(event.name);
-        if (task) task.output = event.step;
+      case 'step':
+        this.show(event.name, { output: event.step });
         break;
-      }
     }
+  }
+
+  private show(name: string, change: { title?: string; output?: string }): void {
+    this.shown.set(name, { ...this.shown.get(name), ...change });
+    const task = this.tasks.get(name);
+    if (!task) return;
+    if (change.title !== undefined) task.title = change.title;
+    if (change.output !== undefined) task.output = change.output;
   }
 }
 

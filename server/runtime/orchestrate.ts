@@ -222,7 +222,8 @@ export class Orchestration {
     for (const dep of planned.requires) {
       const d = this.reports.get(dep)!;
       if (d.status !== 'completed') {
-        return this.finish(report, 'skipped', `required agent ${dep} ${d.status === 'skipped' ? 'was skipped' : d.status}${d.reason ? ` (${d.reason})` : ''}`);
+        const why = d.status === 'skipped' ? 'was skipped' : `${d.status}${d.reason ? ` (${d.reason})` : ''}`;
+        return this.finish(report, 'skipped', `required agent ${dep} ${why}`);
       }
     }
     report.status = 'running';

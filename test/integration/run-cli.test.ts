@@ -251,7 +251,7 @@ describe('toka run', function () {
     assert.match(by.get('agent-b')!.reason!, /^required agent agent-a failed \(run .* failed: LlmError/);
     assert.equal(by.get('agent-b')!.agent, undefined, 'a skipped agent is not spawned');
     assert.equal(by.get('agent-d')!.status, 'skipped');
-    assert.match(by.get('agent-d')!.reason!, /^required agent agent-b was skipped/);
+    assert.equal(by.get('agent-d')!.reason, 'required agent agent-b was skipped');
     assert.equal(by.get('agent-c')!.status, 'completed');
     assert.equal((await events('AgentRuntimeRegistered')).length, 2, 'only agent-a and agent-c were spawned');
 
