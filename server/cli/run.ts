@@ -185,7 +185,9 @@ async function connect(dataDir: string, vault: string, concurrency: number, llm:
   }
   const host = await Host.open({ dataDir, logger, rateLimit: false, handlers: RUNTIME_HANDLERS });
   try {
-    const runtime = await startRuntime(host, { dataDir, logger, concurrency, ...(llm !== undefined ? { llm } : {}) });
+    // Agents at work are bounded by the orchestration; the workers serve their runs (an agent may have several).
+    const workers = Math.max(concurrency, DEFAULT_CONCURRENCY);
+    const runtime = await startRuntime(host, { dataDir, logger, concurrency: workers, ...(llm !== undefined ? { llm } : {}) });
     return {
       client: localClient(host, runtime, host.localSession(vault)),
       mode: 'local',

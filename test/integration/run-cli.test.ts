@@ -196,6 +196,28 @@ describe('toka run', function () {
     assert.ok(Math.max(seq(completed, 'agent-b'), seq(completed, 'agent-c')) < seq(started, 'agent-d'), 'wave 3 starts after b and c completed');
   });
 
+  it('within a wave runs critical agents one at a time, first, then the others at most --concurrency at once', async () => {
+    const names = ['crit-a', 'crit-b', 'high-a', 'high-b', 'high-c', 'high-d'];
+    const { specs, scripts } = workstream(
+      names.map((n) => [n, n.startsWith('crit') ? 'critical' : 'high', []] as [string, string, string[]]),
+      Object.fromEntries(names.map((n) => [n, transcript(n, 300)])),
+    );
+    const out = await toka(['run', specs, '--transcript', scripts, '--data', data, '--concurrency', '2', '--json']);
+    assert.equal(out.code, 0, out.stderr);
+    const doc = JSON.parse(out.stdout) as RunJson;
+    assert.deepEqual(doc.waves, [names]);
+    const nameOf = new Map(doc.agents.map((a) => [a.agent!, a.name]));
+    const steps = (await events('RunStarted,RunCompleted')).map((r) => `${r.event.type === 'RunStarted' ? '+' : '-'}${nameOf.get(r.event.agent!)}`);
+    assert.deepEqual(steps.slice(0, 4), ['+crit-a', '-crit-a', '+crit-b', '-crit-b'], steps.join(' '));
+    let working = 0;
+    let most = 0;
+    for (const s of steps.slice(4)) {
+      working += s.startsWith('+') ? 1 : -1;
+      most = Math.max(most, working);
+    }
+    assert.equal(most, 2, `at most --concurrency agents at once, and that many: ${steps.join(' ')}`);
+  });
+
   it('refuses a cycle, naming the agents involved: exit 1, nothing spawned', async () => {
     const { specs, scripts } = workstream([
       ['agent-a', 'critical', []],
