@@ -15,6 +15,7 @@ import { stateDigest } from '../store/hash.js';
 import { DATA, UsageError, dataDir, parseDuration, parseInteger, parseList, required, tokenFrom, type OptionSpec, type TokenFlags } from './args.js';
 import { withWriter, type Writer } from './remote.js';
 import { mcpCommand } from './mcp.js';
+import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { specCheckCommand, specSchemaCommand } from './spec.js';
 
@@ -76,6 +77,7 @@ export const COMMANDS: Record<string, Command> = {
   'a2a send': a2aSendCommand,
   'spec check': specCheckCommand,
   'spec schema': specSchemaCommand,
+  run: runCommand,
 
   init: {
     summary: 'create the data dir, key ring and event log',

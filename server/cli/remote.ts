@@ -5,7 +5,7 @@
  */
 import { RUNTIME_HANDLERS } from '../runtime/lifecycle.js';
 import { connect, type Socket } from 'node:net';
-import { ResponseError, type RequestParam, type RequestType } from 'vscode-jsonrpc';
+import { ResponseError, type Disposable, type NotificationType, type RequestParam, type RequestType } from 'vscode-jsonrpc';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { ErrorData, ErrorName } from '../../protocol/errors.js';
 import type { Operation } from '../../protocol/kernel.js';
@@ -137,6 +137,11 @@ export class AdminClient {
     } catch (err) {
       throw toHostError(err);
     }
+  }
+
+  /** Handle a `toka/*` notification (e.g. `toka/events/event` after `toka/events/subscribe`). */
+  onNotification<P>(type: NotificationType<P>, handler: (params: P) => void): Disposable {
+    return this.connection.onNotification(type, handler);
   }
 
   close(): void {

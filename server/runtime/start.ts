@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import type { Host } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
+import type { AgentRuntimeRecord } from '../../protocol/runtime.js';
 import { createProvider, LlmError, type LlmConfig, type LlmProvider } from './llm/index.js';
 import { AgentRuntime } from './runtime.js';
 import { builtinTools, ToolRegistry } from './tools/index.js';
@@ -13,8 +14,11 @@ export interface StartRuntimeOptions {
   /** The data dir: agents work in `<data>/workspaces/<agent id>`. */
   dataDir: string;
   logger: Logger;
-  /** Explicit LLM settings; what is left out comes from the environment. */
-  llm?: LlmConfig;
+  /**
+   * Explicit LLM settings; what is left out comes from the environment. A function gives each agent its own
+   * (e.g. a scripted transcript per agent of a workstream); agents with equal settings share one provider.
+   */
+  llm?: LlmConfig | ((agent: AgentRuntimeRecord | undefined) => LlmConfig);
   /** Runs executing at once. */
   concurrency?: number;
 }
@@ -22,10 +26,21 @@ export interface StartRuntimeOptions {
 export function startRuntime(host: Host, options: StartRuntimeOptions): Promise<AgentRuntime> {
   const tools = new ToolRegistry();
   for (const tool of builtinTools()) tools.register(tool);
-  const provider = configuredProvider(options.llm ?? {}, options.logger);
+  const llm = options.llm ?? {};
+  const providers = new Map<string, LlmProvider>();
+  const providerFor = (agent: AgentRuntimeRecord | undefined): LlmProvider => {
+    const config = typeof llm === 'function' ? llm(agent) : llm;
+    const key = JSON.stringify(config);
+    let provider = providers.get(key);
+    if (!provider) {
+      provider = configuredProvider(config, options.logger);
+      providers.set(key, provider);
+    }
+    return provider;
+  };
   return AgentRuntime.start({
     host,
-    provider: () => provider,
+    provider: providerFor,
     tools,
     workspaceRoot: join(options.dataDir, 'workspaces'),
     concurrency: options.concurrency,
