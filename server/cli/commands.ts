@@ -14,6 +14,7 @@ import { stateDigest } from '../store/hash.js';
 import { DATA, UsageError, dataDir, parseDuration, parseInteger, parseList, required, tokenFrom, type OptionSpec, type TokenFlags } from './args.js';
 import { withWriter, type Writer } from './remote.js';
 import { mcpCommand } from './mcp.js';
+import { replayCommand } from './replay.js';
 import { serveCommand } from './serve.js';
 import { specCheckCommand, specSchemaCommand } from './spec.js';
 
@@ -73,6 +74,7 @@ export const COMMANDS: Record<string, Command> = {
   mcp: mcpCommand,
   'spec check': specCheckCommand,
   'spec schema': specSchemaCommand,
+  replay: replayCommand,
 
   init: {
     summary: 'create the data dir, key ring and event log',
