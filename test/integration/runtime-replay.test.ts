@@ -203,6 +203,41 @@ describe('toka replay', function () {
     assert.equal(r.difference?.replayed, '"allowed"');
   });
 
+  it('replays a run resumed by another host process after a restart (a new agent token, recorded ids)', async () => {
+    const data = join(dir, 'restarted');
+    const transcript = parseTranscript({
+      turns: [{ toolCalls: [{ id: 's1', name: 'shell', arguments: { command: 'echo resumed' } }] }, { text: 'done' }],
+    });
+    const open = async () => {
+      const host = await Host.open({ dataDir: data, logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
+      const provider = scriptedProvider(transcript);
+      const runtime = await AgentRuntime.start({ host, provider: () => provider, tools: runtimeTools(), workspaceRoot: join(dir, 'ws-restarted'), logger: quiet });
+      return { host, runtime };
+    };
+    const first = await open();
+    const dev = await userSession(first.host);
+    const { agent } = await first.runtime.spawn(dev, loaded('writer'));
+    const [run] = (await first.runtime.run(dev, { agent, input: 'resume me' })).runs;
+    await waitFor(async () => (await first.runtime.approvals(dev)).length === 1, 10_000, 'the approval');
+    await first.runtime.close();
+    await first.host.close();
+    const second = await open();
+    try {
+      const again = await second.host.authenticate(dev.token!);
+      const [pending] = await second.runtime.approvals(again);
+      await second.runtime.resolve(again, { run, approval: pending.id, decision: 'approve' });
+      assert.equal((await second.runtime.waitForEnd(again, run)).state, 'completed');
+      const steps = (await second.host.queryEvents(again, { agent, limit: 100 })).filter((r) => r.event.by.sub === `agent:${agent}`);
+      assert.ok(new Set(steps.map((r) => r.event.by.jti)).size >= 2, 'the restarted host ran the rest of the run with a new token');
+    } finally {
+      await second.runtime.close();
+      await second.host.close();
+    }
+    const out = await toka(['replay', '--task', run, '--data', data, '--json']);
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    assert.equal(report(out.stdout).compared, 6, 'start, two turns, the call, its result, completion');
+  });
+
   it('refuses bad input with a clear error', async () => {
     const missing = await toka(['replay', '--data', join(dir, 'data')]);
     assert.equal(missing.code, 2);
