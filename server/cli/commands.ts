@@ -16,6 +16,7 @@ import { DATA, UsageError, dataDir, parseDuration, parseInteger, parseList, requ
 import { withWriter, type Writer } from './remote.js';
 import { mcpCommand } from './mcp.js';
 import { runCommand } from './run.js';
+import { replayCommand } from './replay.js';
 import { serveCommand } from './serve.js';
 import { specCheckCommand, specSchemaCommand } from './spec.js';
 
@@ -78,6 +79,7 @@ export const COMMANDS: Record<string, Command> = {
   'spec check': specCheckCommand,
   'spec schema': specSchemaCommand,
   run: runCommand,
+  replay: replayCommand,
 
   init: {
     summary: 'create the data dir, key ring and event log',

@@ -11,10 +11,11 @@ import type { RunRecord, RunToolCall, RunToolResult } from '../../protocol/runti
 import { HostError } from '../host/errors.js';
 import type { Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
-import { LlmError, type LlmMessage, type LlmProvider, type LlmTurn } from './llm/provider.js';
+import { LIMITS, LlmError, type LlmMessage, type LlmProvider, type LlmTurn } from './llm/provider.js';
+import type { LoadedSpec, SpawnResult } from './runtime.js';
 import { ToolError } from './tools/errors.js';
 import type { ToolRegistry } from './tools/registry.js';
-import type { ToolLimits } from './tools/types.js';
+import type { KernelAccess, ToolLimits } from './tools/types.js';
 
 /** Event types that make up a run's conversation, in log order. */
 export const CONVERSATION_EVENTS = ['LlmTurnRecorded', 'ToolCallRequested', 'ApprovalResolved', 'ToolResultRecorded'] as const;
@@ -38,6 +39,29 @@ export interface RunContext {
   now(): number;
   logger: Logger;
   onText?(delta: string): void;
+  /**
+   * Spawn a sub-agent with `session` (the agent's own) under `parent` (AgentRuntime.spawn). Given, the tools
+   * of a call get `ToolContext.kernel`, bound to the agent's session; absent, kernel tools refuse to run.
+   */
+  spawn?(session: Session, loaded: LoadedSpec, options: { parent: string }): Promise<SpawnResult>;
+}
+
+/** Marker ending a tool result cut to the prompt part limit; `{kept}` and `{total}` are character counts. */
+export const TRUNCATION_MARKER = '\n[tool output truncated: {kept} of {total} characters kept]';
+
+/**
+ * A tool result's content as the LLM may be sent it: at most `LIMITS.promptPartChars` characters (a longer
+ * part would make every provider refuse the next turn), cut with a marker that says how much was kept.
+ */
+export function boundedContent(content: string): string {
+  const max = LIMITS.promptPartChars;
+  if (content.length <= max) return content;
+  const marker = (kept: number) => TRUNCATION_MARKER.replace('{kept}', String(kept)).replace('{total}', String(content.length));
+  let kept = max - marker(max).length;
+  // Do not split a surrogate pair: the cut text stays well-formed UTF-16.
+  const code = content.charCodeAt(kept - 1);
+  if (code >= 0xd800 && code <= 0xdbff) kept -= 1;
+  return content.slice(0, kept) + marker(kept);
 }
 
 /** How a runner stopped: the run ended, waits for an approval, or was cancelled (by someone else). */
@@ -185,7 +209,7 @@ async function handleCall(
   deadline: number,
 ): Promise<RunnerOutcome | null> {
   const record = async (result: Omit<RunToolResult, 'callId'>) => {
-    await submit({ type: 'RecordToolResult', run: run.id, result: { callId: call.id, ...result } });
+    await submit({ type: 'RecordToolResult', run: run.id, result: { callId: call.id, ...result, content: boundedContent(result.content) } });
   };
   const tool = ctx.tools.get(call.name);
   if (decided === undefined) {
@@ -220,7 +244,7 @@ async function handleCall(
   let result: RunToolResult | Omit<RunToolResult, 'callId'>;
   try {
     const out = await withDeadline(ctx.signal, deadline - ctx.now(), (signal) =>
-      ctx.tools.call(call.name, call.arguments, { signal, workspace: ctx.workspace, limits: ctx.toolLimits, agentId: run.agent }, held),
+      ctx.tools.call(call.name, call.arguments, { signal, workspace: ctx.workspace, limits: ctx.toolLimits, agentId: run.agent, kernel: kernelAccess(ctx, run, held) }, held),
     );
     result = { content: out.content, isError: out.isError };
   } catch (err) {
@@ -237,6 +261,18 @@ async function handleCall(
   }
   await record(result);
   return null;
+}
+
+/** The kernel as the run's agent may use it from a tool: every call with the agent's own session. */
+function kernelAccess(ctx: RunContext, run: RunRecord, held: readonly string[]): KernelAccess | undefined {
+  const spawn = ctx.spawn;
+  if (spawn === undefined) return undefined;
+  return {
+    agent: run.agent,
+    permissions: held,
+    submit: async (op) => ctx.submit(await ctx.agentSession(), op),
+    spawn: async (loaded) => spawn(await ctx.agentSession(), loaded, { parent: run.agent }),
+  };
 }
 
 class DeadlineError extends Error {}

@@ -381,6 +381,7 @@ export class AgentRuntime {
         signal: controller.signal,
         now: () => this.host.now(),
         logger: this.logger,
+        spawn: (session, loaded, options) => this.spawn(session, loaded, options),
       });
     } catch (err) {
       const e = HostError.from(err);

@@ -9,6 +9,7 @@ import type { AgentRuntimeRecord } from '../../protocol/runtime.js';
 import { createProvider, LlmError, type LlmConfig, type LlmProvider } from './llm/index.js';
 import { AgentRuntime } from './runtime.js';
 import { builtinTools, ToolRegistry } from './tools/index.js';
+import { kernelTools } from './tools/kernel.js';
 
 export interface StartRuntimeOptions {
   /** The data dir: agents work in `<data>/workspaces/<agent id>`. */
@@ -23,9 +24,18 @@ export interface StartRuntimeOptions {
   concurrency?: number;
 }
 
-export function startRuntime(host: Host, options: StartRuntimeOptions): Promise<AgentRuntime> {
+/**
+ * The tools every agent of `toka serve` may be offered (filtered by its token): the built-ins and the kernel
+ * tools. `toka replay` builds the same registry, so a replayed run decides on the same manifests.
+ */
+export function runtimeTools(): ToolRegistry {
   const tools = new ToolRegistry();
-  for (const tool of builtinTools()) tools.register(tool);
+  for (const tool of [...builtinTools(), ...kernelTools]) tools.register(tool);
+  return tools;
+}
+
+export function startRuntime(host: Host, options: StartRuntimeOptions): Promise<AgentRuntime> {
+  const tools = runtimeTools();
   const llm = options.llm ?? {};
   const providers = new Map<string, LlmProvider>();
   const providerFor = (agent: AgentRuntimeRecord | undefined): LlmProvider => {

@@ -3,6 +3,9 @@
  * of one call (cancellation, the workspace root, the limits) and its result. The agent loop calls tools only
  * through `ToolRegistry` (registry.ts), which checks the permission and validates the arguments first.
  */
+import type { LogRecord } from '../../../protocol/events.js';
+import type { Operation } from '../../../protocol/kernel.js';
+import type { LoadedSpec, SpawnResult } from '../runtime.js';
 
 /** Side-effect classes, as in Toka tool manifests. `privileged` tools wait for a human approval in the loop. */
 export const SIDE_EFFECTS = ['none', 'read_only', 'idempotent', 'external', 'privileged'] as const;
@@ -75,6 +78,25 @@ export const DEFAULT_TOOL_LIMITS: Readonly<ToolLimits> = Object.freeze({
   mcpOutputChars: 256 * 1024,
 });
 
+/**
+ * The kernel as one agent may use it: every call acts with the calling agent's own session (its token,
+ * renewed by the runtime), so the host authorises it, rate-limits it and records it exactly as it would a
+ * remote caller's. Bound by the runner for each tool call; the kernel tools (kernel.ts) are its users.
+ */
+export interface KernelAccess {
+  /** The calling agent's id. */
+  agent: string;
+  /** The permissions the agent's token holds now. */
+  permissions: readonly string[];
+  /** Submit one kernel operation with the agent's token; resolves with its log records once durable. */
+  submit(op: Operation): Promise<LogRecord[]>;
+  /**
+   * Spawn a sub-agent of the calling agent from a loaded spec: its grant is created with the agent's token,
+   * so it is a child of the agent's grant (never wider, revoked with it). See `AgentRuntime.spawn`.
+   */
+  spawn(loaded: LoadedSpec): Promise<SpawnResult>;
+}
+
 /** What a tool gets besides its arguments. */
 export interface ToolContext {
   /** Aborted when the task is cancelled; a tool stops its work (and its child processes) within a second. */
@@ -84,6 +106,8 @@ export interface ToolContext {
   limits: ToolLimits;
   /** The agent the call is made for (for logs and tool sources that care). */
   agentId: string;
+  /** The kernel, acting as the calling agent: given by the agent loop, absent where no agent runs the call. */
+  kernel?: KernelAccess;
 }
 
 /** What a call returns to the LLM. A tool-level failure (non-zero exit, HTTP 500, MCP `isError`) is `isError`. */
