@@ -252,6 +252,14 @@ export class TokenService {
     return { claims: checkClaims(parsed), kid: key.kid };
   }
 
+  /** Is the token, or one of its delegation ancestors, revoked in its vault? */
+  private isRevoked(claims: CapabilityClaims): boolean {
+    if (this.revocation.isTokenRevoked(claims.jti, claims.vault)) return true;
+    if (claims.dlg === undefined) return false;
+    for (const jti of claims.dlg) if (this.revocation.isTokenRevoked(jti, claims.vault)) return true;
+    return false;
+  }
+
   /** Time and revocation checks, run on every verification, cached or not. */
   private checkLive(claims: CapabilityClaims): void {
     const nowMs = this.now();
@@ -261,8 +269,7 @@ export class TokenService {
     if (claims.exp - claims.iat > MAX_TOKEN_LIFETIME_S) {
       throw new AuthError('ERR_LIFETIME_TOO_LONG', `token lifetime exceeds ${MAX_TOKEN_LIFETIME_S} s`);
     }
-    const revoked = (jti: string) => this.revocation.isTokenRevoked(jti, claims.vault);
-    if (revoked(claims.jti) || (claims.dlg ?? []).some(revoked)) {
+    if (this.isRevoked(claims)) {
       throw new AuthError('ERR_TOKEN_REVOKED', 'token or one of its delegation ancestors has been revoked');
     }
     switch (this.revocation.grantState(claims.grant, nowMs)) {

@@ -223,16 +223,19 @@ export class HostCore {
    * Answer a read from durable state only. `read` runs now, against the state as of `queuedSeq`, and must
    * return values it owns (copies, not live state objects); the answer is released once every event up to
    * that seq is durable. After a failed append the state holds events the log lost, so reads are refused.
+   * When nothing is pending (the common case) the value is returned as is, without a promise of its own:
+   * callers await it.
    */
-  async readDurable<T>(read: (state: Readonly<WorldState>, seq: number) => T): Promise<T> {
+  readDurable<T>(read: (state: Readonly<WorldState>, seq: number) => T): T | Promise<T> {
     this.assertInService();
     const seq = this.queuedSeq;
     const value = read(this.kernel.state, seq);
-    if (this.durableSeq < seq) {
-      await this.lastAppend.catch(() => undefined);
+    if (this.durableSeq >= seq) return value;
+    const released = () => {
       this.assertInService();
-    }
-    return value;
+      return value;
+    };
+    return this.lastAppend.then(released, released);
   }
 
   // ---- lifecycle and errors ------------------------------------------------------------------------

@@ -72,7 +72,7 @@ export async function getState(core: HostCore, session: Session, query: StateQue
 }
 
 /** The whole world state, for the data dir's owner (CLI `toka state`): a copy, durable, with its seq. */
-export function worldState(core: HostCore): Promise<{ seq: number; state: WorldState }> {
+export async function worldState(core: HostCore): Promise<{ seq: number; state: WorldState }> {
   return core.readDurable((state, seq) => ({ seq, state: structuredClone(state) as WorldState }));
 }
 

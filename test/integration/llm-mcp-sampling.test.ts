@@ -5,6 +5,7 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CreateMessageRequestSchema, ErrorCode, McpError, type CreateMessageRequest } from '@modelcontextprotocol/sdk/types.js';
 import { createProvider, LlmError, type LlmProvider } from '../../server/runtime/llm/index.js';
 import { sampleRequest, within } from '../helpers/llm-wire.js';
+import { waitFor } from '../helpers/wait.js';
 
 type Handler = (params: CreateMessageRequest['params'], signal: AbortSignal) => Promise<unknown>;
 
@@ -125,7 +126,7 @@ describe('llm provider: mcp-sampling (real SDK client and server, in-memory tran
     await c.server.ping();
     const controller = new AbortController();
     const pending = c.provider.complete(sampleRequest, { signal: controller.signal }).catch((e: unknown) => e);
-    while (!clientSignal) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => clientSignal, 5000, 'the client to receive the sampling request');
     const aborted = new Promise<boolean>((resolve) => clientSignal!.addEventListener('abort', () => resolve(true)));
     controller.abort();
     const err = await pending;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createProvider, LlmError, type LlmProvider } from '../../server/runtime/llm/index.js';
 import { json, ndjson, sampleRequest, silent, within, WireServer } from '../helpers/llm-wire.js';
+import { waitFor } from '../helpers/wait.js';
 
 const part = (message: Record<string, unknown>, done = false, extra: Record<string, unknown> = {}) => ({
   model: 'llama-test',
@@ -150,7 +151,7 @@ describe('llm provider: ollama (local server speaking /api/chat)', () => {
     wire.reply(silent);
     const controller = new AbortController();
     const pending = provider.complete(sampleRequest, { signal: controller.signal }).catch((e: unknown) => e);
-    while (wire.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => wire.requests.length > 0, 5000, 'the request to reach the server');
     controller.abort();
     const err = await pending;
     assert.ok(err instanceof LlmError);

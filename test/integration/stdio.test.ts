@@ -32,6 +32,7 @@ import {
   spawnJsonRpcProcess,
   type JsonRpcProcess,
 } from '../helpers/jsonrpc-process.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'dist', 'toka.js');
@@ -196,14 +197,14 @@ describe('toka serve --stdio', function () {
 
     const lastSeq = expected[expected.length - 1];
     const delivered = (id: string) => (received.get(id) ?? []).map((r) => r.seq);
-    await until(() => delivered(first.subscription).length >= expected.length && delivered(second.subscription).length >= expected.length);
+    await waitFor(() => delivered(first.subscription).length >= expected.length && delivered(second.subscription).length >= expected.length, 5000, 'both subscriptions to deliver');
     assert.deepEqual(delivered(first.subscription), expected);
     assert.deepEqual(delivered(second.subscription), expected);
 
     assert.deepEqual(await proc.connection.sendRequest(EventsUnsubscribeRequest.type, { subscription: first.subscription }), { found: true });
     assert.deepEqual(await proc.connection.sendRequest(EventsUnsubscribeRequest.type, { subscription: first.subscription }), { found: false });
     await submit(proc, { type: 'EmitObservation', agent, data: 'after' });
-    await until(() => delivered(second.subscription).includes(lastSeq + 1));
+    await waitFor(() => delivered(second.subscription).includes(lastSeq + 1), 5000, 'the live record');
     await proc.connection.sendRequest(HostInfoRequest.type, {});
     assert.deepEqual(delivered(first.subscription), expected, 'nothing after unsubscribe');
 
@@ -329,11 +330,3 @@ describe('toka serve --stdio', function () {
     assert.match(proc.stderr(), /"msg":"stdio session ended"/);
   });
 });
-
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

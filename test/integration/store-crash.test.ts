@@ -3,16 +3,13 @@
  * the worker wrote, and the chain verifies with contiguous seqs.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { LogRecord } from '../../protocol/events.js';
 import { SqliteEventLog } from '../../server/store/sqlite-log.js';
+import { killAppendWorkerWhen } from '../helpers/append-worker.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const WORKER = join(ROOT, 'test', 'fixtures', 'store', 'append-worker.ts');
 const MIN_ACKS = 500;
 
 function dataOf(record: LogRecord): unknown {
@@ -20,36 +17,14 @@ function dataOf(record: LogRecord): unknown {
 }
 
 /** Runs the worker until it has acknowledged at least MIN_ACKS records, then SIGKILLs it. */
-function runAndKill(dbPath: string): Promise<Map<number, string>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, dbPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    const acks = new Map<number, string>();
-    let partial = '';
-    let stderr = '';
-    let killed = false;
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        const [seq, id] = line.split(' ');
-        acks.set(Number(seq), id);
-      }
-      if (!killed && acks.size >= MIN_ACKS) {
-        killed = true;
-        child.kill('SIGKILL');
-      }
-    });
-    child.on('error', reject);
-    // A worker that stalls is killed, so a failing run never leaves a process behind.
-    const stall = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    // 'close' fires after stdout is drained, so every line written before the kill has been counted.
-    child.on('close', (code, signal) => {
-      clearTimeout(stall);
-      if (signal === 'SIGKILL' && killed) resolve(acks);
-      else reject(new Error(`worker exited early (code ${code}, signal ${signal}): ${stderr}`));
-    });
+async function runAndKill(dbPath: string): Promise<Map<number, string>> {
+  const acks = new Map<number, string>();
+  await killAppendWorkerWhen(dbPath, (line) => {
+    const [seq, id] = line.split(' ');
+    acks.set(Number(seq), id);
+    return acks.size >= MIN_ACKS;
   });
+  return acks;
 }
 
 describe('event log crash safety (SIGKILL)', function () {

@@ -6,14 +6,14 @@
  * come after an fsync that covers every write before it: no acknowledgement while a write is unsynced.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { killAppendWorkerWhen } from '../helpers/append-worker.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const WORKER = join(ROOT, 'test', 'fixtures', 'store', 'append-worker.ts');
 const SHIM_SOURCE = join(ROOT, 'test', 'fixtures', 'store', 'fsync-shim.c');
 const MIN_ACKS = 300;
 
@@ -39,47 +39,24 @@ interface Trace {
 }
 
 /** Runs the worker under the shim until it acknowledged MIN_ACKS records, and reads the ordered trace. */
-function traceWorker(dbPath: string, shim: string): Promise<Trace> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, dbPath], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LD_PRELOAD: shim, TOKA_SHIM_WATCH: dbPath },
-    });
-    const trace: Trace = { acks: 0, writes: 0, syncs: 0, unsyncedAcks: [] };
-    const dirty = new Set<string>();
-    let partial = '';
-    let stderr = '';
-    let killed = false;
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line.startsWith('W ')) {
-          trace.writes++;
-          dirty.add(line.slice(2));
-        } else if (line.startsWith('F ')) {
-          trace.syncs++;
-          dirty.delete(line.slice(2));
-        } else {
-          trace.acks++;
-          if (dirty.size > 0) trace.unsyncedAcks.push({ ack: line, dirty: [...dirty] });
-        }
-      }
-      if (!killed && trace.acks >= MIN_ACKS) {
-        killed = true;
-        child.kill('SIGKILL');
-      }
-    });
-    child.on('error', reject);
-    const stall = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code, signal) => {
-      clearTimeout(stall);
-      if (signal === 'SIGKILL' && killed) resolve(trace);
-      else reject(new Error(`worker exited early (code ${code}, signal ${signal}): ${stderr}`));
-    });
-  });
+async function traceWorker(dbPath: string, shim: string): Promise<Trace> {
+  const trace: Trace = { acks: 0, writes: 0, syncs: 0, unsyncedAcks: [] };
+  const dirty = new Set<string>();
+  const env = { ...process.env, LD_PRELOAD: shim, TOKA_SHIM_WATCH: dbPath };
+  await killAppendWorkerWhen(dbPath, (line) => {
+    if (line.startsWith('W ')) {
+      trace.writes++;
+      dirty.add(line.slice(2));
+    } else if (line.startsWith('F ')) {
+      trace.syncs++;
+      dirty.delete(line.slice(2));
+    } else {
+      trace.acks++;
+      if (dirty.size > 0) trace.unsyncedAcks.push({ ack: line, dirty: [...dirty] });
+    }
+    return trace.acks >= MIN_ACKS;
+  }, env);
+  return trace;
 }
 
 describe('event log durability (fsync before acknowledgement)', function () {

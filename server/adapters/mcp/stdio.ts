@@ -1,18 +1,16 @@
 /**
- * `toka mcp`: MCP over stdio for desktop LLM clients. The token comes from the environment
- * (`TOKA_TOKEN`, or the file named by `TOKA_TOKEN_FILE`), never from argv. Stdout carries only
+ * `toka mcp`: MCP over stdio for desktop LLM clients. The caller passes the token (the CLI reads it from
+ * `--token-file`, `TOKA_TOKEN` or `TOKA_TOKEN_FILE`, never a token value on argv). Stdout carries only
  * newline-delimited JSON-RPC frames; logs go to stderr.
  *
  * The transport answers what the SDK's stdio transport drops silently: a line that is not JSON gets a
  * ParseError (-32700), a JSON value that is not a JSON-RPC message gets InvalidRequest (-32600), and a
  * line longer than the bound gets LimitExceeded — each with `id: null`, and the connection stays up.
  */
-import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
-import { HostError } from '../../host/errors.js';
 import type { Host } from '../../host/host.js';
 import type { McpRegistry } from './registry.js';
 import { oversizeResult } from './result-bound.js';
@@ -20,17 +18,6 @@ import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.
 
 /** Longest accepted input line (one JSON-RPC message), bytes. */
 export const MAX_STDIO_LINE_BYTES = 4 * 1024 * 1024;
-
-/** The bearer token for `toka mcp`: `$TOKA_TOKEN`, else the contents of `$TOKA_TOKEN_FILE`. */
-export function tokenFromEnvironment(env: Record<string, string | undefined> = process.env): string {
-  if (env.TOKA_TOKEN?.trim()) return env.TOKA_TOKEN.trim();
-  if (env.TOKA_TOKEN_FILE) {
-    const token = readFileSync(env.TOKA_TOKEN_FILE, 'utf8').trim();
-    if (token) return token;
-    throw new HostError('Unauthenticated', `token file ${env.TOKA_TOKEN_FILE} is empty`, { reason: 'ERR_TOKEN_MISSING' });
-  }
-  throw new HostError('Unauthenticated', 'no token: set TOKA_TOKEN or TOKA_TOKEN_FILE', { reason: 'ERR_TOKEN_MISSING' });
-}
 
 /** Newline-delimited JSON-RPC over a pair of streams, answering malformed input instead of dropping it. */
 export class LineTransport implements Transport {
@@ -155,7 +142,7 @@ export interface StdioOptions extends McpServerOptions {
   registry: McpRegistry;
   /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
   maxResultBytes?: number;
-  /** The bearer token (see `tokenFromEnvironment`). */
+  /** The bearer token (`toka mcp` takes it from the CLI's token source, `tokenFrom` in server/cli/args.ts). */
   token: string;
   input?: Readable;
   output?: Writable;

@@ -9,23 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { HostError } from '../../../server/host/errors.js';
 import { Host } from '../../../server/host/host.js';
 import { createLogger } from '../../../server/host/logger.js';
+import { rejectsWith } from '../../helpers/host-errors.js';
 
 const quiet = createLogger({ level: 'silent' });
-
-async function rejectsWith(p: Promise<unknown>, name: string, reason?: string): Promise<HostError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof HostError, `expected HostError, got ${err}`);
-    assert.equal(err.errorName, name, err.message);
-    if (reason !== undefined) assert.equal(err.details.reason, reason);
-    return err;
-  }
-  assert.fail(`expected ${name}`);
-}
 
 describe('host: capability findings', () => {
   let host: Host;

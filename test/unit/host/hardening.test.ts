@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import type { KernelEvent } from '../../../protocol/kernel.js';
 import type { LogRecord } from '../../../protocol/events.js';
-import { HostError } from '../../../server/host/errors.js';
 import { Host, type Session } from '../../../server/host/host.js';
 import { createLogger } from '../../../server/host/logger.js';
 import { MemoryEventLog } from '../../../server/store/index.js';
+import { rejectsWith } from '../../helpers/host-errors.js';
 
 const quiet = createLogger({ level: 'silent' });
 
@@ -36,17 +36,6 @@ class HeldLog extends MemoryEventLog {
     if (this.held) await this.held.promise;
     return super.append(events);
   }
-}
-
-async function rejectsWith(p: Promise<unknown>, name: string): Promise<HostError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof HostError, `expected HostError, got ${err}`);
-    assert.equal(err.errorName, name, err.message);
-    return err;
-  }
-  assert.fail(`expected ${name}`);
 }
 
 /** Let every pending promise callback and timer-free continuation run. */

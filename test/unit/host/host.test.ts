@@ -11,20 +11,9 @@ import { Host, SNAPSHOT_CHARS_PER_EVENT, type Session } from '../../../server/ho
 import { createLogger } from '../../../server/host/logger.js';
 import { stateDigest } from '../../../server/store/hash.js';
 import { waitFor } from '../../helpers/wait.js';
+import { rejectsWith } from '../../helpers/host-errors.js';
 
 const quiet = createLogger({ level: 'silent' });
-
-async function rejectsWith(p: Promise<unknown>, name: string, reason?: string): Promise<HostError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof HostError, `expected HostError, got ${err}`);
-    assert.equal(err.errorName, name, err.message);
-    if (reason !== undefined) assert.equal(err.details.reason, reason);
-    return err;
-  }
-  assert.fail(`expected ${name}`);
-}
 
 describe('host', () => {
   let dir: string;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createShellTool } from '../../../server/runtime/tools/shell.js';
+import { waitFor } from '../../helpers/wait.js';
 import { ctx, rejectsWith, sandbox } from './tools-helpers.js';
 
 /** True while `pid` is a live process (a zombie waiting to be reaped counts as dead). */
@@ -15,24 +15,20 @@ function alive(pid: number): boolean {
 }
 
 async function waitDead(pid: number, withinMs: number): Promise<void> {
-  const end = Date.now() + withinMs;
-  while (alive(pid)) {
-    if (Date.now() > end) assert.fail(`process ${pid} still alive after ${withinMs} ms`);
-    await sleep(20);
-  }
+  await waitFor(() => !alive(pid), withinMs, `process ${pid} to end within ${withinMs} ms`);
 }
 
+/** The first line of `path` once it is written in full (ends with a newline). */
 async function waitForFile(path: string): Promise<string> {
-  for (let i = 0; i < 250; i++) {
+  const complete = () => {
     try {
       const text = readFileSync(path, 'utf8');
-      if (text.endsWith('\n')) return text.trim();
+      return text.endsWith('\n') ? text.trim() : null;
     } catch {
-      // not written yet
+      return null;
     }
-    await sleep(20);
-  }
-  assert.fail(`${path} never written`);
+  };
+  return waitFor(complete, 5000, `${path} to be written`);
 }
 
 describe('runtime/tools: shell', function () {

@@ -8,7 +8,8 @@ import { emptyState } from '../../../server/kernel/kernel.js';
 import type { ChainedEventLog } from '../../../server/store/chained-log.js';
 import type { SubscriptionEnd } from '../../../server/store/event-log.js';
 import { GENESIS_HASH, recordHash, stateDigest } from '../../../server/store/hash.js';
-import { ev, gate, nextTurn, range, seqs, until } from './helpers.js';
+import { waitFor } from '../../helpers/wait.js';
+import { ev, gate, nextTurn, range, seqs } from './helpers.js';
 
 export interface Engine {
   log: ChainedEventLog;
@@ -209,7 +210,7 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
           }
         });
         await Promise.all(appenders);
-        await until(() => c.got.length >= 3000, 'all records');
+        await waitFor(() => c.got.length >= 3000, 10_000, 'all records');
         await nextTurn();
         assert.deepEqual(seqs(c.got), range(1, 3000));
         assert.deepEqual(c.got, await readAll());
@@ -222,7 +223,7 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         const c = collector();
         log.subscribe({ afterSeq: 4, filter: { agent: 'even' } }, c.listener);
         await log.append(range(11, 14).map((n) => ev(n, { agent: n % 2 === 0 ? 'even' : 'odd' })));
-        await until(() => c.got.length >= 5, 'filtered records');
+        await waitFor(() => c.got.length >= 5, 10_000, 'filtered records');
         await nextTurn();
         assert.deepEqual(seqs(c.got), [6, 8, 10, 12, 14]);
       });
@@ -232,7 +233,7 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         const c = collector();
         log.subscribe({ afterSeq: 3 }, c.listener);
         await log.append([ev(2), ev(3), ev(4), ev(5)]);
-        await until(() => c.got.length >= 2, 'records after 3');
+        await waitFor(() => c.got.length >= 2, 10_000, 'records after 3');
         assert.deepEqual(seqs(c.got), [4, 5]);
       });
 
@@ -253,11 +254,11 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         const fast = collector();
         log.subscribe({ afterSeq: 0 }, fast.listener);
         await log.append([ev(1)]);
-        await until(() => slowGot.length === 1, 'slow subscriber to take record 1');
+        await waitFor(() => slowGot.length === 1, 10_000, 'slow subscriber to take record 1');
         for (let n = 2; n <= 200; n++) await log.append([ev(n)]);
         assert.deepEqual(slowEnds, [{ reason: 'overflow', lastDeliveredSeq: 1, limit: 50 }]);
         assert.deepEqual(slowGot, [1]);
-        await until(() => fast.got.length === 200, 'fast subscriber');
+        await waitFor(() => fast.got.length === 200, 10_000, 'fast subscriber');
         assert.deepEqual(seqs(fast.got), range(1, 200));
         slowGate.open();
         await nextTurn();
@@ -266,7 +267,7 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         const resumed = collector();
         log.subscribe({ afterSeq: slowEnds[0].reason === 'overflow' ? slowEnds[0].lastDeliveredSeq : -1 }, resumed.listener);
         await log.append([ev(201)]);
-        await until(() => resumed.got.length === 200, 'resumed subscriber');
+        await waitFor(() => resumed.got.length === 200, 10_000, 'resumed subscriber');
         await nextTurn();
         assert.deepEqual(seqs(resumed.got), range(2, 201));
       });
@@ -276,7 +277,7 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         const c = collector({ delayEvery: 1 });
         log.subscribe({ afterSeq: 0, bufferLimit: 10 }, c.listener);
         for (let n = 1501; n <= 1600; n++) await log.append([ev(n)]);
-        await until(() => c.got.length >= 1600, 'catch-up past overflowing buffer');
+        await waitFor(() => c.got.length >= 1600, 10_000, 'catch-up past overflowing buffer');
         await nextTurn();
         assert.deepEqual(seqs(c.got), range(1, 1600));
         assert.deepEqual(c.ends, []);
@@ -303,7 +304,7 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         const live: number[] = [];
         const liveSub = log.subscribe({ afterSeq: 51 }, { onRecord: (record) => void live.push(record.seq) });
         await log.append([ev(52)]);
-        await until(() => live.length === 1, 'live record');
+        await waitFor(() => live.length === 1, 10_000, 'live record');
         liveSub.unsubscribe();
         await log.append([ev(53)]);
         await nextTurn();
@@ -330,7 +331,7 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         const other = collector();
         log.subscribe({ afterSeq: 0 }, other.listener);
         for (let n = 1; n <= 10; n++) assert.equal((await log.append([ev(n)]))[0].seq, n);
-        await until(() => other.got.length === 10, 'healthy subscriber');
+        await waitFor(() => other.got.length === 10, 10_000, 'healthy subscriber');
         assert.deepEqual(ends, [{ reason: 'error', lastDeliveredSeq: 2, message: 'listener bug' }]);
         assert.deepEqual(rejecting, [{ reason: 'error', lastDeliveredSeq: 0, message: 'async bug' }]);
       });
@@ -341,7 +342,7 @@ export function describeEventLog(name: string, open: () => Promise<Engine>): voi
         const b = collector();
         log.subscribe({ afterSeq: 0 }, a.listener);
         log.subscribe({ afterSeq: 1, filter: { vault: 'v9' } }, b.listener);
-        await until(() => a.got.length === 1, 'delivery');
+        await waitFor(() => a.got.length === 1, 10_000, 'delivery');
         await log.close();
         assert.deepEqual(a.ends, [{ reason: 'closed' }]);
         assert.deepEqual(b.ends, [{ reason: 'closed' }]);
