@@ -30,7 +30,10 @@ export interface AgentView extends AgentRecord {
 }
 
 export interface StateResult {
-  /** Sequence number of the last event the answer reflects; every event up to it is durable (reads never show state a crash could lose). */
+  /**
+   * Sequence number of the last event the answer reflects; every event up to it is durable (a read never
+   * shows state a crash could lose).
+   */
   seq: number;
   /** Agents of the caller's vault, oldest first (creation time, then id). */
   agents: AgentView[];
