@@ -130,6 +130,26 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     assert.equal(status, 403);
   });
 
+  it('lists tool schemas a strict validator accepts: no empty schema {}, no type array', async () => {
+    const { client } = await connect(await mint(['*']));
+    const problems: string[] = [];
+    const walk = (node: unknown, path: string): void => {
+      if (Array.isArray(node)) return node.forEach((v, i) => walk(v, `${path}[${i}]`));
+      if (typeof node !== 'object' || node === null) return;
+      if (Object.keys(node).length === 0 && !path.endsWith('.properties')) problems.push(`${path} is {}`);
+      if (Array.isArray((node as { type?: unknown }).type)) problems.push(`${path} has a type array`);
+      for (const [k, v] of Object.entries(node)) walk(v, `${path}.${k}`);
+    };
+    for (const tool of (await client.listTools()).tools) {
+      walk(tool.inputSchema, `${tool.name}.input`);
+      walk(tool.outputSchema, `${tool.name}.output`);
+    }
+    assert.deepEqual(problems, []);
+    const getState = (await client.listTools()).tools.find((t) => t.name === 'get_state')!;
+    const parent = (getState.outputSchema as { properties: { agents: { items: { properties: { parent: unknown } } } } }).properties.agents.items.properties.parent;
+    assert.deepEqual(parent, { anyOf: [{ type: 'string' }, { type: 'null' }] });
+  });
+
   it('lists, calls tools and reads resources through the host', async () => {
     const { client } = await connect(await mint(['*']));
     const names = (await client.listTools()).tools.map((t) => t.name);
@@ -324,8 +344,37 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     const res = await post('{"jsonrpc": "2.0", "id": 1, "method": ', { authorization: `Bearer ${token}`, 'mcp-session-id': transport.sessionId! });
     assert.equal(res.status, 400);
     assert.equal(((await res.json()) as { error: { code: number } }).error.code, -32700);
-    await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), (e: McpError) => e.code === -32602);
-    await assert.rejects(client.callTool({ name: 'schedule_task', arguments: { agent: 7 } }), (e: McpError) => e.code === -32602);
+    await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), (e: McpError) => {
+      assert.equal(e.code, -32602);
+      // Prefixed once, by the client: the wire message is not prefixed already.
+      assert.equal(e.message, 'MCP error -32602: Unknown tool: no_such_tool');
+      assert.equal((e.data as { name: string }).name, 'InvalidParams');
+      return true;
+    });
+    // SEP-1303: arguments that do not match the schema are a tool result the model reads.
+    const invalid = await client.callTool({ name: 'schedule_task', arguments: { agent: 7 } });
+    assert.equal(invalid.isError, true);
+    const invalidContent = invalid.content as { type: string; text: string }[];
+    assert.match(invalidContent[0].text, /^InvalidParams: invalid arguments for tool schedule_task: agent: .+; description: /);
+    const issues = (JSON.parse(invalidContent[1].text) as { error: { name: string; issues: { path: string[] }[] } }).error;
+    assert.equal(issues.name, 'InvalidParams');
+    assert.deepEqual(issues.issues.map((i) => i.path.join('.')).sort(), ['agent', 'description']);
+    // An SDK-made error also arrives prefixed once and named.
+    const raw = await post(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'no/such/method' }), {
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': transport.sessionId!,
+      'mcp-protocol-version': '2025-11-25',
+    });
+    const rawText = await raw.text();
+    const rawError = JSON.parse(/^data: (\{.*)$/m.exec(rawText)?.[1] ?? rawText) as { error: { code: number; message: string; data: { name: string } } };
+    assert.deepEqual(rawError.error, { code: -32601, message: 'Method not found', data: { name: 'MethodNotFound' } });
+    await assert.rejects(client.readResource({ uri: 'toka://agents/nobody' }), (e: McpError) => {
+      assert.equal(e.code, -32002);
+      assert.equal(e.message, 'MCP error -32002: Resource not found: toka://agents/nobody');
+      assert.deepEqual(e.data, { name: 'ResourceNotFound', uri: 'toka://agents/nobody' });
+      return true;
+    });
+    await assert.rejects(client.readResource({ uri: 'toka://nothing/here' }), (e: McpError) => e.code === -32002);
     const denied = await client.callTool({ name: 'schedule_task', arguments: { agent: 'nobody', description: 'x' } });
     assert.equal(denied.isError, true);
     assert.equal(denied.structuredContent, undefined);

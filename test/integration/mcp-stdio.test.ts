@@ -116,8 +116,15 @@ describe('toka mcp (stdio)', function () {
       const refusedContent = refused.content as { type: string; text: string }[];
       assert.ok(refusedContent[0].text.startsWith('CapabilityDenied: '));
       assert.equal((JSON.parse(refusedContent[1].text) as { error: { name: string } }).error.name, 'CapabilityDenied');
-      await assert.rejects(client.callTool({ name: 'get_state', arguments: { limit: 'ten' } }), (e: McpError) => e.code === -32602);
-      await assert.rejects(client.callTool({ name: 'nope', arguments: {} }), (e: McpError) => e.code === -32602);
+      const invalid = await client.callTool({ name: 'get_state', arguments: { limit: 'ten' } });
+      assert.equal(invalid.isError, true);
+      assert.match((invalid.content as { text: string }[])[0].text, /^InvalidParams: invalid arguments for tool get_state: limit: /);
+      await assert.rejects(client.callTool({ name: 'nope', arguments: {} }), (e: McpError) => {
+        assert.equal(e.message, 'MCP error -32602: Unknown tool: nope');
+        assert.equal((e.data as { name: string }).name, 'InvalidParams');
+        return true;
+      });
+      await assert.rejects(client.readResource({ uri: 'toka://agents/nobody' }), (e: McpError) => e.code === -32002);
       assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
     } finally {
       await client.close();

@@ -15,7 +15,7 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host } from '../../host/host.js';
 import type { McpRegistry } from './registry.js';
-import { oversizeResult } from './result-bound.js';
+import { outgoing } from './result-bound.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
 
 /** Longest accepted input line (one JSON-RPC message), bytes. */
@@ -134,9 +134,7 @@ export class LineTransport implements Transport {
   }
 
   send(message: JSONRPCMessage): Promise<void> {
-    const text = JSON.stringify(message);
-    const refused = oversizeResult(message, text, this.maxResultBytes);
-    return this.write(refused ? JSON.stringify(refused) : text);
+    return this.write(outgoing(message, this.maxResultBytes).text);
   }
 
   async close(): Promise<void> {
