@@ -146,7 +146,7 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     }
     assert.deepEqual(problems, []);
     const getState = (await client.listTools()).tools.find((t) => t.name === 'get_state')!;
-    const parent = (getState.outputSchema as { properties: { agents: { items: { properties: { parent: unknown } } } } }).properties.agents.items.properties.parent;
+    const parent = (getState.outputSchema as unknown as { properties: { agents: { items: { properties: { parent: unknown } } } } }).properties.agents.items.properties.parent;
     assert.deepEqual(parent, { anyOf: [{ type: 'string' }, { type: 'null' }] });
   });
 
