@@ -28,6 +28,7 @@ import { mountResourceMetadata, type RouteTarget } from './resource-metadata.js'
 import { BoundedTransport } from './result-bound.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
 import { SessionTable, type LiveSession } from './session-table.js';
+import { startMcpSocket } from './socket.js';
 import { createTokaRegistry } from './toka.js';
 
 export interface McpHttpOptions extends McpServerOptions {
@@ -61,6 +62,26 @@ export interface McpHttpMount {
 }
 
 export const MCP_PATH = '/mcp';
+
+export interface McpMountOptions extends McpHttpOptions {
+  /** The data dir the host holds: `<dataDir>/mcp.sock` serves `toka mcp` next to the host (socket.ts). */
+  dataDir: string;
+}
+
+/** MCP on a serving host: `/mcp` on its HTTP face and `<data>/mcp.sock` for `toka mcp`. */
+export async function mountMcp(target: RouteTarget, host: Host, options: McpMountOptions): Promise<McpHttpMount> {
+  const registry = options.registry ?? createTokaRegistry();
+  const socket = await startMcpSocket(host, { ...options, registry });
+  const http = mountMcpHttp(target, host, { ...options, registry });
+  return {
+    get sessions() {
+      return http.sessions + socket.connections;
+    },
+    async close() {
+      await Promise.all([http.close(), socket.close()]);
+    },
+  };
+}
 
 export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOptions): McpHttpMount {
   const registry = options.registry ?? createTokaRegistry();

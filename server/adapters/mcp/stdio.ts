@@ -1,36 +1,24 @@
 /**
- * `toka mcp`: MCP over stdio for desktop LLM clients. The token comes from the environment
- * (`TOKA_TOKEN`, or the file named by `TOKA_TOKEN_FILE`), never from argv. Stdout carries only
- * newline-delimited JSON-RPC frames; logs go to stderr.
+ * MCP over a pair of byte streams, newline-delimited: `toka mcp`'s stdin/stdout, and each connection of the
+ * running host's `<data>/mcp.sock` (socket.ts). The session authenticates with a credential (credential.ts):
+ * a token, or a grant it renews its token from. Stdout carries only JSON-RPC frames; logs go to stderr.
  *
  * The transport answers what the SDK's stdio transport drops silently: a line that is not JSON gets a
  * ParseError (-32700), a JSON value that is not a JSON-RPC message gets InvalidRequest (-32600), and a
  * line longer than the bound gets LimitExceeded — each with `id: null`, and the connection stays up.
  */
-import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
-import { HostError } from '../../host/errors.js';
 import type { Host } from '../../host/host.js';
+import { FreshTransport, type McpCredentialSession } from './credential.js';
 import type { McpRegistry } from './registry.js';
 import { outgoing } from './result-bound.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
 
 /** Longest accepted input line (one JSON-RPC message), bytes. */
 export const MAX_STDIO_LINE_BYTES = 4 * 1024 * 1024;
-
-/** The bearer token for `toka mcp`: `$TOKA_TOKEN`, else the contents of `$TOKA_TOKEN_FILE`. */
-export function tokenFromEnvironment(env: Record<string, string | undefined> = process.env): string {
-  if (env.TOKA_TOKEN?.trim()) return env.TOKA_TOKEN.trim();
-  if (env.TOKA_TOKEN_FILE) {
-    const token = readFileSync(env.TOKA_TOKEN_FILE, 'utf8').trim();
-    if (token) return token;
-    throw new HostError('Unauthenticated', `token file ${env.TOKA_TOKEN_FILE} is empty`, { reason: 'ERR_TOKEN_MISSING' });
-  }
-  throw new HostError('Unauthenticated', 'no token: set TOKA_TOKEN or TOKA_TOKEN_FILE', { reason: 'ERR_TOKEN_MISSING' });
-}
 
 /** Newline-delimited JSON-RPC over a pair of streams, answering malformed input instead of dropping it. */
 export class LineTransport implements Transport {
@@ -58,6 +46,8 @@ export class LineTransport implements Transport {
     this.input.on('data', this.onData);
     this.input.on('end', this.onEnd);
     this.input.on('error', this.onStreamError);
+    // A stream paused by an earlier reader (the MCP socket's first line) stays paused when a listener is added.
+    this.input.resume();
   }
 
   /**
@@ -153,23 +143,25 @@ export interface StdioOptions extends McpServerOptions {
   registry: McpRegistry;
   /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
   maxResultBytes?: number;
-  /** The bearer token (see `tokenFromEnvironment`). */
-  token: string;
+  /** The session's credential, opened (`McpCredentialSession.open`); closed with the session. */
+  credential: McpCredentialSession;
   input?: Readable;
   output?: Writable;
 }
 
-/** Serve one MCP session over stdio until the input ends. Resolves when the session is closed. */
+/** Serve one MCP session over a pair of streams until the input ends. Resolves when the session is closed. */
 export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<void> {
-  const session = await host.authenticate(options.token);
+  const { credential } = options;
+  const { session } = credential;
   const mcp = createMcpSession(options.registry, host, session, options);
   const transport = new LineTransport(options.input ?? process.stdin, options.output ?? process.stdout, options.maxResultBytes);
   const closed = new Promise<void>((resolve) => {
     mcp.server.onclose = () => resolve();
   });
   mcp.server.onerror = (err) => host.logger.warn('MCP stdio error', { err });
-  await mcp.server.connect(transport);
-  host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault });
+  await mcp.server.connect(new FreshTransport(transport, () => credential.fresh()));
+  host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault, renews: credential.renews });
   await closed;
+  credential.close();
   await mcp.close();
 }
