@@ -673,6 +673,63 @@ describe('MCP over Streamable HTTP: idle sessions on the injected clock', functi
   });
 });
 
+describe('MCP over Streamable HTTP: sessions left behind are reclaimed at the cap', function () {
+  this.timeout(20_000);
+  let clock = Date.now();
+  let host: Host;
+  let http: HttpServer;
+  let mcp: McpHttpMount;
+  let url: URL;
+  const RECLAIM_MS = 10_000;
+
+  before(async () => {
+    host = await Host.open({ dataDir: null, logger, now: () => clock, rateLimit: false });
+    http = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger });
+    mcp = mountMcpHttp(http, host, { logger, registry: createTokaRegistry(), maxSessionsPerPrincipal: 2, reclaimAfterMs: RECLAIM_MS, now: () => clock });
+    url = new URL(`${http.url}/mcp`);
+  });
+
+  after(async () => {
+    await mcp.close();
+    await http.close();
+    await host.close();
+  });
+
+  it('never locks a subject out: at the cap the session quiet the longest is closed, and until one is quiet long enough the 429 says when', async () => {
+    const token = (await host.mint(host.localSession(VAULT), { subject: 'leaver', permissions: ['*'], ttlSeconds: 1800 })).token;
+    const oldest = (await initializeOver(url, token)).session!;
+    clock += 1000;
+    const newer = (await initializeOver(url, token)).session!;
+    const refused = await initializeOver(url, token);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.retryAfter, String(RECLAIM_MS / 1000 - 1), 'the oldest session may be reclaimed in 9 s');
+    clock += RECLAIM_MS;
+    const third = await initializeOver(url, token);
+    assert.equal(third.status, 200, 'a session quiet for the reclaim delay made room');
+    assert.equal(await pingOver(url, token, oldest), 404, 'the session quiet the longest was closed');
+    assert.equal(await pingOver(url, token, newer), 200, 'the other one stays');
+    assert.equal(mcp.sessions, 2);
+  });
+
+  it('does not reclaim a session with an open GET stream, however long ago its last request was', async () => {
+    const token = (await host.mint(host.localSession(VAULT), { subject: 'listener', permissions: ['*'], ttlSeconds: 1800 })).token;
+    const listening = (await initializeOver(url, token)).session!;
+    const stream = new AbortController();
+    const get = await fetch(url, {
+      headers: { authorization: `Bearer ${token}`, 'mcp-session-id': listening, 'mcp-protocol-version': '2025-11-25', accept: 'text/event-stream' },
+      signal: stream.signal,
+    });
+    assert.equal(get.status, 200);
+    clock += 1000;
+    const quiet = (await initializeOver(url, token)).session!;
+    clock += RECLAIM_MS + 1000;
+    assert.equal((await initializeOver(url, token)).status, 200);
+    assert.equal(await pingOver(url, token, quiet), 404, 'the quiet session was reclaimed');
+    assert.equal(await pingOver(url, token, listening), 200, 'the listening one was not, although its last request is older');
+    stream.abort();
+  });
+});
+
 describe('toka serve and the MCP conformance fixtures', () => {
   it('does not know the test-only plugin flag: the fixtures are served by test/fixtures/mcp-conformance/serve.ts only', async () => {
     const data = mkdtempSync(join(tmpdir(), 'toka-mcp-flag-'));
