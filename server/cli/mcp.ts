@@ -9,16 +9,20 @@
  *   by `TOKA_TOKEN_FILE` — never a token value on argv and never stdin (it is the wire). It dies with the token.
  *
  * Where: when a live process holds the data dir (`toka serve`), `toka mcp` attaches to its `<data>/mcp.sock`
- * and pipes stdin/stdout there; otherwise it opens the data dir itself. Stdout carries only MCP frames; logs go
- * to stderr. `toka mcp config` prints the `mcpServers` snippet that launches it.
+ * and pipes stdin/stdout there; otherwise it opens the data dir itself and runs the agent runtime for as long as
+ * it serves (runs left unfinished resume when a host next starts on the data dir). Stdout carries only MCP frames;
+ * logs go to stderr. `toka mcp config` prints the `mcpServers` snippet that launches it.
  */
 import { MAX_TOKEN_LIFETIME_S } from '../../protocol/capability.js';
 import { RUNTIME_HANDLERS } from '../runtime/lifecycle.js';
+import type { AgentRuntime } from '../runtime/runtime.js';
+import { startRuntime } from '../runtime/start.js';
 import { HostError } from '../host/errors.js';
 import { Host } from '../host/host.js';
 import { DataDirLock } from '../host/lock.js';
 import { createLogger, parseLogLevel } from '../host/logger.js';
 import { DEFAULT_GRANT_TOKEN_TTL_S, McpCredentialSession, type McpCredential } from '../adapters/mcp/credential.js';
+import { runtimeTools } from '../adapters/mcp/runtime-tools.js';
 import { MCP_DEFAULTS } from '../adapters/mcp/server.js';
 import { attachMcpSocket } from '../adapters/mcp/socket.js';
 import { serveMcpStdio } from '../adapters/mcp/stdio.js';
@@ -70,10 +74,13 @@ export const mcpCommand: Command = {
       if (err instanceof HostError && err.errorName === 'Conflict') return attach();
       throw err;
     }
+    let runtime: AgentRuntime | undefined;
     try {
       const session = await McpCredentialSession.open(host, credential);
-      await serveMcpStdio(host, { registry: createTokaRegistry(), credential: session, maxResultBytes });
+      runtime = await startRuntime(host, { dataDir: dir, logger });
+      await serveMcpStdio(host, { registry: createTokaRegistry([runtimeTools(runtime)]), credential: session, maxResultBytes });
     } finally {
+      await runtime?.close();
       await host.close();
     }
     return 0;

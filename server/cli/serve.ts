@@ -15,7 +15,6 @@ import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../host
 import { startAdminSocket, type AdminSocket } from '../adapters/admin-socket.js';
 import { startHttpServer, type HttpServer } from '../adapters/http.js';
 import { mountMcp, type McpHttpMount } from '../adapters/mcp/http.js';
-import { createTokaRegistry } from '../adapters/mcp/toka.js';
 import { serveStdio } from '../adapters/stdio.js';
 import { RUNTIME_HANDLERS, type AgentRuntime } from '../runtime/runtime.js';
 import { startRuntime } from '../runtime/start.js';
@@ -271,7 +270,7 @@ class Server {
     }
     if (this.stopping) return;
     this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger, allowedOrigins: mode.allowedOrigins, runtime });
-    this.mcp = await mountMcp(this.http, this.host, { logger: this.logger, registry: createTokaRegistry(), dataDir: this.dataDir });
+    this.mcp = await mountMcp(this.http, this.host, { logger: this.logger, runtime, dataDir: this.dataDir });
     this.logger.info('listening', {
       url: this.http.url,
       dataDir: this.dataDir,

@@ -203,5 +203,8 @@ describe('toka mcp next to toka serve (attached over <data>/mcp.sock), real proc
     await client.connect(transport);
     clients.push(client);
     assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
+    // toka serve mounts MCP with its agent runtime: the runtime's tools the grant permits are listed.
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    assert.ok(names.includes('get_run') && names.includes('list_runs') && !names.includes('run_agent'), names.join(', '));
   });
 });

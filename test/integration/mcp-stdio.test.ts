@@ -66,7 +66,8 @@ describe('toka mcp (stdio)', function () {
     try {
       const tools = (await client.listTools()).tools;
       assert.deepEqual(tools.map((t) => t.name).sort(), [
-        'cancel_task', 'delegate_capability', 'emit_observation', 'get_state', 'get_task', 'query_events', 'revoke_capability', 'schedule_task', 'spawn_agent',
+        'cancel_run', 'cancel_task', 'delegate_capability', 'emit_observation', 'get_run', 'get_state', 'get_task', 'list_approvals', 'list_runs',
+        'query_events', 'resolve_approval', 'revoke_capability', 'run_agent', 'schedule_task', 'spawn_agent',
       ]);
       for (const t of tools) assert.ok(t.description && t.inputSchema.type === 'object' && t.outputSchema, t.name);
 
@@ -109,7 +110,7 @@ describe('toka mcp (stdio)', function () {
     const client = await connect(tokens.readOnly);
     try {
       const names = (await client.listTools()).tools.map((t) => t.name);
-      assert.deepEqual(names.sort(), ['get_state', 'get_task', 'query_events']);
+      assert.deepEqual(names.sort(), ['get_run', 'get_state', 'get_task', 'list_runs', 'query_events']);
       const refused = await client.callTool({ name: 'spawn_agent', arguments: { name: 'sneaky' } });
       assert.equal(refused.isError, true);
       assert.equal(refused.structuredContent, undefined);

@@ -20,6 +20,7 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
+import type { AgentRuntime } from '../../runtime/runtime.js';
 import { BodyTooLarge, readBody, sendJsonRpcError } from '../http-request.js';
 import { WindowEventStore } from './event-store.js';
 import { authenticate, refuse, unknownSession } from './http-auth.js';
@@ -29,6 +30,7 @@ import { BoundedTransport } from './result-bound.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
 import { SessionTable, type LiveSession } from './session-table.js';
 import { startMcpSocket } from './socket.js';
+import { runtimeTools } from './runtime-tools.js';
 import { createTokaRegistry } from './toka.js';
 
 export interface McpHttpOptions extends McpServerOptions {
@@ -68,11 +70,13 @@ export const MCP_PATH = '/mcp';
 export interface McpMountOptions extends McpHttpOptions {
   /** The data dir the host holds: `<dataDir>/mcp.sock` serves `toka mcp` next to the host (socket.ts). */
   dataDir: string;
+  /** The host's agent runtime: its tools (runtime-tools.ts) join Toka's when no `registry` is given. */
+  runtime?: AgentRuntime;
 }
 
 /** MCP on a serving host: `/mcp` on its HTTP face and `<data>/mcp.sock` for `toka mcp`. */
 export async function mountMcp(target: RouteTarget, host: Host, options: McpMountOptions): Promise<McpHttpMount> {
-  const registry = options.registry ?? createTokaRegistry();
+  const registry = options.registry ?? createTokaRegistry(options.runtime ? [runtimeTools(options.runtime)] : []);
   const socket = await startMcpSocket(host, { ...options, registry });
   const http = mountMcpHttp(target, host, { ...options, registry });
   return {
