@@ -66,6 +66,12 @@ export interface ToolSpec<I extends z.ZodObject = z.ZodObject> {
   permission: string | null;
   /** Arguments; a call whose arguments do not parse gets a tool result with `isError: true` naming the issues. */
   input: I;
+  /**
+   * The `inputSchema` to publish when zod cannot express it (JSON Schema 2020-12 keywords such as `$defs`,
+   * `$anchor`, `if`/`then`/`else`), published as written; `input` still validates the arguments, so keep the
+   * two in agreement. Default: `input` as JSON Schema.
+   */
+  inputJsonSchema?: { type: 'object'; [key: string]: unknown };
   /** Shape of `structured`; published as `outputSchema`. */
   output?: z.ZodObject;
   annotations?: ToolAnnotations;
@@ -140,7 +146,7 @@ export class McpRegistry {
     if (!spec.description) throw new Error(`MCP tool ${spec.name} needs a description`);
     this.tools.set(spec.name, {
       spec: spec as unknown as ToolSpec,
-      inputSchema: jsonSchema(spec.input, 'input'),
+      inputSchema: spec.inputJsonSchema ?? jsonSchema(spec.input, 'input'),
       ...(spec.output ? { outputSchema: jsonSchema(spec.output, 'output') } : {}),
     });
     return this;
