@@ -194,6 +194,32 @@ describe('toka mcp (stdio)', function () {
   });
 });
 
+describe('toka mcp with its input piped and closed (printf … | toka mcp)', function () {
+  this.timeout(30_000);
+  let data: string;
+  after(() => rmSync(data, { recursive: true, force: true }));
+
+  it('answers every request it read before the input ended, then exits 0', async () => {
+    data = mkdtempSync(join(tmpdir(), 'toka-mcp-pipe-'));
+    const token = (await run(process.execPath, [TOKA, 'token', 'mint', '--data', data, '--sub', 'alice', '--vault', 'v1', '--perm', '*', '--ttl', '30m'], { cwd: ROOT, env: ENV })).stdout.trim();
+    const child = spawn(process.execPath, [TOKA, 'mcp', '--data', data], { cwd: ROOT, env: { ...ENV, TOKA_TOKEN: token }, stdio: ['pipe', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const lines = [
+      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'pipe', version: '1' } } },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'spawn_agent', arguments: { name: 'piped' } } },
+      { jsonrpc: '2.0', id: 3, method: 'resources/read', params: { uri: 'toka://agents' } },
+    ];
+    child.stdin.end(lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+    assert.equal(await exited, 0);
+    const answers = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: number; result?: { isError?: boolean } });
+    assert.deepEqual(answers.map((a) => a.id).sort(), [1, 2, 3]);
+    assert.ok(answers.every((a) => a.result && !a.result.isError), stdout);
+  });
+});
+
 describe('MCP stdio line reader (LineTransport)', () => {
   const ping = (id: number) => `${JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' })}\n`;
   const reader = async () => {

@@ -5,7 +5,9 @@
  *
  * The transport answers what the SDK's stdio transport drops silently: a line that is not JSON gets a
  * ParseError (-32700), a JSON value that is not a JSON-RPC message gets InvalidRequest (-32600), and a
- * line longer than the bound gets LimitExceeded — each with `id: null`, and the connection stays up.
+ * line longer than the bound gets LimitExceeded — each with `id: null`, and the connection stays up. When
+ * the input ends, the session closes once every request received has been answered (or cancelled), so
+ * `printf '<requests>' | toka mcp` gets every answer.
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -32,6 +34,9 @@ export class LineTransport implements Transport {
   /** After an oversized line: drop input up to the next newline. */
   private discarding = false;
   private closed = false;
+  /** Ids of requests received and not yet answered: once the input has ended, the last answer closes. */
+  private readonly unanswered = new Set<string | number>();
+  private inputEnded = false;
 
   constructor(
     private readonly input: Readable,
@@ -90,7 +95,11 @@ export class LineTransport implements Transport {
     });
   }
 
-  private readonly onEnd = () => void this.close();
+  /** The input ended: close once every request received has been answered (nothing accepted is lost). */
+  private readonly onEnd = () => {
+    this.inputEnded = true;
+    if (this.unanswered.size === 0) void this.close();
+  };
   private readonly onStreamError = (err: Error) => this.onerror?.(err);
 
   private receive(line: string): void {
@@ -107,7 +116,13 @@ export class LineTransport implements Transport {
       this.reject(ErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', { name: 'InvalidRequest' }, id);
       return;
     }
-    this.onmessage?.(parsed.data);
+    const message = parsed.data;
+    if ('method' in message && 'id' in message) this.unanswered.add(message.id);
+    this.onmessage?.(message);
+    if ('method' in message && message.method === 'notifications/cancelled') {
+      const id = (message.params as { requestId?: unknown } | undefined)?.requestId;
+      if (typeof id === 'string' || typeof id === 'number') this.settle(id);
+    }
   }
 
   private reject(code: number, message: string, data: Record<string, unknown>, id?: unknown): void {
@@ -123,8 +138,14 @@ export class LineTransport implements Transport {
     });
   }
 
-  send(message: JSONRPCMessage): Promise<void> {
-    return this.write(outgoing(message, this.maxResultBytes).text);
+  async send(message: JSONRPCMessage): Promise<void> {
+    await this.write(outgoing(message, this.maxResultBytes).text);
+    if (('result' in message || 'error' in message) && message.id !== undefined && message.id !== null) this.settle(message.id);
+  }
+
+  /** `id` needs no answer any more (answered, or cancelled: the SDK sends no answer to a cancelled request). */
+  private settle(id: string | number): void {
+    if (this.unanswered.delete(id) && this.inputEnded && this.unanswered.size === 0) void this.close();
   }
 
   async close(): Promise<void> {
