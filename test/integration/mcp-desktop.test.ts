@@ -113,6 +113,24 @@ describe('toka mcp with a grant credential, in process on a moved clock', functi
     await served;
   });
 
+  it('renews on its own timer while the client is idle (real clock, 2-second tokens), so subscriptions keep a live token', async () => {
+    const realHost = await Host.open({ dataDir: null, logger, rateLimit: false });
+    try {
+      const own = (await realHost.mint(realHost.localSession('v1'), { subject: 'idle', permissions: ['state:read'], ttlSeconds: 60 })).grant;
+      const opened = await McpCredentialSession.open(realHost, { grant: own, vault: 'v1', ttlSeconds: 2 });
+      const first = opened.session.token;
+      const seen = new Set([first]);
+      await new Promise((r) => setTimeout(r, 3500));
+      seen.add(opened.session.token);
+      assert.ok(seen.size >= 2, 'a new token was minted without any request');
+      assert.ok(opened.session.claims.exp * 1000 > Date.now(), 'the current token is live');
+      await realHost.check(opened.session);
+      opened.close();
+    } finally {
+      await realHost.close();
+    }
+  });
+
   it('refuses a grant of another vault, an unknown grant and a malformed credential with typed errors', async () => {
     await assert.rejects(McpCredentialSession.open(host, { grant, vault: 'v2' }), (e: Error & { errorName?: string }) => e.errorName === 'UnknownEntity');
     await assert.rejects(McpCredentialSession.open(host, { grant: 'nope', vault: 'v1' }), (e: Error & { errorName?: string }) => e.errorName === 'UnknownEntity');

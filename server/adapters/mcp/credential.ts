@@ -73,12 +73,15 @@ export class McpCredentialSession {
    * renewal is logged and the current token kept: the host then answers the next call as that token deserves.
    */
   fresh(): Promise<void> {
-    if (!this.grant || this.closed) return Promise.resolve();
-    const { exp, iat } = this.session.claims;
-    const leftMs = exp * 1000 - this.host.now();
-    if (leftMs > ((exp - iat) * 1000) / 3) return Promise.resolve();
+    if (!this.grant || this.closed || !this.due()) return Promise.resolve();
     this.renewing ??= this.renew().finally(() => (this.renewing = null));
     return this.renewing;
+  }
+
+  /** Less than a third of the current token's lifetime is left. */
+  private due(): boolean {
+    const { exp, iat } = this.session.claims;
+    return exp * 1000 - this.host.now() <= ((exp - iat) * 1000) / 3;
   }
 
   private async renew(): Promise<void> {
@@ -94,13 +97,16 @@ export class McpCredentialSession {
     this.schedule();
   }
 
-  /** Renew on a (real-time, unref'd) timer at two thirds of the token's lifetime. */
+  /**
+   * Renew on a (real-time, unref'd) timer at two thirds of the token's lifetime; a timer that finds the
+   * renewal not yet due (the host's clock is not the timer's) sets the next one.
+   */
   private schedule(): void {
     clearTimeout(this.timer);
     if (this.closed) return;
     const { exp, iat } = this.session.claims;
     const dueMs = exp * 1000 - ((exp - iat) * 1000) / 3 - this.host.now();
-    this.timer = setTimeout(() => void this.fresh(), Math.max(1000, dueMs));
+    this.timer = setTimeout(() => (this.due() ? void this.fresh() : this.schedule()), Math.max(1000, dueMs));
     this.timer.unref();
   }
 
