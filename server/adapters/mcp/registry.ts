@@ -242,7 +242,7 @@ function jsonSchema(schema: z.ZodObject, io: 'input' | 'output'): { type: 'objec
  * without warnings: no empty schema `{}` (an unconstrained value is `true`, the boolean schema that says the
  * same) and no `type` array (`type: ["string", "null"]` becomes `anyOf` of one type each).
  */
-export function strictSchema(node: unknown): unknown {
+function strictSchema(node: unknown): unknown {
   if (typeof node !== 'object' || node === null || Array.isArray(node)) return node;
   const entries = Object.entries(node);
   if (entries.length === 0) return true;
