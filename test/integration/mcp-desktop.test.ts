@@ -21,6 +21,7 @@ import { LineTransport, serveMcpStdio } from '../../server/adapters/mcp/stdio.js
 import { createTokaRegistry } from '../../server/adapters/mcp/toka.js';
 import { Host } from '../../server/host/host.js';
 import { createLogger } from '../../server/host/logger.js';
+import { waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -107,8 +108,25 @@ describe('toka mcp with a grant credential, in process on a moved clock', functi
     assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
     await host.revoke(host.localSession('v1'), { grant: doomed, reason: 'test' });
     await assert.rejects(client.callTool({ name: 'get_state', arguments: {} }), unauthenticated('ERR_GRANT_REVOKED'));
+    // Past the token's lifetime: no renewal revives the revoked grant (the host refuses to mint from it, so
+    // the last token expires).
     clock += 20 * MINUTE;
-    await assert.rejects(client.callTool({ name: 'get_state', arguments: {} }), unauthenticated('ERR_GRANT_REVOKED'));
+    await assert.rejects(client.callTool({ name: 'get_state', arguments: {} }), (e: McpError) => {
+      assert.equal(e.code, -31910);
+      assert.ok(['ERR_GRANT_REVOKED', 'ERR_TOKEN_EXPIRED'].includes((e.data as { reason: string }).reason), JSON.stringify(e.data));
+      return true;
+    });
+    end();
+    await served;
+  });
+
+  it('revoking the current token (not the grant) costs one call: the refusal makes the session renew at once', async () => {
+    const { client, opened, served, end } = await serve({ grant, vault: 'v1', ttlSeconds: 1800 });
+    const revoked = opened.session.token!;
+    await host.revoke(host.localSession('v1'), { token: revoked, reason: 'test' });
+    await assert.rejects(client.callTool({ name: 'get_state', arguments: {} }), unauthenticated('ERR_TOKEN_REVOKED'));
+    await waitFor(() => opened.session.token !== revoked, 5000, 'a renewal after the refusal');
+    assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
     end();
     await served;
   });

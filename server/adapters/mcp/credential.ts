@@ -16,6 +16,7 @@
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
 import { MAX_TOKEN_LIFETIME_S } from '../../../protocol/capability.js';
+import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
 
@@ -78,6 +79,16 @@ export class McpCredentialSession {
     return this.renewing;
   }
 
+  /**
+   * The host refused the current token (revoked or expired before its renewal was due): renew now (grant
+   * credentials only). A token minted from a revoked grant is refused in turn, so this never revives a grant.
+   */
+  refused(): Promise<void> {
+    if (!this.grant || this.closed) return Promise.resolve();
+    this.renewing ??= this.renew().finally(() => (this.renewing = null));
+    return this.renewing;
+  }
+
   /** Less than a third of the current token's lifetime is left. */
   private due(): boolean {
     const { exp, iat } = this.session.claims;
@@ -116,13 +127,17 @@ export class McpCredentialSession {
   }
 }
 
-/** Wraps a transport so that each incoming message waits for `before` (in order) before it is handled. */
+/**
+ * Wraps a transport so that its session's credential stays fresh: each incoming message waits (in order) for
+ * `credential.fresh()`, and an outgoing Unauthenticated error (a token revoked or expired before its renewal
+ * was due) makes the credential renew at once, so the next call has a live token while the grant lives.
+ */
 export class FreshTransport implements Transport {
   private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly inner: Transport,
-    private readonly before: () => Promise<void>,
+    private readonly credential: McpCredentialSession,
   ) {}
 
   set onclose(handler: (() => void) | undefined) {
@@ -136,7 +151,7 @@ export class FreshTransport implements Transport {
       handler &&
       ((message, extra) => {
         this.queue = this.queue
-          .then(this.before)
+          .then(() => this.credential.fresh())
           .then(() => handler(message, extra))
           .catch((err: unknown) => this.inner.onerror?.(err instanceof Error ? err : new Error(String(err))));
       });
@@ -151,6 +166,7 @@ export class FreshTransport implements Transport {
     return this.inner.close();
   }
   send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if ('error' in message && message.error.code === ErrorCodes.Unauthenticated) void this.credential.refused();
     return this.inner.send(message, options);
   }
 }

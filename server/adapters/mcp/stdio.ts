@@ -180,7 +180,7 @@ export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<
     mcp.server.onclose = () => resolve();
   });
   mcp.server.onerror = (err) => host.logger.warn('MCP stdio error', { err });
-  await mcp.server.connect(new FreshTransport(transport, () => credential.fresh()));
+  await mcp.server.connect(new FreshTransport(transport, credential));
   host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault, renews: credential.renews });
   await closed;
   credential.close();
