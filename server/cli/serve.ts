@@ -14,10 +14,10 @@ import { Host } from '../host/host.js';
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from '../host/logger.js';
 import { startAdminSocket, type AdminSocket } from '../adapters/admin-socket.js';
 import { startHttpServer, type HttpServer } from '../adapters/http.js';
-import { mountMcpHttp, type McpHttpMount } from '../adapters/mcp/http.js';
+import { mountMcp, tokaMcpRegistry, type McpHttpMount } from '../adapters/mcp/http.js';
+import { startMcpSocket, type McpSocket } from '../adapters/mcp/socket.js';
 import { readA2aConfig } from '../adapters/a2a/card.js';
 import { mountA2a } from '../adapters/a2a/http.js';
-import { createTokaRegistry } from '../adapters/mcp/toka.js';
 import { serveStdio } from '../adapters/stdio.js';
 import { RUNTIME_HANDLERS, type AgentRuntime } from '../runtime/runtime.js';
 import { startRuntime } from '../runtime/start.js';
@@ -178,6 +178,8 @@ class Server {
   private admin: AdminSocket | null = null;
   private http: HttpServer | null = null;
   private mcp: McpHttpMount | null = null;
+  /** `<data>/mcp.sock` in stdio mode (over HTTP the MCP mount opens it), so `toka mcp` can attach. */
+  private mcpSocket: McpSocket | null = null;
   private runtime: AgentRuntime | null = null;
   private stopping: Promise<number> | null = null;
   private signals = 0;
@@ -261,6 +263,7 @@ class Server {
     const runtime = this.runtime;
     this.admin = await startAdminSocket(this.host, { dataDir: this.dataDir, logger: this.logger, runtime });
     if (mode.stdio) {
+      this.mcpSocket = await startMcpSocket(this.host, { dataDir: this.dataDir, logger: this.logger, registry: tokaMcpRegistry(runtime) });
       this.logger.info('serving on stdio', { dataDir: this.dataDir, adminSocket: this.admin.path });
       void serveStdio(this.host, { logger: this.logger, runtime }).then(
         (result: unknown) => void this.stop(exitCodeOf(result), { reason: 'language server exit' }),
@@ -273,7 +276,7 @@ class Server {
     }
     if (this.stopping) return;
     this.http = await startHttpServer(this.host, { host: mode.bind, port: mode.port, logger: this.logger, allowedOrigins: mode.allowedOrigins, runtime });
-    this.mcp = mountMcpHttp(this.http, this.host, { logger: this.logger, registry: createTokaRegistry() });
+    this.mcp = await mountMcp(this.http, this.host, { logger: this.logger, runtime, dataDir: this.dataDir });
     mountA2a(this.http, this.host, { runtime, logger: this.logger, config: readA2aConfig(this.dataDir) });
     this.logger.info('listening', {
       url: this.http.url,
@@ -294,7 +297,7 @@ class Server {
         await this.started.catch(() => undefined);
         this.logger.info('shutting down', why);
       }
-      await this.mcp?.close();
+      await Promise.all([this.mcp?.close(), this.mcpSocket?.close()]);
       const faces = await Promise.allSettled([this.http?.close(), this.admin?.close()]);
       for (const face of faces) {
         if (face.status === 'rejected') {

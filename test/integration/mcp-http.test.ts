@@ -130,6 +130,26 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     assert.equal(status, 403);
   });
 
+  it('lists tool schemas a strict validator accepts: no empty schema {}, no type array', async () => {
+    const { client } = await connect(await mint(['*']));
+    const problems: string[] = [];
+    const walk = (node: unknown, path: string): void => {
+      if (Array.isArray(node)) return node.forEach((v, i) => walk(v, `${path}[${i}]`));
+      if (typeof node !== 'object' || node === null) return;
+      if (Object.keys(node).length === 0 && !path.endsWith('.properties')) problems.push(`${path} is {}`);
+      if (Array.isArray((node as { type?: unknown }).type)) problems.push(`${path} has a type array`);
+      for (const [k, v] of Object.entries(node)) walk(v, `${path}.${k}`);
+    };
+    for (const tool of (await client.listTools()).tools) {
+      walk(tool.inputSchema, `${tool.name}.input`);
+      walk(tool.outputSchema, `${tool.name}.output`);
+    }
+    assert.deepEqual(problems, []);
+    const getState = (await client.listTools()).tools.find((t) => t.name === 'get_state')!;
+    const parent = (getState.outputSchema as unknown as { properties: { agents: { items: { properties: { parent: unknown } } } } }).properties.agents.items.properties.parent;
+    assert.deepEqual(parent, { anyOf: [{ type: 'string' }, { type: 'null' }] });
+  });
+
   it('lists, calls tools and reads resources through the host', async () => {
     const { client } = await connect(await mint(['*']));
     const names = (await client.listTools()).tools.map((t) => t.name);
@@ -324,8 +344,37 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     const res = await post('{"jsonrpc": "2.0", "id": 1, "method": ', { authorization: `Bearer ${token}`, 'mcp-session-id': transport.sessionId! });
     assert.equal(res.status, 400);
     assert.equal(((await res.json()) as { error: { code: number } }).error.code, -32700);
-    await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), (e: McpError) => e.code === -32602);
-    await assert.rejects(client.callTool({ name: 'schedule_task', arguments: { agent: 7 } }), (e: McpError) => e.code === -32602);
+    await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), (e: McpError) => {
+      assert.equal(e.code, -32602);
+      // Prefixed once, by the client: the wire message is not prefixed already.
+      assert.equal(e.message, 'MCP error -32602: Unknown tool: no_such_tool');
+      assert.equal((e.data as { name: string }).name, 'InvalidParams');
+      return true;
+    });
+    // SEP-1303: arguments that do not match the schema are a tool result the model reads.
+    const invalid = await client.callTool({ name: 'schedule_task', arguments: { agent: 7 } });
+    assert.equal(invalid.isError, true);
+    const invalidContent = invalid.content as { type: string; text: string }[];
+    assert.match(invalidContent[0].text, /^InvalidParams: invalid arguments for tool schedule_task: agent: .+; description: /);
+    const issues = (JSON.parse(invalidContent[1].text) as { error: { name: string; issues: { path: string[] }[] } }).error;
+    assert.equal(issues.name, 'InvalidParams');
+    assert.deepEqual(issues.issues.map((i) => i.path.join('.')).sort(), ['agent', 'description']);
+    // An SDK-made error also arrives prefixed once and named.
+    const raw = await post(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'no/such/method' }), {
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': transport.sessionId!,
+      'mcp-protocol-version': '2025-11-25',
+    });
+    const rawText = await raw.text();
+    const rawError = JSON.parse(/^data: (\{.*)$/m.exec(rawText)?.[1] ?? rawText) as { error: { code: number; message: string; data: { name: string } } };
+    assert.deepEqual(rawError.error, { code: -32601, message: 'Method not found', data: { name: 'MethodNotFound' } });
+    await assert.rejects(client.readResource({ uri: 'toka://agents/nobody' }), (e: McpError) => {
+      assert.equal(e.code, -32002);
+      assert.equal(e.message, 'MCP error -32002: Resource not found: toka://agents/nobody');
+      assert.deepEqual(e.data, { name: 'ResourceNotFound', uri: 'toka://agents/nobody' });
+      return true;
+    });
+    await assert.rejects(client.readResource({ uri: 'toka://nothing/here' }), (e: McpError) => e.code === -32002);
     const denied = await client.callTool({ name: 'schedule_task', arguments: { agent: 'nobody', description: 'x' } });
     assert.equal(denied.isError, true);
     assert.equal(denied.structuredContent, undefined);
@@ -621,6 +670,63 @@ describe('MCP over Streamable HTTP: idle sessions on the injected clock', functi
       await unswept.close();
       await ownHttp.close();
     }
+  });
+});
+
+describe('MCP over Streamable HTTP: sessions left behind are reclaimed at the cap', function () {
+  this.timeout(20_000);
+  let clock = Date.now();
+  let host: Host;
+  let http: HttpServer;
+  let mcp: McpHttpMount;
+  let url: URL;
+  const RECLAIM_MS = 10_000;
+
+  before(async () => {
+    host = await Host.open({ dataDir: null, logger, now: () => clock, rateLimit: false });
+    http = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger });
+    mcp = mountMcpHttp(http, host, { logger, registry: createTokaRegistry(), maxSessionsPerPrincipal: 2, reclaimAfterMs: RECLAIM_MS, now: () => clock });
+    url = new URL(`${http.url}/mcp`);
+  });
+
+  after(async () => {
+    await mcp.close();
+    await http.close();
+    await host.close();
+  });
+
+  it('never locks a subject out: at the cap the session quiet the longest is closed, and until one is quiet long enough the 429 says when', async () => {
+    const token = (await host.mint(host.localSession(VAULT), { subject: 'leaver', permissions: ['*'], ttlSeconds: 1800 })).token;
+    const oldest = (await initializeOver(url, token)).session!;
+    clock += 1000;
+    const newer = (await initializeOver(url, token)).session!;
+    const refused = await initializeOver(url, token);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.retryAfter, String(RECLAIM_MS / 1000 - 1), 'the oldest session may be reclaimed in 9 s');
+    clock += RECLAIM_MS;
+    const third = await initializeOver(url, token);
+    assert.equal(third.status, 200, 'a session quiet for the reclaim delay made room');
+    assert.equal(await pingOver(url, token, oldest), 404, 'the session quiet the longest was closed');
+    assert.equal(await pingOver(url, token, newer), 200, 'the other one stays');
+    assert.equal(mcp.sessions, 2);
+  });
+
+  it('does not reclaim a session with an open GET stream, however long ago its last request was', async () => {
+    const token = (await host.mint(host.localSession(VAULT), { subject: 'listener', permissions: ['*'], ttlSeconds: 1800 })).token;
+    const listening = (await initializeOver(url, token)).session!;
+    const stream = new AbortController();
+    const get = await fetch(url, {
+      headers: { authorization: `Bearer ${token}`, 'mcp-session-id': listening, 'mcp-protocol-version': '2025-11-25', accept: 'text/event-stream' },
+      signal: stream.signal,
+    });
+    assert.equal(get.status, 200);
+    clock += 1000;
+    const quiet = (await initializeOver(url, token)).session!;
+    clock += RECLAIM_MS + 1000;
+    assert.equal((await initializeOver(url, token)).status, 200);
+    assert.equal(await pingOver(url, token, quiet), 404, 'the quiet session was reclaimed');
+    assert.equal(await pingOver(url, token, listening), 200, 'the listening one was not, although its last request is older');
+    stream.abort();
   });
 });
 

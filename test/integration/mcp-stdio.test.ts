@@ -66,7 +66,8 @@ describe('toka mcp (stdio)', function () {
     try {
       const tools = (await client.listTools()).tools;
       assert.deepEqual(tools.map((t) => t.name).sort(), [
-        'cancel_task', 'delegate_capability', 'emit_observation', 'get_state', 'get_task', 'query_events', 'revoke_capability', 'schedule_task', 'spawn_agent',
+        'cancel_run', 'cancel_task', 'delegate_capability', 'emit_observation', 'get_run', 'get_state', 'get_task', 'list_approvals', 'list_runs',
+        'query_events', 'resolve_approval', 'revoke_capability', 'run_agent', 'schedule_task', 'spawn_agent',
       ]);
       for (const t of tools) assert.ok(t.description && t.inputSchema.type === 'object' && t.outputSchema, t.name);
 
@@ -109,15 +110,22 @@ describe('toka mcp (stdio)', function () {
     const client = await connect(tokens.readOnly);
     try {
       const names = (await client.listTools()).tools.map((t) => t.name);
-      assert.deepEqual(names.sort(), ['get_state', 'get_task', 'query_events']);
+      assert.deepEqual(names.sort(), ['get_run', 'get_state', 'get_task', 'list_runs', 'query_events']);
       const refused = await client.callTool({ name: 'spawn_agent', arguments: { name: 'sneaky' } });
       assert.equal(refused.isError, true);
       assert.equal(refused.structuredContent, undefined);
       const refusedContent = refused.content as { type: string; text: string }[];
       assert.ok(refusedContent[0].text.startsWith('CapabilityDenied: '));
       assert.equal((JSON.parse(refusedContent[1].text) as { error: { name: string } }).error.name, 'CapabilityDenied');
-      await assert.rejects(client.callTool({ name: 'get_state', arguments: { limit: 'ten' } }), (e: McpError) => e.code === -32602);
-      await assert.rejects(client.callTool({ name: 'nope', arguments: {} }), (e: McpError) => e.code === -32602);
+      const invalid = await client.callTool({ name: 'get_state', arguments: { limit: 'ten' } });
+      assert.equal(invalid.isError, true);
+      assert.match((invalid.content as { text: string }[])[0].text, /^InvalidParams: invalid arguments for tool get_state: limit: /);
+      await assert.rejects(client.callTool({ name: 'nope', arguments: {} }), (e: McpError) => {
+        assert.equal(e.message, 'MCP error -32602: Unknown tool: nope');
+        assert.equal((e.data as { name: string }).name, 'InvalidParams');
+        return true;
+      });
+      await assert.rejects(client.readResource({ uri: 'toka://agents/nobody' }), (e: McpError) => e.code === -32002);
       assert.ok(!(await client.callTool({ name: 'get_state', arguments: {} })).isError);
     } finally {
       await client.close();
@@ -183,6 +191,32 @@ describe('toka mcp (stdio)', function () {
       // A failed assertion must not leave the child running (and mocha waiting on it).
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
+  });
+});
+
+describe('toka mcp with its input piped and closed (printf … | toka mcp)', function () {
+  this.timeout(30_000);
+  let data: string;
+  after(() => rmSync(data, { recursive: true, force: true }));
+
+  it('answers every request it read before the input ended, then exits 0', async () => {
+    data = mkdtempSync(join(tmpdir(), 'toka-mcp-pipe-'));
+    const token = (await run(process.execPath, [TOKA, 'token', 'mint', '--data', data, '--sub', 'alice', '--vault', 'v1', '--perm', '*', '--ttl', '30m'], { cwd: ROOT, env: ENV })).stdout.trim();
+    const child = spawn(process.execPath, [TOKA, 'mcp', '--data', data], { cwd: ROOT, env: { ...ENV, TOKA_TOKEN: token }, stdio: ['pipe', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const lines = [
+      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'pipe', version: '1' } } },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'spawn_agent', arguments: { name: 'piped' } } },
+      { jsonrpc: '2.0', id: 3, method: 'resources/read', params: { uri: 'toka://agents' } },
+    ];
+    child.stdin.end(lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+    assert.equal(await exited, 0);
+    const answers = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: number; result?: { isError?: boolean } });
+    assert.deepEqual(answers.map((a) => a.id).sort(), [1, 2, 3]);
+    assert.ok(answers.every((a) => a.result && !a.result.isError), stdout);
   });
 });
 

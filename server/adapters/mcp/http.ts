@@ -20,6 +20,7 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
+import type { AgentRuntime } from '../../runtime/runtime.js';
 import { BodyTooLarge, readBody, sendJsonRpcError } from '../http-request.js';
 import { WindowEventStore } from './event-store.js';
 import { authenticate, refuse, unknownSession } from './http-auth.js';
@@ -28,21 +29,25 @@ import { mountResourceMetadata, type RouteTarget } from './resource-metadata.js'
 import { BoundedTransport } from './result-bound.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
 import { SessionTable, type LiveSession } from './session-table.js';
+import { startMcpSocket } from './socket.js';
+import { runtimeTools } from './runtime-tools.js';
 import { createTokaRegistry } from './toka.js';
 
 export interface McpHttpOptions extends McpServerOptions {
   logger: Logger;
   /** What to serve; default: Toka's own tools, resources and prompts. */
   registry?: McpRegistry;
-  /** Close a session after this long without a request (default 15 min), measured on `now`. */
+  /** Close a session after this long without a request or an open response (default 15 min), measured on `now`. */
   idleTimeoutMs?: number;
+  /** At a session cap, reclaim the session quiet the longest once it has been quiet this long (default 60 s). */
+  reclaimAfterMs?: number;
   /** How often idle sessions are looked for, in real time (default: the idle timeout, at most 60 s). */
   sweepIntervalMs?: number;
   /** The clock idleness is measured on (ms since the epoch); pass the host's injected clock. Default `Date.now`. */
   now?: () => number;
-  /** Most live sessions (default 256); an initialize beyond it gets 503. */
+  /** Most live sessions (default 256); an initialize beyond it reclaims a quiet session or gets 503. */
   maxSessions?: number;
-  /** Most live sessions of one subject of one vault (default 32); an initialize beyond it gets 429. */
+  /** Most live sessions of one subject of one vault (default 32); beyond it, a quiet one is reclaimed, else 429. */
   maxSessionsPerPrincipal?: number;
   /** Largest POST body (default 4 MiB); larger gets 413. */
   maxBodyBytes?: number;
@@ -62,6 +67,33 @@ export interface McpHttpMount {
 
 export const MCP_PATH = '/mcp';
 
+export interface McpMountOptions extends McpHttpOptions {
+  /** The data dir the host holds: `<dataDir>/mcp.sock` serves `toka mcp` next to the host (socket.ts). */
+  dataDir: string;
+  /** The host's agent runtime: its tools (runtime-tools.ts) join Toka's when no `registry` is given. */
+  runtime?: AgentRuntime;
+}
+
+/** MCP on a serving host: `/mcp` on its HTTP face and `<data>/mcp.sock` for `toka mcp`. */
+/** Toka's MCP registry: its tools, resources and prompts, plus the agent runtime's tools when there is one. */
+export function tokaMcpRegistry(runtime?: AgentRuntime): McpRegistry {
+  return createTokaRegistry(runtime ? [runtimeTools(runtime)] : []);
+}
+
+export async function mountMcp(target: RouteTarget, host: Host, options: McpMountOptions): Promise<McpHttpMount> {
+  const registry = options.registry ?? tokaMcpRegistry(options.runtime);
+  const socket = await startMcpSocket(host, { ...options, registry });
+  const http = mountMcpHttp(target, host, { ...options, registry });
+  return {
+    get sessions() {
+      return http.sessions + socket.connections;
+    },
+    async close() {
+      await Promise.all([http.close(), socket.close()]);
+    },
+  };
+}
+
 export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOptions): McpHttpMount {
   const registry = options.registry ?? createTokaRegistry();
   const logger = options.logger;
@@ -69,13 +101,24 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
   const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
   const replayWindow = options.replayWindow ?? 1000;
   const maxReplayBytes = options.maxReplayBytes ?? 8 * 1024 * 1024;
+  const now = options.now ?? (() => host.now());
   const sessions = new SessionTable({
     logger,
     maxSessions: options.maxSessions ?? 256,
     maxPerPrincipal: options.maxSessionsPerPrincipal ?? 32,
     idleMs,
-    now: options.now ?? (() => host.now()),
+    reclaimAfterMs: options.reclaimAfterMs ?? 60_000,
+    now,
   });
+
+  /** Count `res` as an open response of `live` until it ends (a quiet session is one with none). */
+  const answering = (live: LiveSession, res: ServerResponse): void => {
+    live.responses++;
+    res.once('close', () => {
+      live.responses--;
+      live.lastSeen = now();
+    });
+  };
 
   const sweeper = setInterval(() => sessions.sweep(), options.sweepIntervalMs ?? Math.min(idleMs, 60_000));
   sweeper.unref();
@@ -111,7 +154,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
       },
     });
     const mcp = createMcpSession(registry, host, caller, options);
-    live = { transport, mcp, session: caller, lastSeen: (options.now ?? Date.now)() };
+    live = { transport, mcp, session: caller, lastSeen: now(), responses: 0 };
     mcp.server.onerror = (err) => logger.debug('MCP session error', { err });
     await mcp.server.connect(new BoundedTransport(transport, options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes));
     return live;
@@ -145,6 +188,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     } catch (err) {
       return refuse(req, res, HostError.from(err), idOf(messages));
     }
+    answering(live, res);
     await live.transport.handleRequest(req, res, body);
   });
 
@@ -164,6 +208,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     let live: LiveSession;
     try {
       live = await open(caller);
+      answering(live, res);
       await live.transport.handleRequest(req, res, body);
     } finally {
       release();
@@ -177,6 +222,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     if (!caller) return;
     const live = sessionFor(req, res, caller);
     if (!live) return;
+    answering(live, res);
     await live.transport.handleRequest(req, res);
   };
   target.route('GET', MCP_PATH, byHeader);

@@ -64,8 +64,14 @@ export interface ToolSpec<I extends z.ZodObject = z.ZodObject> {
   description: string;
   /** The permission a session needs to see the tool; null = none (the call still re-verifies the token). */
   permission: string | null;
-  /** Arguments; a call whose arguments do not parse is refused with JSON-RPC InvalidParams. */
+  /** Arguments; a call whose arguments do not parse gets a tool result with `isError: true` naming the issues. */
   input: I;
+  /**
+   * The `inputSchema` to publish when zod cannot express it (JSON Schema 2020-12 keywords such as `$defs`,
+   * `$anchor`, `if`/`then`/`else`), published as written; `input` still validates the arguments, so keep the
+   * two in agreement. Default: `input` as JSON Schema.
+   */
+  inputJsonSchema?: { type: 'object'; [key: string]: unknown };
   /** Shape of `structured`; published as `outputSchema`. */
   output?: z.ZodObject;
   annotations?: ToolAnnotations;
@@ -140,7 +146,7 @@ export class McpRegistry {
     if (!spec.description) throw new Error(`MCP tool ${spec.name} needs a description`);
     this.tools.set(spec.name, {
       spec: spec as unknown as ToolSpec,
-      inputSchema: jsonSchema(spec.input, 'input'),
+      inputSchema: spec.inputJsonSchema ?? jsonSchema(spec.input, 'input'),
       ...(spec.output ? { outputSchema: jsonSchema(spec.output, 'output') } : {}),
     });
     return this;
@@ -227,6 +233,39 @@ export function toolResult(ret: ToolReturn): CallToolResult {
 }
 
 function jsonSchema(schema: z.ZodObject, io: 'input' | 'output'): { type: 'object'; [key: string]: unknown } {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+  const { $schema: _drop, ...rest } = strictSchema(z.toJSONSchema(schema, { io, unrepresentable: 'any' })) as Record<string, unknown>;
   return { ...rest, type: 'object' };
 }
+
+/**
+ * A JSON Schema in the shape strict validators (MCP Inspector `--strict`, LLM tool-schema checkers) accept
+ * without warnings: no empty schema `{}` (an unconstrained value is `true`, the boolean schema that says the
+ * same) and no `type` array (`type: ["string", "null"]` becomes `anyOf` of one type each).
+ */
+function strictSchema(node: unknown): unknown {
+  if (typeof node !== 'object' || node === null || Array.isArray(node)) return node;
+  const entries = Object.entries(node);
+  if (entries.length === 0) return true;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of entries) {
+    if (SCHEMA_KEYWORDS.has(key)) out[key] = strictSchema(value);
+    else if (SCHEMA_LIST_KEYWORDS.has(key) && Array.isArray(value)) out[key] = value.map(strictSchema);
+    else if (SCHEMA_MAP_KEYWORDS.has(key) && typeof value === 'object' && value !== null) {
+      out[key] = Object.fromEntries(Object.entries(value).map(([name, sub]) => [name, strictSchema(sub)]));
+    } else out[key] = value;
+  }
+  const type = out.type;
+  if (!Array.isArray(type)) return out;
+  const { type: _types, ...others } = out;
+  if (type.length === 1) return { ...others, type: type[0] };
+  const annotations = Object.fromEntries(Object.entries(others).filter(([k]) => ANNOTATIONS.has(k)));
+  const constraints = Object.fromEntries(Object.entries(others).filter(([k]) => !ANNOTATIONS.has(k)));
+  return { ...annotations, anyOf: type.map((t) => (t === 'null' ? { type: 'null' } : { ...constraints, type: t })) };
+}
+
+/** JSON Schema keywords whose value is a schema, a list of schemas, or a map of names to schemas. */
+const SCHEMA_KEYWORDS = new Set(['items', 'additionalProperties', 'propertyNames', 'not', 'contains', 'if', 'then', 'else', 'unevaluatedItems', 'unevaluatedProperties']);
+const SCHEMA_LIST_KEYWORDS = new Set(['anyOf', 'oneOf', 'allOf', 'prefixItems']);
+const SCHEMA_MAP_KEYWORDS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']);
+/** Keywords that describe rather than constrain: they stay on the schema when its `type` list becomes `anyOf`. */
+const ANNOTATIONS = new Set(['description', 'title', 'default', 'examples', 'deprecated', 'readOnly', 'writeOnly']);

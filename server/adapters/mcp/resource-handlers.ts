@@ -4,7 +4,7 @@ import {
   ListResourcesRequestSchema,
   ReadResourceRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { invalidParams, mcpError } from './errors.js';
+import { mcpError, resourceNotFound } from './errors.js';
 import type { SessionScope } from './scope.js';
 
 export function registerResourceHandlers(scope: SessionScope): void {
@@ -51,7 +51,7 @@ export function registerResourceHandlers(scope: SessionScope): void {
         return { contents: await fixed.read(scope.context(extra), uri) };
       }
       const match = registry.matchTemplate(uri);
-      if (!match) throw invalidParams(`Unknown resource: ${uri}`);
+      if (!match) throw resourceNotFound(uri);
       if (match.entry.spec.permission === null) await scope.check();
       return { contents: await match.entry.spec.read(scope.context(extra), uri, match.vars) };
     } catch (err) {

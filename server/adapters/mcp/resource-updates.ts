@@ -7,7 +7,7 @@ import { McpError, SubscribeRequestSchema, UnsubscribeRequestSchema } from '@mod
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Subscription } from '../../store/event-log.js';
-import { invalidParams, mcpError } from './errors.js';
+import { mcpError, resourceNotFound } from './errors.js';
 import type { SessionScope } from './scope.js';
 
 export interface ResourceUpdates {
@@ -81,7 +81,7 @@ export function registerResourceUpdates(scope: SessionScope, maxSubscriptions: n
   server.setRequestHandler(SubscribeRequestSchema, async (request) => {
     const uri = request.params.uri;
     const touched = touchedBy(uri);
-    if (touched === undefined) throw invalidParams(`Unknown resource: ${uri}`);
+    if (touched === undefined) throw resourceNotFound(uri);
     await scope.check();
     subscriptionLimit(uri);
     // Until the host subscription this request awaited is still the session's once it resolves: an

@@ -4,6 +4,7 @@
  * event of the vault touches it.
  */
 import type { LogRecord } from '../../../protocol/events.js';
+import { resourceNotFound } from './errors.js';
 import type { McpContext, McpRegistry } from './registry.js';
 
 /** Events `toka://events/recent` covers: the vault's events among the newest this many log records. */
@@ -56,12 +57,13 @@ export function registerTokaResources(registry: McpRegistry): void {
     uriTemplate: 'toka://agents/{id}',
     name: 'agent',
     title: 'Agent',
-    description: 'One agent of your vault with its queued tasks.',
+    description: 'One agent of your vault with its queued tasks (an unknown id is MCP\'s resource-not-found error).',
     mimeType: JSON_TYPE,
     permission: 'state:read',
     read: async (ctx, uri, vars) => {
       const state = await ctx.host.getState(ctx.session, { agent: vars.id, includeTasks: true, limit: 1 });
-      return jsonContents(uri, { seq: state.seq, agent: state.agents[0] ?? null });
+      if (state.agents.length === 0) throw resourceNotFound(uri);
+      return jsonContents(uri, { seq: state.seq, agent: state.agents[0] });
     },
     touchedBy: (record, vars) => aboutAgent(record, vars.id),
     complete: { id: completeAgentId },

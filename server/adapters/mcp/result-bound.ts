@@ -1,7 +1,11 @@
-/** The bound on MCP results, applied by every transport: a response too large to send becomes LimitExceeded. */
+/**
+ * What every transport applies to an outgoing message: the result bound (a response too large to send
+ * becomes LimitExceeded) and the error normalisation of errors.ts (`wireMessage`).
+ */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
+import { wireMessage } from './errors.js';
 
 /**
  * Given an outgoing message and its JSON text, the LimitExceeded (-31905) error response that replaces a
@@ -22,7 +26,15 @@ export function oversizeResult(message: JSONRPCMessage, text: string, maxResultB
   };
 }
 
-/** Wraps a transport so responses over the result bound are refused (see `oversizeResult`). */
+/** `message` as sent: bounded (`oversizeResult`) and with its error normalised (`wireMessage`); its JSON text. */
+export function outgoing(message: JSONRPCMessage, maxResultBytes: number): { message: JSONRPCMessage; text: string } {
+  const normal = wireMessage(message);
+  const text = JSON.stringify(normal);
+  const refused = oversizeResult(normal, text, maxResultBytes);
+  return refused ? { message: refused, text: JSON.stringify(refused) } : { message: normal, text };
+}
+
+/** Wraps a transport so that what it sends is bounded and normalised (see `outgoing`). */
 export class BoundedTransport implements Transport {
   constructor(
     private readonly inner: Transport,
@@ -48,8 +60,7 @@ export class BoundedTransport implements Transport {
     return this.inner.close();
   }
   send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    if (!('result' in message)) return this.inner.send(message, options);
-    const refused = oversizeResult(message, JSON.stringify(message), this.maxResultBytes);
-    return this.inner.send(refused ?? message, options);
+    if (!('result' in message) && !('error' in message)) return this.inner.send(message, options);
+    return this.inner.send(outgoing(message, this.maxResultBytes).message, options);
   }
 }

@@ -4,13 +4,13 @@
  * tool-handlers.ts, resource-handlers.ts, resource-updates.ts and prompt-handlers.ts.
  *
  * Errors, in the SDK's terms:
- * - protocol problems are JSON-RPC errors: unknown tool, prompt or resource, arguments that do not match the
- *   schema (InvalidParams -32602), a result over the size bound (LimitExceeded -31905, applied by the
- *   transports through `oversizeResult`), no valid token
- *   (Unauthenticated -31910), host unavailable; `error.data` is Toka's `{ name, ...details }`;
- * - a refused or failed operation inside a tool (CapabilityDenied, UnknownEntity, InvalidOperation,
- *   LimitExceeded, RateLimited, ...) is a tool result with `isError: true` whose text and
- *   `structuredContent.error` carry the Toka error name, so the model can read it and correct course.
+ * - protocol problems are JSON-RPC errors: unknown tool or prompt (InvalidParams -32602), unknown resource
+ *   (ResourceNotFound -32002), a result over the size bound (LimitExceeded -31905, applied by the
+ *   transports through `outgoing`), no valid token (Unauthenticated -31910), host unavailable;
+ *   `error.data` is Toka's `{ name, ...details }` and the message is not prefixed (errors.ts `wireMessage`);
+ * - arguments that do not match a tool's schema (SEP-1303), and a refused or failed operation inside a tool
+ *   (CapabilityDenied, UnknownEntity, InvalidOperation, LimitExceeded, RateLimited, ...), are a tool result
+ *   with `isError: true` whose text carries the Toka error name, so the model can read it and correct course.
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { LoggingLevelSchema, SetLevelRequestSchema, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';

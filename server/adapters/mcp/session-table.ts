@@ -7,8 +7,12 @@
  *   of another vault, subject or lineage finds no session, exactly as for an unknown id.
  * - At most `maxSessions` live at once, and at most `maxPerPrincipal` of one (vault, subject): subjects are
  *   not global names, so a same-named subject of another vault has its own count.
- * - A session with no request for `idleMs` (on `now`) is closed: by the sweep, or at once when a request
- *   names it.
+ * - A session is quiet while none of its responses is open (a POST being answered, a GET stream); a session
+ *   quiet for `idleMs` (on `now`) is closed: by the sweep, or at once when a request names it.
+ * - Clients that never send DELETE leave sessions behind, so a cap never locks a subject out: at a cap, the
+ *   session quiet the longest (of the subject, for the per-subject cap; of anyone, for the global cap) is
+ *   reclaimed — closed to make room — once it has been quiet for `reclaimAfterMs`. Only when none has is the
+ *   new session refused (429 or 503), with `Retry-After`: the seconds until one will have been.
  */
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
@@ -21,8 +25,10 @@ export interface LiveSession {
   readonly mcp: McpSessionServer;
   /** The owner's host session; its token and claims follow the latest request of the owner. */
   readonly session: Session;
-  /** When the last request named it, on the table's clock. */
+  /** When the last request named it or its last open response ended, on the table's clock. */
   lastSeen: number;
+  /** Its responses now open (POSTs being answered, GET streams): while any is, the session is not quiet. */
+  responses: number;
 }
 
 export interface SessionTableOptions {
@@ -30,6 +36,8 @@ export interface SessionTableOptions {
   maxSessions: number;
   maxPerPrincipal: number;
   idleMs: number;
+  /** At a cap, a session quiet this long is closed to make room for a new one. */
+  reclaimAfterMs: number;
   /** The clock idleness is measured on (ms since the epoch). */
   now: () => number;
 }
@@ -52,11 +60,14 @@ export class SessionTable {
     return this.live.size;
   }
 
-  /** Why `caller` may not open another session now (idle sessions are swept first), or null when it may. */
+  /**
+   * Why `caller` may not open another session now, or null when it may. Idle sessions are swept first; at a
+   * cap, the session quiet the longest is reclaimed when it has been quiet for `reclaimAfterMs`.
+   */
   admission(caller: Session): Refusal | null {
     const { maxSessions, maxPerPrincipal } = this.options;
     this.sweep();
-    if (this.live.size + this.opening.size >= maxSessions) {
+    if (this.live.size + this.opening.size >= maxSessions && !this.reclaim([...this.live])) {
       return {
         status: 503,
         error: {
@@ -64,12 +75,12 @@ export class SessionTable {
           message: `more than ${maxSessions} MCP sessions`,
           data: { name: 'LimitExceeded', limit: 'mcp.maxSessions', max: maxSessions },
         },
-        retryAfterSeconds: this.secondsUntilIdle([...this.live.values()]),
+        retryAfterSeconds: this.secondsUntilReclaimable([...this.live.values()]),
       };
     }
-    const own = [...this.live.values()].filter((l) => samePrincipal(l.session, caller));
+    const own = [...this.live].filter(([, l]) => samePrincipal(l.session, caller));
     const openingOwn = [...this.opening].filter((s) => samePrincipal(s, caller)).length;
-    if (own.length + openingOwn >= maxPerPrincipal) {
+    if (own.length + openingOwn >= maxPerPrincipal && !this.reclaim(own)) {
       return {
         status: 429,
         error: {
@@ -77,10 +88,25 @@ export class SessionTable {
           message: `more than ${maxPerPrincipal} MCP sessions of ${caller.principal} in vault ${caller.claims.vault}`,
           data: { name: 'LimitExceeded', limit: 'mcp.maxSessionsPerPrincipal', max: maxPerPrincipal },
         },
-        retryAfterSeconds: this.secondsUntilIdle(own),
+        retryAfterSeconds: this.secondsUntilReclaimable(own.map(([, l]) => l)),
       };
     }
     return null;
+  }
+
+  /** Close the session of `candidates` quiet the longest, if it has been quiet for `reclaimAfterMs`. */
+  private reclaim(candidates: [string, LiveSession][]): boolean {
+    const now = this.options.now();
+    let oldest: [string, LiveSession] | undefined;
+    for (const entry of candidates) {
+      const live = entry[1];
+      if (live.responses > 0 || now - live.lastSeen < this.options.reclaimAfterMs) continue;
+      if (!oldest || live.lastSeen < oldest[1].lastSeen) oldest = entry;
+    }
+    if (!oldest) return false;
+    this.options.logger.info('MCP session reclaimed at the session cap', { session: oldest[0], quietMs: now - oldest[1].lastSeen });
+    void this.end(oldest[0], oldest[1]);
+    return true;
   }
 
   /** Hold a slot for `caller` while its initialize runs; the returned function releases it. */
@@ -142,14 +168,19 @@ export class SessionTable {
   }
 
   private idle(live: LiveSession, now: number): boolean {
-    return now - live.lastSeen > this.options.idleMs;
+    return live.responses === 0 && now - live.lastSeen > this.options.idleMs;
   }
 
-  /** Seconds (at least 1) until the first of `sessions` goes idle and so frees its slot. */
-  private secondsUntilIdle(sessions: LiveSession[]): number {
+  /**
+   * Seconds (at least 1) until the first quiet session of `sessions` may be reclaimed; when none is quiet
+   * now, the reclaim delay itself (a session can be reclaimed that long after its last response ends).
+   */
+  private secondsUntilReclaimable(sessions: LiveSession[]): number {
     const now = this.options.now();
-    let soonest = this.options.idleMs;
-    for (const live of sessions) soonest = Math.min(soonest, live.lastSeen + this.options.idleMs - now);
+    let soonest = this.options.reclaimAfterMs;
+    for (const live of sessions) {
+      if (live.responses === 0) soonest = Math.min(soonest, live.lastSeen + this.options.reclaimAfterMs - now);
+    }
     return Math.max(1, Math.ceil(soonest / 1000));
   }
 }

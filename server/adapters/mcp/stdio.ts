@@ -1,19 +1,22 @@
 /**
- * `toka mcp`: MCP over stdio for desktop LLM clients. The caller passes the token (the CLI reads it from
- * `--token-file`, `TOKA_TOKEN` or `TOKA_TOKEN_FILE`, never a token value on argv). Stdout carries only
- * newline-delimited JSON-RPC frames; logs go to stderr.
+ * MCP over a pair of byte streams, newline-delimited: `toka mcp`'s stdin/stdout, and each connection of the
+ * running host's `<data>/mcp.sock` (socket.ts). The session authenticates with a credential (credential.ts):
+ * a token, or a grant it renews its token from. Stdout carries only JSON-RPC frames; logs go to stderr.
  *
  * The transport answers what the SDK's stdio transport drops silently: a line that is not JSON gets a
  * ParseError (-32700), a JSON value that is not a JSON-RPC message gets InvalidRequest (-32600), and a
- * line longer than the bound gets LimitExceeded — each with `id: null`, and the connection stays up.
+ * line longer than the bound gets LimitExceeded — each with `id: null`, and the connection stays up. When
+ * the input ends, the session closes once every request received has been answered (or cancelled), so
+ * `printf '<requests>' | toka mcp` gets every answer.
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { Host } from '../../host/host.js';
+import { FreshTransport, type McpCredentialSession } from './credential.js';
 import type { McpRegistry } from './registry.js';
-import { oversizeResult } from './result-bound.js';
+import { outgoing } from './result-bound.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
 
 /** Longest accepted input line (one JSON-RPC message), bytes. */
@@ -31,6 +34,9 @@ export class LineTransport implements Transport {
   /** After an oversized line: drop input up to the next newline. */
   private discarding = false;
   private closed = false;
+  /** Ids of requests received and not yet answered: once the input has ended, the last answer closes. */
+  private readonly unanswered = new Set<string | number>();
+  private inputEnded = false;
 
   constructor(
     private readonly input: Readable,
@@ -45,6 +51,8 @@ export class LineTransport implements Transport {
     this.input.on('data', this.onData);
     this.input.on('end', this.onEnd);
     this.input.on('error', this.onStreamError);
+    // A stream paused by an earlier reader (the MCP socket's first line) stays paused when a listener is added.
+    this.input.resume();
   }
 
   /**
@@ -87,7 +95,11 @@ export class LineTransport implements Transport {
     });
   }
 
-  private readonly onEnd = () => void this.close();
+  /** The input ended: close once every request received has been answered (nothing accepted is lost). */
+  private readonly onEnd = () => {
+    this.inputEnded = true;
+    if (this.unanswered.size === 0) void this.close();
+  };
   private readonly onStreamError = (err: Error) => this.onerror?.(err);
 
   private receive(line: string): void {
@@ -104,7 +116,13 @@ export class LineTransport implements Transport {
       this.reject(ErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', { name: 'InvalidRequest' }, id);
       return;
     }
-    this.onmessage?.(parsed.data);
+    const message = parsed.data;
+    if ('method' in message && 'id' in message) this.unanswered.add(message.id);
+    this.onmessage?.(message);
+    if ('method' in message && message.method === 'notifications/cancelled') {
+      const id = (message.params as { requestId?: unknown } | undefined)?.requestId;
+      if (typeof id === 'string' || typeof id === 'number') this.settle(id);
+    }
   }
 
   private reject(code: number, message: string, data: Record<string, unknown>, id?: unknown): void {
@@ -120,10 +138,14 @@ export class LineTransport implements Transport {
     });
   }
 
-  send(message: JSONRPCMessage): Promise<void> {
-    const text = JSON.stringify(message);
-    const refused = oversizeResult(message, text, this.maxResultBytes);
-    return this.write(refused ? JSON.stringify(refused) : text);
+  async send(message: JSONRPCMessage): Promise<void> {
+    await this.write(outgoing(message, this.maxResultBytes).text);
+    if (('result' in message || 'error' in message) && message.id !== undefined && message.id !== null) this.settle(message.id);
+  }
+
+  /** `id` needs no answer any more (answered, or cancelled: the SDK sends no answer to a cancelled request). */
+  private settle(id: string | number): void {
+    if (this.unanswered.delete(id) && this.inputEnded && this.unanswered.size === 0) void this.close();
   }
 
   async close(): Promise<void> {
@@ -142,23 +164,25 @@ export interface StdioOptions extends McpServerOptions {
   registry: McpRegistry;
   /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
   maxResultBytes?: number;
-  /** The bearer token (`toka mcp` takes it from the CLI's token source, `tokenFrom` in server/cli/args.ts). */
-  token: string;
+  /** The session's credential, opened (`McpCredentialSession.open`); closed with the session. */
+  credential: McpCredentialSession;
   input?: Readable;
   output?: Writable;
 }
 
-/** Serve one MCP session over stdio until the input ends. Resolves when the session is closed. */
+/** Serve one MCP session over a pair of streams until the input ends. Resolves when the session is closed. */
 export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<void> {
-  const session = await host.authenticate(options.token);
+  const { credential } = options;
+  const { session } = credential;
   const mcp = createMcpSession(options.registry, host, session, options);
   const transport = new LineTransport(options.input ?? process.stdin, options.output ?? process.stdout, options.maxResultBytes);
   const closed = new Promise<void>((resolve) => {
     mcp.server.onclose = () => resolve();
   });
   mcp.server.onerror = (err) => host.logger.warn('MCP stdio error', { err });
-  await mcp.server.connect(transport);
-  host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault });
+  await mcp.server.connect(new FreshTransport(transport, credential));
+  host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault, renews: credential.renews });
   await closed;
+  credential.close();
   await mcp.close();
 }

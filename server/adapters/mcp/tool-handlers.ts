@@ -1,9 +1,10 @@
 /**
- * `tools/list` and `tools/call` for one session. A refused or failed operation inside a tool is a tool result
- * with `isError: true` carrying the Toka error name (the model can read it and correct course); protocol
- * problems and session-ending host errors are JSON-RPC errors.
+ * `tools/list` and `tools/call` for one session. Arguments that do not match the tool's schema, and a
+ * refused or failed operation inside a tool, are a tool result with `isError: true` carrying the Toka error
+ * name (the model can read it and correct course); an unknown tool, the in-flight bound and session-ending
+ * host errors are JSON-RPC errors.
  */
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import { SESSION_ERRORS, invalidParams, mcpError } from './errors.js';
@@ -36,9 +37,15 @@ export function registerToolHandlers(scope: SessionScope, maxCalls: number): voi
     if (!entry) throw invalidParams(`Unknown tool: ${request.params.name}`);
     const parsed = entry.spec.input.safeParse(request.params.arguments ?? {});
     if (!parsed.success) {
-      throw new McpError(ErrorCode.InvalidParams, `Invalid arguments for tool ${entry.spec.name}: ${parsed.error.message}`, {
-        name: 'InvalidParams',
-        issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
+      // SEP-1303: arguments that do not match the schema are a tool result the model can read and correct.
+      const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
+      const where = issues.map((i) => `${i.path.length ? i.path.join('.') : '(arguments)'}: ${i.message}`).join('; ');
+      return toolResult({
+        content: [
+          { type: 'text', text: `InvalidParams: invalid arguments for tool ${entry.spec.name}: ${where}` },
+          { type: 'text', text: JSON.stringify({ error: { name: 'InvalidParams', issues } }) },
+        ],
+        isError: true,
       });
     }
     if (inFlight >= maxCalls) {
