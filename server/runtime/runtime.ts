@@ -40,6 +40,7 @@ const RENEW_BEFORE_S = 120;
 const AGENT_TOKEN_TTL_S = 1800;
 /** Pages of history read per request when a runner rebuilds a conversation. */
 const HISTORY_PAGE = 1000;
+const CONVERSATION: ReadonlySet<string> = new Set(CONVERSATION_EVENTS);
 
 export interface RuntimeOptions {
   host: Host;
@@ -98,6 +99,11 @@ export class AgentRuntime {
   private readonly again = new Set<string>();
   /** The vault of every run and agent seen, so the runtime reads with the right session. */
   private readonly vaultOf = new Map<string, string>();
+  /**
+   * Log position of each live run's `RunSubmitted`, when this runtime saw it: its conversation is read from
+   * there on, not from the agent's first event. Runs found in the state at start read from the beginning.
+   */
+  private readonly submittedAt = new Map<string, number>();
   private readonly agentSessions = new Map<string, Session>();
   private readonly endWaiters = new Map<string, ((run: RunRecord) => void)[]>();
   private watching: Subscription | null = null;
@@ -288,6 +294,7 @@ export class AgentRuntime {
         const run = e.run as RunRecord;
         this.vaultOf.set(run.id, run.vault);
         this.vaultOf.set(run.agent, run.vault);
+        this.submittedAt.set(run.id, record.seq);
         this.enqueue(run);
         break;
       }
@@ -309,12 +316,14 @@ export class AgentRuntime {
     }
   }
 
-  /** Wake whoever waits for the end of a run. */
+  /** Forget what a live run needed and wake whoever waits for its end. */
   private release(runId: string, _record: LogRecord): void {
+    this.submittedAt.delete(runId);
+    const vault = this.vaultOf.get(runId);
+    this.vaultOf.delete(runId);
     const waiters = this.endWaiters.get(runId);
     if (!waiters) return;
     this.endWaiters.delete(runId);
-    const vault = this.vaultOf.get(runId);
     if (vault === undefined) return;
     void this.getRun(this.host.localSession(vault), runId).then(
       (run) => waiters.forEach((w) => w(run)),
@@ -371,7 +380,7 @@ export class AgentRuntime {
         run,
         agentSession: () => this.agentSession(vault, agentId, record),
         submit: async (session: Session, op: Operation) => (await this.host.submit(session, op)).records,
-        history: () => this.history(admin, run),
+        history: this.history(admin, run),
         current: () => this.getRun(admin, runId),
         provider: this.options.provider(record),
         tools: this.options.tools,
@@ -427,16 +436,23 @@ export class AgentRuntime {
     return session;
   }
 
-  /** The run's conversation events, read page by page from the agent's events. */
-  private async history(admin: Session, run: RunRecord): Promise<LogRecord[]> {
+  /**
+   * The run's conversation events, in log order, for one entry of its runner: each call reads only what the
+   * log gained since the last (from the run's submission on the first), so a step costs what it added, not
+   * the agent's whole history. Calls are serialised: the runner awaits each before it acts.
+   */
+  private history(admin: Session, run: RunRecord): () => Promise<LogRecord[]> {
     const out: LogRecord[] = [];
-    let afterSeq = 0;
-    for (;;) {
-      const page = await this.host.queryEvents(admin, { agent: run.agent, types: [...CONVERSATION_EVENTS], afterSeq, limit: HISTORY_PAGE });
-      for (const r of page) if ((r.event as unknown as { run?: string }).run === run.id) out.push(r);
-      if (page.length < HISTORY_PAGE) return out;
-      afterSeq = page[page.length - 1].seq;
-    }
+    let afterSeq = this.submittedAt.get(run.id) ?? 0;
+    return async () => {
+      for (;;) {
+        // One index range (the agent's events since), filtered here: a type filter would read one range per type.
+        const page = await this.host.queryEvents(admin, { agent: run.agent, afterSeq, limit: HISTORY_PAGE });
+        for (const r of page) if (CONVERSATION.has(r.event.type) && (r.event as unknown as { run?: string }).run === run.id) out.push(r);
+        if (page.length > 0) afterSeq = page[page.length - 1].seq;
+        if (page.length < HISTORY_PAGE) return [...out];
+      }
+    };
   }
 
   /** Tool limits for a run: the host's, with the shell's time bound no longer than the run's own. */
