@@ -148,51 +148,101 @@ function put(target: Record<string, unknown>, key: string, value: unknown): void
 /**
  * A writable view of `value` for one commit: every write and delete, at any depth, goes through `journal`
  * (so rollback undoes it) and stores a deep copy of the value written (so state never aliases an event, another
- * part of the state, or a view). Costs nothing up front: nested objects are wrapped when read. Once the commit
- * is over, writes through the view throw a `TypeError` naming `label`.
+ * part of the state, or a view). Costs nothing up front: nested objects are wrapped when read, all by one
+ * handler. Once the commit is over, writes through the view throw a `TypeError` naming `label`.
  */
 export function journaled<T>(value: T, journal: Journal, label: string): T {
-  if (value === null || typeof value !== 'object') return value;
-  const deny = (): never => {
-    throw new TypeError(`${label}: only assignment and delete of plain JSON may change the state`);
-  };
-  const open = (key: string | symbol): string => {
-    if (journal.closed) throw new TypeError(`${label}: state written after its apply returned`);
-    if (typeof key === 'symbol') deny();
-    return key as string;
-  };
-  return new Proxy(value as object, {
-    // Only own members are writable state; an inherited one (`__proto__`, a method) is read-only.
-    get: (target, key) => (Object.hasOwn(target, key) ? journaled(Reflect.get(target, key), journal, label) : readOnly(Reflect.get(target, key), label)),
-    set: (target, key, written) => {
-      journal.write(target as Record<string, unknown>, open(key), deepCopy(written));
-      return true;
-    },
-    deleteProperty: (target, key) => {
-      journal.remove(target as Record<string, unknown>, open(key));
-      return true;
-    },
-    defineProperty: deny,
-    setPrototypeOf: deny,
-    preventExtensions: deny,
-  }) as T;
+  return wrap(value, new JournaledHandler(journal, label));
 }
 
 /**
  * A deep read-only view of `value`: reads see the live data, any write throws a `TypeError` naming `label`.
- * Costs nothing up front (nested objects are wrapped when read).
+ * Costs nothing up front (nested objects are wrapped when read, all by one handler).
  */
 export function readOnly<T>(value: T, label: string): T {
-  if (value === null || typeof value !== 'object') return value;
-  const deny = (): never => {
-    throw new TypeError(`${label} is read-only`);
-  };
-  return new Proxy(value as object, {
-    get: (target, key, receiver) => readOnly(Reflect.get(target, key, receiver), label),
-    set: deny,
-    defineProperty: deny,
-    deleteProperty: deny,
-    setPrototypeOf: deny,
-    preventExtensions: deny,
-  }) as T;
+  return wrap(value, new ReadOnlyHandler(label));
+}
+
+function wrap<T>(value: T, handler: ProxyHandler<object>): T {
+  return value === null || typeof value !== 'object' ? value : (new Proxy(value as object, handler) as T);
+}
+
+class ReadOnlyHandler implements ProxyHandler<object> {
+  constructor(readonly label: string) {}
+
+  get(target: object, key: string | symbol, receiver: unknown): unknown {
+    return wrap(Reflect.get(target, key, receiver), this);
+  }
+
+  set(): boolean {
+    return this.deny();
+  }
+
+  defineProperty(): boolean {
+    return this.deny();
+  }
+
+  deleteProperty(): boolean {
+    return this.deny();
+  }
+
+  setPrototypeOf(): boolean {
+    return this.deny();
+  }
+
+  preventExtensions(): boolean {
+    return this.deny();
+  }
+
+  deny(): never {
+    throw new TypeError(`${this.label} is read-only`);
+  }
+}
+
+class JournaledHandler implements ProxyHandler<object> {
+  readonly #readOnly: ReadOnlyHandler;
+
+  constructor(
+    readonly journal: Journal,
+    readonly label: string,
+  ) {
+    this.#readOnly = new ReadOnlyHandler(label);
+  }
+
+  /** Own members are writable state; an inherited one (`__proto__`, a method) is read-only. */
+  get(target: object, key: string | symbol): unknown {
+    return wrap(Reflect.get(target, key), Object.hasOwn(target, key) ? this : this.#readOnly);
+  }
+
+  set(target: object, key: string | symbol, value: unknown): boolean {
+    this.journal.write(target as Record<string, unknown>, this.#open(key), deepCopy(value));
+    return true;
+  }
+
+  deleteProperty(target: object, key: string | symbol): boolean {
+    this.journal.remove(target as Record<string, unknown>, this.#open(key));
+    return true;
+  }
+
+  defineProperty(): boolean {
+    return this.#deny();
+  }
+
+  setPrototypeOf(): boolean {
+    return this.#deny();
+  }
+
+  preventExtensions(): boolean {
+    return this.#deny();
+  }
+
+  #open(key: string | symbol): string {
+    if (this.journal.closed) throw new TypeError(`${this.label}: state written after its apply returned`);
+    if (typeof key === 'symbol') this.#deny();
+    return key as string;
+  }
+
+  #deny(): never {
+    throw new TypeError(`${this.label}: only assignment and delete of plain JSON may change the state`);
+  }
 }

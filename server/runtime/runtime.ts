@@ -21,6 +21,7 @@ import {
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
+import { deepCopy } from '../kernel/state.js';
 import type { Subscription } from '../store/event-log.js';
 import { RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
 import type { LlmProvider } from './llm/provider.js';
@@ -214,7 +215,7 @@ export class AgentRuntime {
     return this.host.read(session, 'task:approve', (state, claims) =>
       Object.values(runtimeState(state).runs)
         .filter((r) => r.vault === claims.vault && r.state === 'input-required' && r.approval !== undefined)
-        .map((r) => structuredClone(r.approval!))
+        .map((r) => deepCopy(r.approval!))
         .sort((a, b) => a.requestedAt - b.requestedAt || (a.id < b.id ? -1 : 1)),
     );
   }
@@ -229,7 +230,7 @@ export class AgentRuntime {
   async getRun(session: Session, id: string): Promise<RunRecord> {
     const run = await this.host.read(session, 'state:read', (state, claims) => {
       const runs = runtimeState(state).runs;
-      return Object.hasOwn(runs, id) && runs[id].vault === claims.vault ? structuredClone(runs[id]) : undefined;
+      return Object.hasOwn(runs, id) && runs[id].vault === claims.vault ? deepCopy(runs[id]) : undefined;
     });
     if (!run) throw new HostError('UnknownEntity', `unknown run ${id}`, { entity: 'run', id });
     return run;
@@ -243,7 +244,7 @@ export class AgentRuntime {
         .filter((r) => r.vault === claims.vault && (query.agent === undefined || r.agent === query.agent) && (query.state === undefined || r.state === query.state))
         .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1))
         .slice(0, limit)
-        .map((r) => structuredClone(r)),
+        .map((r) => deepCopy(r)),
     );
   }
 
@@ -375,12 +376,17 @@ export class AgentRuntime {
       if (TERMINAL_RUN_STATES.includes(run.state)) return;
       const record = await this.agentRecord(admin, agentId);
       const workspace = join(this.options.workspaceRoot, agentId);
+      const conversation = this.conversation(admin, run);
       mkdirSync(workspace, { recursive: true, mode: 0o700 });
       outcome = await driveRun({
         run,
         agentSession: () => this.agentSession(vault, agentId, record),
-        submit: async (session: Session, op: Operation) => (await this.host.submit(session, op)).records,
-        history: this.history(admin, run),
+        submit: async (session: Session, op: Operation) => {
+          const { records } = await this.host.submit(session, op);
+          for (const r of records) if (r.event.type === 'RunStarted') conversation.startedAt(r.seq);
+          return records;
+        },
+        history: conversation.read,
         current: () => this.getRun(admin, runId),
         provider: this.options.provider(record),
         tools: this.options.tools,
@@ -416,7 +422,7 @@ export class AgentRuntime {
   private async agentRecord(admin: Session, agentId: string): Promise<AgentRuntimeRecord | undefined> {
     return this.host.read(admin, 'state:read', (state) => {
       const agents = runtimeState(state).agents;
-      return Object.hasOwn(agents, agentId) ? structuredClone(agents[agentId]) : undefined;
+      return Object.hasOwn(agents, agentId) ? deepCopy(agents[agentId]) : undefined;
     });
   }
 
@@ -437,21 +443,28 @@ export class AgentRuntime {
   }
 
   /**
-   * The run's conversation events, in log order, for one entry of its runner: each call reads only what the
-   * log gained since the last (from the run's submission on the first), so a step costs what it added, not
-   * the agent's whole history. Calls are serialised: the runner awaits each before it acts.
+   * The run's conversation events, in log order, for one entry of its runner: each `read` asks only for what
+   * the log gained since the last (at first, since the run's submission when this runtime saw it), so a step
+   * costs what it added, not the agent's whole history. Every conversation event of a run comes after its
+   * `RunStarted`, so once the runner has started the run, reading goes on from there. Reads are serialised:
+   * the runner awaits each before it acts.
    */
-  private history(admin: Session, run: RunRecord): () => Promise<LogRecord[]> {
+  private conversation(admin: Session, run: RunRecord): { read(): Promise<LogRecord[]>; startedAt(seq: number): void } {
     const out: LogRecord[] = [];
     let afterSeq = this.submittedAt.get(run.id) ?? 0;
-    return async () => {
-      for (;;) {
-        // One index range (the agent's events since), filtered here: a type filter would read one range per type.
-        const page = await this.host.queryEvents(admin, { agent: run.agent, afterSeq, limit: HISTORY_PAGE });
-        for (const r of page) if (CONVERSATION.has(r.event.type) && (r.event as unknown as { run?: string }).run === run.id) out.push(r);
-        if (page.length > 0) afterSeq = page[page.length - 1].seq;
-        if (page.length < HISTORY_PAGE) return [...out];
-      }
+    return {
+      read: async () => {
+        for (;;) {
+          // One index range (the agent's events since), filtered here: a type filter reads one range per type.
+          const page = await this.host.queryEvents(admin, { agent: run.agent, afterSeq, limit: HISTORY_PAGE });
+          for (const r of page) if (CONVERSATION.has(r.event.type) && (r.event as unknown as { run?: string }).run === run.id) out.push(r);
+          if (page.length > 0) afterSeq = page[page.length - 1].seq;
+          if (page.length < HISTORY_PAGE) return [...out];
+        }
+      },
+      startedAt: (seq) => {
+        afterSeq = Math.max(afterSeq, seq);
+      },
     };
   }
 
