@@ -5,7 +5,7 @@
  * face), runs agents in a bounded worker pool that is fair across agents, and resumes from the log after a
  * restart. Adapters and the CLI reach it through the methods below, which authorise through the host.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { permits } from '../../protocol/capability.js';
 import type { LogRecord } from '../../protocol/events.js';
@@ -377,7 +377,7 @@ export class AgentRuntime {
       const record = await this.agentRecord(admin, agentId);
       const workspace = join(this.options.workspaceRoot, agentId);
       const conversation = this.conversation(admin, run);
-      mkdirSync(workspace, { recursive: true, mode: 0o700 });
+      await mkdir(workspace, { recursive: true, mode: 0o700 });
       outcome = await driveRun({
         run,
         agentSession: () => this.agentSession(vault, agentId, record),
