@@ -43,9 +43,13 @@ export class Kernel {
   readonly #core = new Set<OpcodeHandler>(CORE_HANDLERS);
   readonly #coreByEvent = new Map<string, CoreHandler>(CORE_HANDLERS.flatMap((h) => h.eventTypes.map((t) => [t, h] as const)));
 
-  /** `state`: restore from a snapshot (deep-copied; `InvalidOperation` if it is not shaped like a `WorldState`). */
-  constructor(options: { state?: WorldState } = {}) {
-    this.#state = options.state === undefined ? emptyState() : restoreState(options.state);
+  /**
+   * `state`: restore from a snapshot (`InvalidOperation` if it is not shaped like a `WorldState`), deep-copied
+   * unless `adopt` is set: then the kernel takes the object itself as its live state, and the caller must
+   * hold no reference to it (a snapshot just parsed from its text; copying a large state doubles restart time).
+   */
+  constructor(options: { state?: WorldState; adopt?: boolean } = {}) {
+    this.#state = options.state === undefined ? emptyState() : restoreState(options.state, options.adopt !== true);
     for (const h of CORE_HANDLERS) this.#add(h);
   }
 

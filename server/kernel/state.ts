@@ -28,8 +28,8 @@ export function deepCopy<T>(value: T): T {
   return out as T;
 }
 
-/** Deep copy of a restored snapshot, rejecting anything that is not shaped like a `WorldState`. */
-export function restoreState(state: unknown): WorldState {
+/** A restored snapshot (a deep copy when `copy`), rejecting anything that is not shaped like a `WorldState`. */
+export function restoreState(state: unknown, copy = true): WorldState {
   if (!isPlainObject(state)) throw KernelError.invalid('snapshot state must be an object');
   for (const f of STATE_FIELDS) {
     if (!isPlainObject(state[f])) throw KernelError.invalid(`snapshot state.${f} must be an object`);
@@ -44,7 +44,7 @@ export function restoreState(state: unknown): WorldState {
       throw KernelError.invalid(`snapshot state: unknown field ${k}`);
     }
   }
-  return deepCopy(state as unknown as WorldState);
+  return copy ? deepCopy(state as unknown as WorldState) : (state as unknown as WorldState);
 }
 
 /**
