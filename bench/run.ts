@@ -5,12 +5,14 @@
 import { benchCore } from './core.js';
 import { printRows, type Row } from './lib.js';
 import { benchMcp } from './mcp.js';
+import { benchRuntime } from './runtime.js';
 import { benchTransport } from './transport.js';
 
 const SECTIONS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
   core: { title: 'Core: full-path submit, token verification, replay', run: benchCore },
   transport: { title: 'Kernel host: JSON-RPC over stdio and WebSocket', run: benchTransport },
   mcp: { title: 'MCP: tools/call over stdio and Streamable HTTP', run: benchMcp },
+  runtime: { title: 'Agent runtime: task lifecycle, idle agents, restart', run: benchRuntime },
 };
 
 const wanted = process.argv.slice(2);

@@ -121,7 +121,7 @@ export async function replay(
     try {
       const snap = await log.latestSnapshot();
       if (snap) {
-        kernel = new Kernel({ state: snap.state });
+        kernel = new Kernel({ state: snap.state, adopt: true });
         afterSeq = snap.seq;
       }
     } catch (err) {

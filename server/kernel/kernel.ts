@@ -16,7 +16,7 @@ import {
 import { CORE_HANDLERS, type CoreHandler } from './core.js';
 import { KernelError } from './errors.js';
 import type { OpcodeHandler } from './handler.js';
-import { deepCopy, emptyState, Journal, readOnly, restoreState } from './state.js';
+import { deepCopy, emptyState, Journal, journaled, readOnly, restoreState } from './state.js';
 import {
   isPlainObject,
   requireId,
@@ -43,9 +43,13 @@ export class Kernel {
   readonly #core = new Set<OpcodeHandler>(CORE_HANDLERS);
   readonly #coreByEvent = new Map<string, CoreHandler>(CORE_HANDLERS.flatMap((h) => h.eventTypes.map((t) => [t, h] as const)));
 
-  /** `state`: restore from a snapshot (deep-copied; `InvalidOperation` if it is not shaped like a `WorldState`). */
-  constructor(options: { state?: WorldState } = {}) {
-    this.#state = options.state === undefined ? emptyState() : restoreState(options.state);
+  /**
+   * `state`: restore from a snapshot (`InvalidOperation` if it is not shaped like a `WorldState`), deep-copied
+   * unless `adopt` is set: then the kernel takes the object itself as its live state, and the caller must
+   * hold no reference to it (a snapshot just parsed from its text; copying a large state doubles restart time).
+   */
+  constructor(options: { state?: WorldState; adopt?: boolean } = {}) {
+    this.#state = options.state === undefined ? emptyState() : restoreState(options.state, options.adopt !== true);
     for (const h of CORE_HANDLERS) this.#add(h);
   }
 
@@ -126,10 +130,12 @@ export class Kernel {
     for (const t of handler.eventTypes) this.#byEvent.set(t, handler);
   }
 
-  /** Apply `events` to the live state through an undo journal; roll every write back if one fails. */
+  /**
+   * Apply `events` to the live state through an undo journal; roll every write back if one fails. Core and
+   * registered handlers alike write in place, so a commit costs O(what it writes), however large the state.
+   */
   #commit(events: KernelEvent[]): void {
     const journal = new Journal();
-    const copiedNamespaces = new Set<string>();
     try {
       for (const event of events) {
         const core = this.#coreByEvent.get(event.type);
@@ -139,46 +145,41 @@ export class Kernel {
         }
         const handler = this.#byEvent.get(event.type);
         if (!handler) throw KernelError.unsupported('event', event.type);
-        applyScoped(handler, event, this.#state, journal, copiedNamespaces);
+        applyScoped(handler, event, this.#state, journal);
       }
     } catch (err) {
       journal.rollback();
       throw err;
+    } finally {
+      journal.close();
     }
   }
 }
 
 /**
- * Apply a registered handler's event with only `ext[namespace]` writable. The namespace is deep-copied once
- * per transaction before the handler sees it, so a failed transaction leaves the committed value untouched.
+ * Apply a registered handler's event with only `ext[namespace]` writable, through the commit's journal: the
+ * handler writes the live state in place (every write recorded, so a failed commit rolls back exactly) and
+ * reads everything else through read-only views.
  */
-function applyScoped(
-  handler: OpcodeHandler,
-  event: KernelEvent,
-  working: WorldState,
-  journal: Journal,
-  copied: Set<string>,
-): void {
+function applyScoped(handler: OpcodeHandler, event: KernelEvent, working: WorldState, journal: Journal): void {
   const ns = handler.namespace ?? handler.opcode;
-  if (!copied.has(ns)) {
-    if (Object.hasOwn(working.ext, ns)) journal.set(working.ext, ns, deepCopy(working.ext[ns]));
-    copied.add(ns);
-  }
   const label = `handler ${handler.opcode}: state outside ext.${ns}`;
   const deny = (): never => {
     throw new TypeError(`${label} is read-only`);
   };
+  const own = `handler ${handler.opcode}: ext.${ns}`;
   const ext = new Proxy(working.ext, {
-    get: (target, key) => (key === ns ? target[ns] : readOnly(Reflect.get(target, key), label)),
+    get: (target, key) => (key === ns ? journaled(target[ns], journal, own) : readOnly(Reflect.get(target, key), label)),
     set: (target, key, value) => {
       if (key !== ns) deny();
-      journal.set(target, ns, value);
+      if (journal.closed) throw new TypeError(`${own}: state written after its apply returned`);
+      journal.write(target, ns, deepCopy(value));
       return true;
     },
     deleteProperty: (target, key) => {
       if (key !== ns) deny();
-      journal.set(target, ns, undefined);
-      delete target[ns];
+      if (journal.closed) throw new TypeError(`${own}: state written after its apply returned`);
+      journal.remove(target, ns);
       return true;
     },
     defineProperty: deny,

@@ -28,8 +28,8 @@ export function deepCopy<T>(value: T): T {
   return out as T;
 }
 
-/** Deep copy of a restored snapshot, rejecting anything that is not shaped like a `WorldState`. */
-export function restoreState(state: unknown): WorldState {
+/** A restored snapshot (a deep copy when `copy`), rejecting anything that is not shaped like a `WorldState`. */
+export function restoreState(state: unknown, copy = true): WorldState {
   if (!isPlainObject(state)) throw KernelError.invalid('snapshot state must be an object');
   for (const f of STATE_FIELDS) {
     if (!isPlainObject(state[f])) throw KernelError.invalid(`snapshot state.${f} must be an object`);
@@ -44,7 +44,7 @@ export function restoreState(state: unknown): WorldState {
       throw KernelError.invalid(`snapshot state: unknown field ${k}`);
     }
   }
-  return deepCopy(state as unknown as WorldState);
+  return copy ? deepCopy(state as unknown as WorldState) : (state as unknown as WorldState);
 }
 
 /**
@@ -54,6 +54,7 @@ export function restoreState(state: unknown): WorldState {
  */
 export class Journal {
   #entries: unknown[] = [];
+  #closed = false;
 
   /** `map[key] = value`, remembering the previous value (or its absence). */
   set<T>(map: Record<string, T>, key: string, value: T): void {
@@ -68,34 +69,180 @@ export class Journal {
     list.push(item);
   }
 
+  /**
+   * `target[key] = value` on any object or array of the state (the write path of registered handlers). An
+   * array's length is recorded before an element write that may grow it, and the elements a shorter length
+   * cuts off are recorded before the cut, so rollback restores the array exactly. `__proto__` stays data.
+   */
+  write(target: Record<string, unknown> | unknown[], key: string, value: unknown): void {
+    const t = target as Record<string, unknown>;
+    if (Array.isArray(target)) {
+      if (key === 'length') {
+        for (let i = target.length - 1; i >= (value as number); i--) this.#record(t, String(i));
+      } else {
+        this.#record(t, 'length');
+      }
+    }
+    this.#record(t, key);
+    put(t, key, value);
+  }
+
+  /**
+   * `delete target[key]`, remembering the previous value and, for an object, its member order (O(members)):
+   * a member put back would otherwise come last, and live state must iterate exactly like replayed state.
+   */
+  remove(target: Record<string, unknown> | unknown[], key: string): void {
+    const t = target as Record<string, unknown>;
+    if (!Object.hasOwn(t, key)) return;
+    if (!Array.isArray(target)) this.#entries.push(t, MEMBER_ORDER, Object.keys(t), true);
+    this.#record(t, key);
+    delete t[key];
+  }
+
   /** Undo every recorded write, newest first. */
   rollback(): void {
     const e = this.#entries;
     for (let i = e.length - 4; i >= 0; i -= 4) {
       const target = e[i] as Record<string, unknown>;
-      const key = e[i + 1] as string;
-      if (e[i + 3]) target[key] = e[i + 2];
+      const key = e[i + 1] as string | typeof MEMBER_ORDER;
+      if (key === MEMBER_ORDER) reorder(target, e[i + 2] as string[]);
+      else if (e[i + 3]) put(target, key, e[i + 2]);
       else delete target[key];
     }
     this.#entries = [];
   }
+
+  /** The commit is over (applied or rolled back): writes through it are refused from now on. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #record(target: Record<string, unknown>, key: string): void {
+    const had = Object.hasOwn(target, key);
+    this.#entries.push(target, key, had ? target[key] : undefined, had);
+  }
+}
+
+/** Journal entry key: the member order of an object before a delete. */
+const MEMBER_ORDER = Symbol('member order');
+
+/** Re-insert the members of `target` in `order` (its members now, once every newer write is undone). */
+function reorder(target: Record<string, unknown>, order: string[]): void {
+  for (const key of order) {
+    const value = target[key];
+    delete target[key];
+    put(target, key, value);
+  }
+}
+
+/** `target[key] = value`, with a `__proto__` key defined as an own data property instead of setting the prototype. */
+function put(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+/**
+ * A writable view of `value` for one commit: every write and delete, at any depth, goes through `journal`
+ * (so rollback undoes it) and stores a deep copy of the value written (so state never aliases an event, another
+ * part of the state, or a view). Costs nothing up front: nested objects are wrapped when read, all by one
+ * handler. Once the commit is over, writes through the view throw a `TypeError` naming `label`.
+ */
+export function journaled<T>(value: T, journal: Journal, label: string): T {
+  return wrap(value, new JournaledHandler(journal, label));
 }
 
 /**
  * A deep read-only view of `value`: reads see the live data, any write throws a `TypeError` naming `label`.
- * Costs nothing up front (nested objects are wrapped when read).
+ * Costs nothing up front (nested objects are wrapped when read, all by one handler).
  */
 export function readOnly<T>(value: T, label: string): T {
-  if (value === null || typeof value !== 'object') return value;
-  const deny = (): never => {
-    throw new TypeError(`${label} is read-only`);
-  };
-  return new Proxy(value as object, {
-    get: (target, key, receiver) => readOnly(Reflect.get(target, key, receiver), label),
-    set: deny,
-    defineProperty: deny,
-    deleteProperty: deny,
-    setPrototypeOf: deny,
-    preventExtensions: deny,
-  }) as T;
+  return wrap(value, new ReadOnlyHandler(label));
+}
+
+function wrap<T>(value: T, handler: ProxyHandler<object>): T {
+  return value === null || typeof value !== 'object' ? value : (new Proxy(value as object, handler) as T);
+}
+
+class ReadOnlyHandler implements ProxyHandler<object> {
+  constructor(readonly label: string) {}
+
+  get(target: object, key: string | symbol, receiver: unknown): unknown {
+    return wrap(Reflect.get(target, key, receiver), this);
+  }
+
+  set(): boolean {
+    return this.deny();
+  }
+
+  defineProperty(): boolean {
+    return this.deny();
+  }
+
+  deleteProperty(): boolean {
+    return this.deny();
+  }
+
+  setPrototypeOf(): boolean {
+    return this.deny();
+  }
+
+  preventExtensions(): boolean {
+    return this.deny();
+  }
+
+  deny(): never {
+    throw new TypeError(`${this.label} is read-only`);
+  }
+}
+
+class JournaledHandler implements ProxyHandler<object> {
+  readonly #readOnly: ReadOnlyHandler;
+
+  constructor(
+    readonly journal: Journal,
+    readonly label: string,
+  ) {
+    this.#readOnly = new ReadOnlyHandler(label);
+  }
+
+  /** Own members are writable state; an inherited one (`__proto__`, a method) is read-only. */
+  get(target: object, key: string | symbol): unknown {
+    return wrap(Reflect.get(target, key), Object.hasOwn(target, key) ? this : this.#readOnly);
+  }
+
+  set(target: object, key: string | symbol, value: unknown): boolean {
+    this.journal.write(target as Record<string, unknown>, this.#open(key), deepCopy(value));
+    return true;
+  }
+
+  deleteProperty(target: object, key: string | symbol): boolean {
+    this.journal.remove(target as Record<string, unknown>, this.#open(key));
+    return true;
+  }
+
+  defineProperty(): boolean {
+    return this.#deny();
+  }
+
+  setPrototypeOf(): boolean {
+    return this.#deny();
+  }
+
+  preventExtensions(): boolean {
+    return this.#deny();
+  }
+
+  #open(key: string | symbol): string {
+    if (this.journal.closed) throw new TypeError(`${this.label}: state written after its apply returned`);
+    if (typeof key === 'symbol') this.#deny();
+    return key as string;
+  }
+
+  #deny(): never {
+    throw new TypeError(`${this.label}: only assignment and delete of plain JSON may change the state`);
+  }
 }

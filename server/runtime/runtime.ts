@@ -5,7 +5,7 @@
  * face), runs agents in a bounded worker pool that is fair across agents, and resumes from the log after a
  * restart. Adapters and the CLI reach it through the methods below, which authorise through the host.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { permits } from '../../protocol/capability.js';
 import type { LogRecord } from '../../protocol/events.js';
@@ -21,6 +21,7 @@ import {
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
+import { deepCopy } from '../kernel/state.js';
 import type { Subscription } from '../store/event-log.js';
 import { RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
 import type { LlmProvider } from './llm/provider.js';
@@ -40,6 +41,7 @@ const RENEW_BEFORE_S = 120;
 const AGENT_TOKEN_TTL_S = 1800;
 /** Pages of history read per request when a runner rebuilds a conversation. */
 const HISTORY_PAGE = 1000;
+const CONVERSATION: ReadonlySet<string> = new Set(CONVERSATION_EVENTS);
 
 export interface RuntimeOptions {
   host: Host;
@@ -98,6 +100,11 @@ export class AgentRuntime {
   private readonly again = new Set<string>();
   /** The vault of every run and agent seen, so the runtime reads with the right session. */
   private readonly vaultOf = new Map<string, string>();
+  /**
+   * Log position of each live run's `RunSubmitted`, when this runtime saw it: its conversation is read from
+   * there on, not from the agent's first event. Runs found in the state at start read from the beginning.
+   */
+  private readonly submittedAt = new Map<string, number>();
   private readonly agentSessions = new Map<string, Session>();
   private readonly endWaiters = new Map<string, ((run: RunRecord) => void)[]>();
   private watching: Subscription | null = null;
@@ -208,7 +215,7 @@ export class AgentRuntime {
     return this.host.read(session, 'task:approve', (state, claims) =>
       Object.values(runtimeState(state).runs)
         .filter((r) => r.vault === claims.vault && r.state === 'input-required' && r.approval !== undefined)
-        .map((r) => structuredClone(r.approval!))
+        .map((r) => deepCopy(r.approval!))
         .sort((a, b) => a.requestedAt - b.requestedAt || (a.id < b.id ? -1 : 1)),
     );
   }
@@ -223,7 +230,7 @@ export class AgentRuntime {
   async getRun(session: Session, id: string): Promise<RunRecord> {
     const run = await this.host.read(session, 'state:read', (state, claims) => {
       const runs = runtimeState(state).runs;
-      return Object.hasOwn(runs, id) && runs[id].vault === claims.vault ? structuredClone(runs[id]) : undefined;
+      return Object.hasOwn(runs, id) && runs[id].vault === claims.vault ? deepCopy(runs[id]) : undefined;
     });
     if (!run) throw new HostError('UnknownEntity', `unknown run ${id}`, { entity: 'run', id });
     return run;
@@ -237,7 +244,7 @@ export class AgentRuntime {
         .filter((r) => r.vault === claims.vault && (query.agent === undefined || r.agent === query.agent) && (query.state === undefined || r.state === query.state))
         .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1))
         .slice(0, limit)
-        .map((r) => structuredClone(r)),
+        .map((r) => deepCopy(r)),
     );
   }
 
@@ -288,6 +295,7 @@ export class AgentRuntime {
         const run = e.run as RunRecord;
         this.vaultOf.set(run.id, run.vault);
         this.vaultOf.set(run.agent, run.vault);
+        this.submittedAt.set(run.id, record.seq);
         this.enqueue(run);
         break;
       }
@@ -309,12 +317,14 @@ export class AgentRuntime {
     }
   }
 
-  /** Wake whoever waits for the end of a run. */
+  /** Forget what a live run needed and wake whoever waits for its end. */
   private release(runId: string, _record: LogRecord): void {
+    this.submittedAt.delete(runId);
+    const vault = this.vaultOf.get(runId);
+    this.vaultOf.delete(runId);
     const waiters = this.endWaiters.get(runId);
     if (!waiters) return;
     this.endWaiters.delete(runId);
-    const vault = this.vaultOf.get(runId);
     if (vault === undefined) return;
     void this.getRun(this.host.localSession(vault), runId).then(
       (run) => waiters.forEach((w) => w(run)),
@@ -366,12 +376,17 @@ export class AgentRuntime {
       if (TERMINAL_RUN_STATES.includes(run.state)) return;
       const record = await this.agentRecord(admin, agentId);
       const workspace = join(this.options.workspaceRoot, agentId);
-      mkdirSync(workspace, { recursive: true, mode: 0o700 });
+      const conversation = this.conversation(admin, run);
+      await mkdir(workspace, { recursive: true, mode: 0o700 });
       outcome = await driveRun({
         run,
         agentSession: () => this.agentSession(vault, agentId, record),
-        submit: async (session: Session, op: Operation) => (await this.host.submit(session, op)).records,
-        history: () => this.history(admin, run),
+        submit: async (session: Session, op: Operation) => {
+          const { records } = await this.host.submit(session, op);
+          for (const r of records) if (r.event.type === 'RunStarted') conversation.startedAt(r.seq);
+          return records;
+        },
+        history: conversation.read,
         current: () => this.getRun(admin, runId),
         provider: this.options.provider(record),
         tools: this.options.tools,
@@ -408,7 +423,7 @@ export class AgentRuntime {
   private async agentRecord(admin: Session, agentId: string): Promise<AgentRuntimeRecord | undefined> {
     return this.host.read(admin, 'state:read', (state) => {
       const agents = runtimeState(state).agents;
-      return Object.hasOwn(agents, agentId) ? structuredClone(agents[agentId]) : undefined;
+      return Object.hasOwn(agents, agentId) ? deepCopy(agents[agentId]) : undefined;
     });
   }
 
@@ -428,16 +443,30 @@ export class AgentRuntime {
     return session;
   }
 
-  /** The run's conversation events, read page by page from the agent's events. */
-  private async history(admin: Session, run: RunRecord): Promise<LogRecord[]> {
+  /**
+   * The run's conversation events, in log order, for one entry of its runner: each `read` asks only for what
+   * the log gained since the last (at first, since the run's submission when this runtime saw it), so a step
+   * costs what it added, not the agent's whole history. Every conversation event of a run comes after its
+   * `RunStarted`, so once the runner has started the run, reading goes on from there. Reads are serialised:
+   * the runner awaits each before it acts.
+   */
+  private conversation(admin: Session, run: RunRecord): { read(): Promise<LogRecord[]>; startedAt(seq: number): void } {
     const out: LogRecord[] = [];
-    let afterSeq = 0;
-    for (;;) {
-      const page = await this.host.queryEvents(admin, { agent: run.agent, types: [...CONVERSATION_EVENTS], afterSeq, limit: HISTORY_PAGE });
-      for (const r of page) if ((r.event as unknown as { run?: string }).run === run.id) out.push(r);
-      if (page.length < HISTORY_PAGE) return out;
-      afterSeq = page[page.length - 1].seq;
-    }
+    let afterSeq = this.submittedAt.get(run.id) ?? 0;
+    return {
+      read: async () => {
+        for (;;) {
+          // One index range (the agent's events since), filtered here: a type filter reads one range per type.
+          const page = await this.host.queryEvents(admin, { agent: run.agent, afterSeq, limit: HISTORY_PAGE });
+          for (const r of page) if (CONVERSATION.has(r.event.type) && (r.event as unknown as { run?: string }).run === run.id) out.push(r);
+          if (page.length > 0) afterSeq = page[page.length - 1].seq;
+          if (page.length < HISTORY_PAGE) return [...out];
+        }
+      },
+      startedAt: (seq) => {
+        afterSeq = Math.max(afterSeq, seq);
+      },
+    };
   }
 
   /** Tool limits for a run: the host's, with the shell's time bound no longer than the run's own. */

@@ -203,6 +203,43 @@ describe('agent runtime', function () {
     }
   });
 
+  it('resumes runs of one agent from their own conversations, read across more than a page of the agent\'s events', async () => {
+    const transcript: ScriptedTranscript = {
+      turns: [
+        { toolCalls: [{ id: 's1', name: 'shell', arguments: { command: 'echo ran' } }] },
+        { expect: { toolResults: [{ callId: 's1', isError: false, contains: 'ran' }] }, text: 'done' },
+      ],
+    };
+    const { host, runtime } = await world(dir, transcript);
+    try {
+      const dev = await userSession(host, [...USER, 'tool:shell', 'observation:emit']);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const { runs: [a] } = await runtime.run(dev, { agent, input: 'first' });
+      const { runs: [b] } = await runtime.run(dev, { agent, input: 'second' });
+      const pending = await waitFor(async () => {
+        const list = await runtime.approvals(dev);
+        return list.length === 2 ? list : null;
+      }, 10_000, 'both approvals');
+      // More of the agent's events than one page of a conversation read, between each run's start and its approval.
+      let left = 1100;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (left-- > 0) await host.submit(dev, { type: 'EmitObservation', agent, data: { n: left } });
+        }),
+      );
+      for (const approval of pending) await runtime.resolve(dev, { run: approval.run, approval: approval.id, decision: 'approve' });
+      for (const id of [a, b]) {
+        const run = await runtime.waitForEnd(dev, id);
+        assert.equal(run.state, 'completed', JSON.stringify(run));
+        assert.equal(run.text, 'done');
+        assert.equal(run.turns, 2);
+      }
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
   it('ends a run at max turns with a typed reason naming the limit', async () => {
     const loop = { toolCalls: [{ id: 'l', name: 'fs_list', arguments: { path: '.' } }] };
     const { host, runtime } = await world(dir, { turns: [loop, loop, loop, loop] });

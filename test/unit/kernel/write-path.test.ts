@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { KernelEvent, WorldState } from '../../../protocol/kernel.js';
+import { Kernel, type OpcodeHandler } from '../../../server/kernel/kernel.js';
+import { deepCopy } from '../../../server/kernel/state.js';
+import { claims, digest, envelope } from './helpers.js';
+
+/**
+ * Registered handlers write their namespace in place through the commit's undo journal. These tests drive a
+ * handler that performs arbitrary JSON mutations, and check the journal against a plain-object model.
+ */
+
+type Path = (string | number)[];
+/** One write a handler performs on `ext.box`. */
+type Mutation =
+  | { op: 'set'; path: Path; value: unknown }
+  | { op: 'delete'; path: Path }
+  | { op: 'push' | 'unshift'; path: Path; value: unknown }
+  | { op: 'pop' | 'shift' | 'sort' | 'reverse'; path: Path }
+  | { op: 'splice'; path: Path; start: number; remove: number; insert: unknown[] }
+  | { op: 'length'; path: Path; length: number };
+
+const perm = claims({ permissions: ['agent:*'] });
+
+/** Resolve `path` from `root` through own members only; undefined when a step is missing or not a container. */
+function at(root: unknown, path: Path): unknown {
+  let cur = root;
+  for (const step of path) {
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, step)) return undefined;
+    cur = (cur as Record<string | number, unknown>)[step];
+  }
+  return cur;
+}
+
+/**
+ * Perform one mutation on `box` (a live journaled view, or with `plain` the model), skipping ones that do not
+ * fit or would leave holes in an array. The model defines a `__proto__` member as data, as the state does.
+ */
+function mutate(box: Record<string, unknown>, m: Mutation, plain = false): void {
+  const parent = at(box, m.path.slice(0, -1));
+  const target = at(box, m.path);
+  const last = m.path[m.path.length - 1];
+  switch (m.op) {
+    case 'set':
+      if (parent === null || typeof parent !== 'object') return;
+      if (Array.isArray(parent) && (typeof last !== 'number' || last > parent.length)) return;
+      if (plain && last === '__proto__') Object.defineProperty(parent, last, { value: deepCopy(m.value), enumerable: true, writable: true, configurable: true });
+      else (parent as Record<string | number, unknown>)[last] = plain ? deepCopy(m.value) : m.value;
+      return;
+    case 'delete':
+      if (parent !== null && typeof parent === 'object' && !Array.isArray(parent)) delete (parent as Record<string | number, unknown>)[last];
+      return;
+    case 'length':
+      if (Array.isArray(target)) target.length = Math.min(m.length, target.length);
+      return;
+    case 'splice':
+      if (Array.isArray(target)) target.splice(m.start, m.remove, ...m.insert);
+      return;
+    case 'push':
+    case 'unshift':
+      if (Array.isArray(target)) target[m.op](m.value);
+      return;
+    case 'sort':
+      if (Array.isArray(target)) target.sort((a, b) => (JSON.stringify(a) ?? '').localeCompare(JSON.stringify(b) ?? ''));
+      return;
+    default:
+      if (Array.isArray(target)) target[m.op]();
+  }
+}
+
+/** A handler that applies the mutations its op carries to `ext.box`, one event per batch; `boom` fails. */
+function mutator(): OpcodeHandler {
+  return {
+    opcode: 'Mutate',
+    permission: 'agent:pause',
+    namespace: 'box',
+    eventTypes: ['Mutated'],
+    execute: (env, view) => (env.op as unknown as { batches: unknown[] }).batches.map((batch) => view.event('Mutated', { batch })),
+    apply(e, state) {
+      if (state.ext.box === undefined) state.ext.box = { list: [], map: {} };
+      for (const m of (e as KernelEvent & { batch: (Mutation | 'boom')[] }).batch) {
+        if (m === 'boom') throw new Error('boom');
+        mutate(state.ext.box as Record<string, unknown>, m);
+      }
+    },
+  };
+}
+
+const json = fc.jsonValue({ maxDepth: 2 });
+const key = fc.constantFrom('list', 'map', 'a', 'b', '__proto__', 'constructor');
+const path = fc.array(fc.oneof(key, fc.nat({ max: 4 })), { minLength: 1, maxLength: 3 });
+const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+  fc.record({ op: fc.constant('set' as const), path, value: json }),
+  fc.record({ op: fc.constant('delete' as const), path }),
+  fc.record({ op: fc.constantFrom('push' as const, 'unshift' as const), path, value: json }),
+  fc.record({ op: fc.constantFrom('pop' as const, 'shift' as const, 'sort' as const, 'reverse' as const), path }),
+  fc.record({ op: fc.constant('splice' as const), path, start: fc.integer({ min: -3, max: 5 }), remove: fc.nat({ max: 3 }), insert: fc.array(json, { maxLength: 3 }) }),
+  fc.record({ op: fc.constant('length' as const), path, length: fc.nat({ max: 6 }) }),
+);
+const batch = fc.array(mutation, { maxLength: 6 });
+
+describe('kernel write path of registered handlers (journaled, in place)', () => {
+  it('a committed operation leaves exactly what the same writes give on plain objects', () => {
+    fc.assert(
+      fc.property(fc.array(batch, { minLength: 1, maxLength: 4 }), fc.array(batch, { minLength: 1, maxLength: 4 }), (first, second) => {
+        const kernel = new Kernel();
+        kernel.register(mutator());
+        const model: Record<string, unknown> = { list: [], map: {} };
+        for (const batches of [first, second]) {
+          kernel.execute(envelope({ type: 'Mutate', batches }, perm));
+          for (const b of deepCopy(batches)) for (const m of b) mutate(model, m, true);
+        }
+        assert.deepEqual(kernel.state.ext.box, model);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a multi-event operation that fails in its last event rolls every write back exactly', () => {
+    fc.assert(
+      fc.property(fc.array(batch, { maxLength: 3 }), fc.array(batch, { minLength: 1, maxLength: 4 }), (setup, doomed) => {
+        const kernel = new Kernel();
+        kernel.register(mutator());
+        if (setup.length > 0) kernel.execute(envelope({ type: 'Mutate', batches: setup }, perm));
+        const before = deepCopy(kernel.state);
+        const beforeDigest = digest(kernel.state);
+        const lengths = JSON.stringify(kernel.state.ext.box ?? null, (_k, v: unknown) => (Array.isArray(v) ? [v.length, ...v] : v));
+        assert.throws(() => kernel.execute(envelope({ type: 'Mutate', batches: [...doomed, ['boom']] }, perm)), /boom/);
+        assert.equal(digest(kernel.state), beforeDigest);
+        assert.deepEqual(kernel.state, before);
+        // Arrays have their old length and no holes (deepEqual and digests do not see a hole).
+        assert.equal(JSON.stringify(kernel.state.ext.box ?? null, (_k, v: unknown) => (Array.isArray(v) ? [v.length, ...v] : v)), lengths);
+        const holes = (v: unknown): boolean =>
+          v !== null && typeof v === 'object' && (Array.isArray(v) ? v.some((x, i) => !(i in v) || holes(x)) || v.length !== Object.keys(v).length : Object.values(v).some(holes));
+        assert.equal(holes(kernel.state.ext.box), false);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a commit copies nothing it does not write: untouched parts of the namespace keep their identity', () => {
+    const kernel = new Kernel();
+    kernel.register(mutator());
+    kernel.execute(envelope({ type: 'Mutate', batches: [[{ op: 'set', path: ['map', 'big'], value: { deep: [1, 2, 3] } }]] }, perm));
+    const big = (kernel.state.ext.box as { map: { big: unknown } }).map.big;
+    kernel.execute(envelope({ type: 'Mutate', batches: [[{ op: 'push', path: ['list'], value: 1 }]] }, perm));
+    assert.equal((kernel.state.ext.box as { map: { big: unknown } }).map.big, big, 'the big value was not copied by a commit that did not touch it');
+  });
+
+  it('stores copies: state never aliases the event, another part of the state, or a view', () => {
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Alias', permission: 'agent:pause', namespace: 'alias', eventTypes: ['Aliased'],
+      execute: (_env, view) => [view.event('Aliased', { value: { n: 1 } })],
+      apply(e, state) {
+        state.ext.alias = { a: (e as KernelEvent & { value: unknown }).value };
+        const ns = state.ext.alias as { a: { n: number }; b?: { n: number } };
+        ns.b = ns.a;
+        ns.a.n = 2;
+      },
+    });
+    const [event] = kernel.execute(envelope({ type: 'Alias' }, perm)) as (KernelEvent & { value: { n: number } })[];
+    assert.deepEqual(kernel.state.ext.alias, { a: { n: 2 }, b: { n: 1 } });
+    assert.equal(event.value.n, 1, 'the returned event is not the state');
+  });
+
+  it('refuses writes through a view kept past its apply, and non-JSON writes', () => {
+    let kept: Record<string, unknown> | undefined;
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Keep', permission: 'agent:pause', namespace: 'keep', eventTypes: ['Kept'],
+      execute: (_env, view) => [view.event('Kept', {})],
+      apply(_e, state) {
+        state.ext.keep = { n: 1 };
+        kept = state.ext.keep as Record<string, unknown>;
+      },
+    });
+    kernel.register({
+      opcode: 'Odd', permission: 'agent:pause', namespace: 'keep', eventTypes: ['Odd'],
+      execute: (_env, view) => [view.event('Odd', {})],
+      apply(_e, state) {
+        Object.defineProperty(state.ext.keep as object, 'n', { get: () => 3 });
+      },
+    });
+    kernel.execute(envelope({ type: 'Keep' }, perm));
+    const before = digest(kernel.state);
+    assert.throws(() => {
+      kept!.n = 99;
+    }, /after its apply returned/);
+    assert.throws(() => {
+      delete kept!.n;
+    }, /after its apply returned/);
+    assert.throws(() => kernel.execute(envelope({ type: 'Odd' }, perm)), TypeError);
+    assert.equal(digest(kernel.state), before);
+    assert.deepEqual((kernel.state as WorldState).ext.keep, { n: 1 });
+  });
+});
