@@ -152,6 +152,16 @@ export interface AgentRuntimeRecord {
   permissions: string[];
   /** True once terminated: no new run starts. */
   terminated: boolean;
+  /** Bounds from the spec's `security.resource_limits`; absent when the spec sets none. */
+  limits?: AgentLimits;
+}
+
+/** What an agent's spec bounds, whatever a run request asks. */
+export interface AgentLimits {
+  /** Longest run, ms (`resource_limits.timeout`): a run's `timeoutMs` defaults to it and never exceeds it. */
+  timeoutMs?: number;
+  /** Address space of each process its tools start, bytes (`resource_limits.max_memory`). */
+  maxMemoryBytes?: number;
 }
 
 /** `state.ext.runtime`. */

@@ -12,6 +12,7 @@ import type { KernelEvent, OperationEnvelope, WorldState } from '../../protocol/
 import {
   DEFAULT_RUN_LIMITS,
   TERMINAL_RUN_STATES,
+  type AgentLimits,
   type AgentRuntimeRecord,
   type ApprovalRecord,
   type RunArtifact,
@@ -134,6 +135,16 @@ function requireLimits(v: unknown): Partial<RunLimits> {
   return out;
 }
 
+/**
+ * A run's limits: what the request asks, else the host's defaults; the timeout defaults to the agent's spec
+ * bound when it has one, and never exceeds it.
+ */
+function runLimits(requested: Partial<RunLimits>, agent: AgentLimits | undefined): RunLimits {
+  const limits = { ...DEFAULT_RUN_LIMITS, ...requested };
+  if (agent?.timeoutMs !== undefined) limits.timeoutMs = Math.min(requested.timeoutMs ?? agent.timeoutMs, agent.timeoutMs);
+  return limits;
+}
+
 function requireToolCall(v: unknown, where: string): RunToolCall {
   const o = requireObject(v, where);
   onlyFields(o, ['id', 'name', 'arguments'], where);
@@ -159,7 +170,14 @@ export const registerAgent = handler({
   eventTypes: ['AgentRuntimeRegistered'],
   validate(op) {
     const o = op as unknown as Fields;
-    onlyFields(o, ['type', 'agent', 'specDigest', 'specName', 'spec', 'grant', 'subject', 'permissions'], 'RegisterAgentRuntime');
+    onlyFields(o, ['type', 'agent', 'specDigest', 'specName', 'spec', 'grant', 'subject', 'permissions', 'limits'], 'RegisterAgentRuntime');
+    if (o.limits !== undefined) {
+      const limits = requireObject(o.limits, 'limits');
+      onlyFields(limits, ['timeoutMs', 'maxMemoryBytes'], 'limits');
+      for (const [key, value] of Object.entries(limits)) {
+        if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw KernelError.invalid(`limits.${key} must be a positive integer`);
+      }
+    }
     requireId(o.agent, 'agent');
     const digest = requireString(o.specDigest, 'specDigest');
     if (!/^[0-9a-f]{64}$/.test(digest)) throw KernelError.invalid('specDigest must be a hex SHA-256');
@@ -186,6 +204,7 @@ export const registerAgent = handler({
       subject: o.subject as string,
       permissions: [...(o.permissions as string[])],
       terminated: false,
+      ...(o.limits !== undefined ? { limits: { ...(o.limits as AgentLimits) } } : {}),
     };
     return [view.event('AgentRuntimeRegistered', { agent: agent.id, record, spec: o.spec })];
   },
@@ -227,7 +246,7 @@ export const submitRun = handler({
       input: o.input as string,
       ...(o.task !== undefined ? { task: o.task as string } : {}),
       requestedBy: env.origin,
-      limits: { ...DEFAULT_RUN_LIMITS, ...requireLimits(o.limits) },
+      limits: runLimits(requireLimits(o.limits), Object.hasOwn(rt.agents, agent.id) ? rt.agents[agent.id].limits : undefined),
       createdAt: env.at,
       updatedAt: env.at,
       turns: 0,

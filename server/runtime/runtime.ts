@@ -13,6 +13,7 @@ import type { Operation } from '../../protocol/kernel.js';
 import {
   agentSubject,
   TERMINAL_RUN_STATES,
+  type AgentLimits,
   type AgentRuntimeRecord,
   type ApprovalRecord,
   type RunLimits,
@@ -168,6 +169,7 @@ export class AgentRuntime {
       grant: minted.grant,
       subject,
       permissions,
+      ...agentLimits(spec),
     });
     const tasks: string[] = [];
     for (const task of spec.tasks.default) {
@@ -390,7 +392,7 @@ export class AgentRuntime {
         current: () => this.getRun(admin, runId),
         provider: this.options.provider(record),
         tools: this.options.tools,
-        toolLimits: this.limitsFor(run),
+        toolLimits: this.limitsFor(run, record),
         workspace,
         system: this.options.system,
         signal: controller.signal,
@@ -469,10 +471,27 @@ export class AgentRuntime {
     };
   }
 
-  /** Tool limits for a run: the host's, with the shell's time bound no longer than the run's own. */
-  private limitsFor(run: RunRecord): ToolLimits {
-    return { ...this.toolLimits, shellTimeoutMs: Math.min(this.toolLimits.shellTimeoutMs, run.limits.timeoutMs) };
+  /**
+   * Tool limits for a run: the host's, with the shell's time bound no longer than the run's own and its memory
+   * bound no larger than the agent's spec allows.
+   */
+  private limitsFor(run: RunRecord, agent: AgentRuntimeRecord | undefined): ToolLimits {
+    return {
+      ...this.toolLimits,
+      shellTimeoutMs: Math.min(this.toolLimits.shellTimeoutMs, run.limits.timeoutMs),
+      shellMemoryBytes: Math.min(this.toolLimits.shellMemoryBytes, agent?.limits?.maxMemoryBytes ?? Infinity),
+    };
   }
+}
+
+/** The `limits` of an agent's runtime record, from its spec's resource limits (nothing when it sets none). */
+function agentLimits(spec: AgentSpec): { limits?: AgentLimits } {
+  const { timeoutMs, maxMemoryBytes } = spec.security.resourceLimits;
+  const limits: AgentLimits = {
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(maxMemoryBytes !== undefined ? { maxMemoryBytes } : {}),
+  };
+  return Object.keys(limits).length > 0 ? { limits } : {};
 }
 
 function runIdOf(records: LogRecord[]): string {

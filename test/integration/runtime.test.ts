@@ -275,6 +275,24 @@ describe('agent runtime', function () {
     }
   });
 
+  it("bounds runs by the spec's resource limits: the timeout defaults to the spec's and never exceeds it", async () => {
+    const { host, runtime } = await world(dir, { turns: [{ text: 'ok' }] });
+    try {
+      const dev = await userSession(host, USER);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const [plain] = (await runtime.run(dev, { agent, input: 'a' })).runs;
+      const [longer] = (await runtime.run(dev, { agent, input: 'b', limits: { timeoutMs: 3_600_000 } })).runs;
+      const [shorter] = (await runtime.run(dev, { agent, input: 'c', limits: { timeoutMs: 1000 } })).runs;
+      assert.equal((await runtime.getRun(dev, plain)).limits.timeoutMs, 600_000, 'the spec says timeout: 10m');
+      assert.equal((await runtime.getRun(dev, longer)).limits.timeoutMs, 600_000, 'a request cannot exceed the spec');
+      assert.equal((await runtime.getRun(dev, shorter)).limits.timeoutMs, 1000);
+      for (const id of [plain, longer, shorter]) assert.equal((await runtime.waitForEnd(dev, id)).state, 'completed');
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
   it('refuses run requests without task:run, and approvals without task:approve', async () => {
     const { host, runtime } = await world(dir, { turns: [{ text: 'x' }] });
     try {
