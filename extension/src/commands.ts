@@ -140,7 +140,10 @@ export function registerCommands(context: vscode.ExtensionContext, host: HostCon
     if (tasks.length === 0) throw new Error('the agent has no queued task: give the task text');
     await refresh();
     const watch = watchRuns(host, tasks, `Running ${agent}`, refresh);
-    if (!wait) return { tasks };
+    if (!wait) {
+      watch.catch((err) => host.log.appendLine(`[toka] watching ${tasks.join(', ')}: ${(err as Error).message}`));
+      return { tasks };
+    }
     const runs = await watch;
     return { tasks, states: runs.map((r) => r.state) };
   };
@@ -307,6 +310,12 @@ export function watchRuns(host: HostConnection, tasks: string[], title: string, 
         for (const task of tasks) void host.request(TaskCancelRequest, { task, reason: 'cancelled from VS Code' }).catch(() => undefined);
       });
       for (;;) {
+        if (host.state !== 'running') {
+          // The host is restarting: the runs are in its log; read them again once it is back.
+          progress.report({ message: `host ${host.state}` });
+          await new Promise((r) => setTimeout(r, RUN_POLL_MS));
+          continue;
+        }
         const runs = await Promise.all(tasks.map((task) => host.request(TaskGetRequest, { task })));
         const live = runs.filter(isLive);
         progress.report({ message: runs.map((r) => r.state).join(', ') });

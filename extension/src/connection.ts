@@ -47,6 +47,8 @@ export class HostConnection implements TokaRpc, vscode.Disposable {
   private current: ConnectionState = 'stopped';
   private info: HostInfo | undefined;
   private tokens: TokenKeeper | undefined;
+  /** True while `start()` runs: the client's own restarts are announced by its state changes instead. */
+  private booting = false;
   /** Why the last start failed, for the status bar tooltip. */
   lastError: string | undefined;
 
@@ -81,6 +83,7 @@ export class HostConnection implements TokaRpc, vscode.Disposable {
   async start(): Promise<void> {
     if (this.channel) return;
     this.setState('starting');
+    this.booting = true;
     try {
       this.channel = this.mode === 'remote' ? await this.startRemote() : await this.startBundled();
       for (const h of this.notificationHandlers) h.live = this.channel.rpc.onNotification(h.type, h.handler);
@@ -91,6 +94,8 @@ export class HostConnection implements TokaRpc, vscode.Disposable {
       this.setState('failed');
       await this.stop(true);
       throw err;
+    } finally {
+      this.booting = false;
     }
   }
 
@@ -182,7 +187,7 @@ export class HostConnection implements TokaRpc, vscode.Disposable {
     this.client = client;
     client.onDidChangeState(({ oldState, newState }) => {
       if (this.client !== client) return;
-      if (newState === State.Running && oldState !== State.Running && this.current !== 'starting') {
+      if (newState === State.Running && oldState !== State.Running && !this.booting) {
         // The client restarted a host that died: announce it again once it answers.
         this.log.appendLine('[toka] the host was restarted');
         void this.ready().catch((err) => this.log.appendLine(`[toka] host info after restart: ${(err as Error).message}`));
