@@ -48,8 +48,10 @@ export function registerCommands(context: vscode.ExtensionContext, host: HostCon
         } catch (err) {
           if (err instanceof Cancelled) return undefined;
           void vscode.window.showErrorMessage(`Toka: ${(err as Error).message}`);
-          // The caller of executeCommand (a test, another extension) sees the failure too.
-          throw err;
+          // A caller that passed arguments (another extension, a test, a view item) sees the failure too;
+          // from the palette the message above is enough (VS Code would show a second, modal one).
+          if (args.length > 0) throw err;
+          return undefined;
         }
       }),
     );
@@ -139,7 +141,8 @@ export function registerCommands(context: vscode.ExtensionContext, host: HostCon
     const { tasks } = await host.request(AgentRunRequest, { agent, input });
     if (tasks.length === 0) throw new Error('the agent has no queued task: give the task text');
     await refresh();
-    const watch = watchRuns(host, tasks, `Running ${agent}`, refresh);
+    const name = views.agents.snapshot().agents.find((a) => a.id === agent)?.name ?? agent;
+    const watch = watchRuns(host, tasks, `Running ${name}`, refresh);
     if (!wait) {
       watch.catch((err) => host.log.appendLine(`[toka] watching ${tasks.join(', ')}: ${(err as Error).message}`));
       return { tasks };
@@ -363,7 +366,8 @@ async function pickAgent(views: Views): Promise<string> {
 }
 
 async function pickSpecFile(): Promise<vscode.Uri> {
-  const files = await vscode.workspace.findFiles('{**/*.agent.{yaml,yml,json},**/agents/*.{yaml,yml,json}}', '**/node_modules/**', 500);
+  const found = await Promise.all(['**/*.agent.{yaml,yml,json}', '**/agents/*.{yaml,yml,json}'].map((glob) => vscode.workspace.findFiles(glob, '**/node_modules/**', 500)));
+  const files = [...new Map(found.flat().map((uri) => [uri.toString(), uri])).values()];
   const picked = await pickOne(files.map((uri) => ({ label: vscode.workspace.asRelativePath(uri), value: uri })), { title: 'Spawn Agent from Spec: which spec' });
   return picked.value;
 }

@@ -50,12 +50,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<TokaAp
     updateStatus();
   };
 
+  const agentName = (id: string) => views.agents.snapshot().agents.find((a) => a.id === id)?.name ?? id;
+
   /** Re-read approvals and offer each new one as a notification with Approve / Deny. */
   const refreshApprovals = async () => {
     const fresh = await views.approvals.refresh();
     for (const approval of fresh) {
       void vscode.window
-        .showWarningMessage(`Toka: agent ${approval.agent} asks to call ${approval.call.name} (${approval.permission}).`, 'Approve', 'Deny')
+        .showWarningMessage(`Toka: agent ${agentName(approval.agent)} asks to call ${approval.call.name} (${approval.permission}).`, 'Approve', 'Deny')
         .then((choice) => {
           if (choice) void vscode.commands.executeCommand(choice === 'Approve' ? 'toka.approve' : 'toka.deny', approval);
         });

@@ -197,8 +197,8 @@ async function vsix() {
       await page.locator('.quick-input-list .monaco-list-row', { hasText: 'state:read' }).first().waitFor();
       await input.fill('state:read');
       await page.locator('.quick-input-list .monaco-list-row', { hasText: 'state:read' }).first().locator('.quick-input-list-checkbox, input[type=checkbox], .monaco-custom-toggle').first().click();
-      await page.keyboard.press('Enter');
-      await page.locator('.quick-input-widget input.input').waitFor({ state: 'visible' });
+      await page.locator('.quick-input-widget .monaco-button', { hasText: 'OK' }).first().click();
+      await page.locator('.quick-input-widget', { hasText: 'token lifetime' }).waitFor();
       await page.keyboard.press('Enter'); // default lifetime 900 s
       await page.locator('.notification-toast', { hasText: 'granted state:read to ui-bot' }).waitFor({ timeout: 20000 });
     });
@@ -224,7 +224,8 @@ async function vsix() {
       await page.keyboard.press('Enter');
       const toast = page.locator('.notification-toast', { hasText: 'asks to call shell' }).first();
       await toast.waitFor({ timeout: 30000 });
-      await page.locator('.monaco-list-row', { hasText: 'shell (tool:shell)' }).first().waitFor({ timeout: 10000 });
+      const approvals = page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'Approvals' }) });
+      await approvals.locator('.monaco-list-row', { hasText: 'shell (tool:shell)' }).first().waitFor({ timeout: 10000 });
       await page.screenshot({ path: path.join(artifacts, 'approval.png') });
       await toast.locator('.monaco-button', { hasText: 'Approve' }).click();
       await page.locator('.monaco-list-row', { hasText: 'List the workspace' }).filter({ hasText: 'completed' }).first().waitFor({ timeout: 30000 });
