@@ -279,8 +279,11 @@ export function registerCommands(context: vscode.ExtensionContext, host: HostCon
       const token = args?.token ?? (await ask({ title: 'Connect to Host: capability token (kept in VS Code’s secret storage)', password: true, validateInput: nonEmpty }));
       await context.secrets.store(TOKEN_SECRET, token);
     }
-    await config.update('server.url', url, vscode.ConfigurationTarget.Workspace);
-    await host.restart();
+    // A changed URL restarts the connection through the configuration listener; the same URL with a new token does not.
+    if (url !== config.get<string>('server.url', '')) {
+      await config.update('server.url', url, vscode.ConfigurationTarget.Workspace);
+      await host.settled();
+    } else await host.restart();
   });
 
   register('toka.showLog', async () => host.log.show(true));

@@ -49,6 +49,7 @@ export class HostConnection implements TokaRpc, vscode.Disposable {
   private tokens: TokenKeeper | undefined;
   /** True while `start()` runs: the client's own restarts are announced by its state changes instead. */
   private booting = false;
+  private restarting: Promise<void> = Promise.resolve();
   /** Why the last start failed, for the status bar tooltip. */
   lastError: string | undefined;
 
@@ -69,6 +70,9 @@ export class HostConnection implements TokaRpc, vscode.Disposable {
   get hostInfo(): HostInfo | undefined {
     return this.info;
   }
+
+  /** Which host this is (`bundled:<data dir>` or `remote:<url>`), set when a connection starts. */
+  target = '';
 
   /** `bundled` or `remote`, from the settings. */
   get mode(): 'bundled' | 'remote' {
@@ -113,9 +117,19 @@ export class HostConnection implements TokaRpc, vscode.Disposable {
     if (!keepState) this.setState('stopped');
   }
 
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
+  /** Resolves (or rejects) with the last restart asked for. */
+  settled(): Promise<void> {
+    return this.restarting;
+  }
+
+  /** Stop and start again; concurrent calls run one after the other (never two connections at once). */
+  restart(): Promise<void> {
+    const next = this.restarting.catch(() => undefined).then(async () => {
+      await this.stop();
+      await this.start();
+    });
+    this.restarting = next;
+    return next;
   }
 
   request<P, R>(definition: { type: RequestType<P, R, ErrorData> }, params: P, token?: CancellationToken): Promise<R> {
@@ -169,6 +183,7 @@ export class HostConnection implements TokaRpc, vscode.Disposable {
     const dataSetting = config.get<string>('host.dataDir', '.toka');
     if (!folder && !path.isAbsolute(dataSetting)) throw new Error('open a folder (the host keeps its data dir in it), or set toka.host.dataDir to an absolute path');
     const dataDir = path.resolve(folder ?? '/', dataSetting);
+    this.target = `bundled:${dataDir}`;
     const env = { ...process.env, ...config.get<Record<string, string>>('host.env', {}) };
     const serverOptions: ServerOptions = {
       command: config.get<string>('host.node', 'node'),
@@ -213,6 +228,7 @@ export class HostConnection implements TokaRpc, vscode.Disposable {
 
   private async startRemote(): Promise<Channel> {
     const url = remoteUrl()!;
+    this.target = `remote:${url}`;
     const keeper = new TokenKeeper(this.context.secrets, this.log, async () => {
       // A renewed token: reconnect with it, keeping the handlers.
       this.log.appendLine('[toka] token renewed: reconnecting');

@@ -96,6 +96,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<TokaAp
     }),
   );
 
+  /** The host the views show data of. */
+  let shownTarget = '';
+
   // Status bar: connection state and what is running; click for reconnect / restart / log.
   const status = vscode.window.createStatusBarItem('toka.status', vscode.StatusBarAlignment.Left, 10);
   status.name = 'Toka';
@@ -123,6 +126,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<TokaAp
       }
     }),
     host.onDidBecomeReady(() => {
+      if (host.target !== shownTarget) {
+        // Another host: nothing shown so far belongs to it (and its log has its own sequence numbers).
+        shownTarget = host.target;
+        for (const view of [views.agents, views.capabilities, views.approvals, views.events]) view.clear();
+      }
       void (async () => {
         try {
           await subscribe();
@@ -133,7 +141,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TokaAp
       })();
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('toka.server.url') || e.affectsConfiguration('toka.host')) void host.restart().catch(() => undefined);
+      if (e.affectsConfiguration('toka.server.url') || e.affectsConfiguration('toka.host')) void host.restart().catch((err) => vscode.window.showErrorMessage(`Toka: could not connect to the host: ${(err as Error).message}`));
     }),
     { dispose: () => pending && clearTimeout(pending) },
   );

@@ -171,8 +171,10 @@ export class CapabilitiesView implements vscode.TreeDataProvider<CapabilityNode>
     this.changed.fire(undefined);
   }
 
+  /** Forget everything (another host): its grants and the tokens minted on it. */
   clear(): void {
     this.grants = [];
+    this.tokens.splice(0);
     this.changed.fire(undefined);
   }
 
@@ -287,6 +289,12 @@ export class EventsView implements vscode.TreeDataProvider<LogRecord> {
   add(records: LogRecord[]): void {
     for (const r of records) if (r.seq > this.lastSeq) this.records.push(r);
     if (this.records.length > MAX_EVENTS) this.records.splice(0, this.records.length - MAX_EVENTS);
+    this.changed.fire(undefined);
+  }
+
+  /** Forget the records (another host: its log is another log). */
+  clear(): void {
+    this.records.splice(0);
     this.changed.fire(undefined);
   }
 

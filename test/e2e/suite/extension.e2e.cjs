@@ -2,7 +2,10 @@
 // starts: activation, language features, commands, views' data, approvals, cancel, restart after a crash.
 // The workspace (test/e2e/workspace, copied) sets toka.host.env to the scripted LLM transcript.
 const assert = require('node:assert/strict');
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
 const path = require('node:path');
 const vscode = require('vscode');
 
@@ -183,5 +186,43 @@ describe('Toka extension in VS Code', function () {
     assert.ok(api.views.agents.snapshot().agents.some((a) => a.name === 'e2e-reader'), 'agents survive the restart');
     const result = await vscode.commands.executeCommand('toka.grantCapability', { subject: 'after-restart', permissions: ['state:read'], ttlSeconds: 60 });
     assert.ok(result.grant);
+  });
+
+  it('connects to a running host over WebSocket with a token in secret storage, renews it before expiry, and goes back', async function () {
+    this.timeout(120000);
+    const node = vscode.workspace.getConfiguration('toka').get('host.node');
+    const hostScript = path.join(vscode.extensions.getExtension('toka.toka').extensionPath, 'dist', 'toka.mjs');
+    const data = fs.mkdtempSync(path.join(os.tmpdir(), 'toka-remote-'));
+    const port = await new Promise((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = s.address().port;
+        s.close(() => resolve(p));
+      });
+    });
+    const remote = spawn(node, [hostScript, 'serve', '--port', String(port), '--data', data], { stdio: 'ignore' });
+    try {
+      await until('the remote host', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok);
+      // 302 s: the renewal (5 minutes before expiry) is due about 2 s after connecting.
+      const token = execFileSync(node, [hostScript, 'token', 'mint', '--data', data, '--sub', 'vscode-remote', '--vault', 'default', '--perm', '*', '--ttl', '302s'], { encoding: 'utf8' }).trim();
+      await vscode.commands.executeCommand('toka.connectToHost', { url: `ws://127.0.0.1:${port}/rpc`, token });
+      await until('the remote connection', () => api.host.mode === 'remote' && api.host.state === 'running' && api.host.hostInfo.session.principal === 'vscode-remote');
+      const firstExp = api.host.hostInfo.session.exp;
+      assert.ok(!JSON.stringify(vscode.workspace.getConfiguration('toka')).includes(token), 'the token is not in the settings');
+      await api.refresh();
+      assert.equal(api.views.agents.snapshot().agents.some((a) => a.name === 'e2e-reader'), false, 'the views show the remote host');
+      assert.equal(api.views.events.snapshot().some((r) => r.event.type === 'RunCompleted'), false, 'no event of the bundled host is shown');
+
+      await until('the renewed token', () => api.host.state === 'running' && api.host.hostInfo.session.exp > firstExp, 60000);
+      assert.ok(api.host.hostInfo.session.exp - Date.now() / 1000 > 1700, 'the new token lives about 30 minutes');
+      await api.views.capabilities.refresh();
+      assert.ok(api.views.capabilities.snapshot().grants.some((g) => g.subject === 'vscode-remote' && g.label === 'vscode session renewal'));
+      const result = await vscode.commands.executeCommand('toka.grantCapability', { subject: 'remote-bot', permissions: ['state:read'], ttlSeconds: 60 });
+      assert.ok(result.grant, 'requests work on the renewed connection');
+    } finally {
+      await vscode.commands.executeCommand('toka.connectToHost', { url: '' });
+      remote.kill('SIGTERM');
+    }
+    await until('the bundled host again', () => api.host.mode === 'bundled' && api.host.state === 'running');
+    fs.rmSync(data, { recursive: true, force: true });
   });
 });
