@@ -279,6 +279,46 @@ describe('spec language features over toka serve --stdio', function () {
     assert.equal(lenses[0].range.start.character, 8);
   });
 
+  it('takes bad input without failing: broken YAML, positions past the end, an oversized text, bad params', async function () {
+    const { proc } = await ready();
+    const diags = diagnosticsOf(proc);
+    const uri = open(proc, join(agents, 'a.yaml'), 'metadata: [\n  name: {\n');
+    const broken = await diags.next(uri, (d) => d.length > 0);
+    assert.ok(broken.every((d) => typeof d.code === 'string' && d.code.startsWith('yaml/')), JSON.stringify(broken));
+    for (const position of [{ line: 0, character: 5 }, { line: 99, character: 0 }, { line: 1, character: 999 }]) {
+      const items = await proc.connection.sendRequest('textDocument/completion', { textDocument: { uri }, position });
+      assert.ok(Array.isArray(items));
+      await proc.connection.sendRequest('textDocument/hover', { textDocument: { uri }, position });
+    }
+    assert.deepEqual(await proc.connection.sendRequest('textDocument/codeLens', { textDocument: { uri } }), []);
+
+    const big = join(agents, 'big.yaml');
+    const bigUri = open(proc, big, `# ${'x'.repeat(300 * 1024)}\n`);
+    const limit = await diags.next(bigUri, (d) => d.length > 0);
+    assert.equal(limit[0].code, 'limit/bytes');
+
+    for (const bad of [{ textDocument: 'nope' }, { textDocument: { uri }, position: { line: -1, character: 0 } }, null]) {
+      await assert.rejects(proc.connection.sendRequest('textDocument/hover', bad), (err: { code: number; data: { name: string } }) => {
+        assert.equal(err.code, -32602, JSON.stringify({ bad, err }));
+        assert.equal(err.data?.name, 'InvalidParams', JSON.stringify({ bad, err }));
+        return true;
+      });
+    }
+    for (const [method, bad] of [
+      ['textDocument/didOpen', { textDocument: { uri: 42 } }],
+      ['textDocument/didOpen', null],
+      ['textDocument/didChange', { textDocument: { uri }, contentChanges: 'x' }],
+      ['textDocument/didChange', { textDocument: { uri }, contentChanges: [{ range: {}, text: 'partial' }] }],
+      ['textDocument/didClose', {}],
+      ['workspace/didChangeWatchedFiles', { changes: [null, { uri: 7 }] }],
+    ] as const) {
+      void proc.connection.sendNotification(method, bad);
+    }
+    // The process is still up and serving, and the document kept its text (the ill-formed change was dropped).
+    const items = (await proc.connection.sendRequest('textDocument/completion', { textDocument: { uri }, position: { line: 0, character: 0 } })) as CompletionItem[];
+    assert.ok(items.some((i) => i.label === 'metadata'));
+  });
+
   it('answers features for an unopened document with null, and stops serving them after shutdown', async function () {
     const { proc } = await ready();
     const uri = pathToFileURL(join(agents, 'never-opened.yaml')).href;

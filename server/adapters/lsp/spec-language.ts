@@ -40,6 +40,7 @@ import {
 } from 'vscode-languageserver/node';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { PERMISSIONS } from '../../../protocol/capability.js';
+import { HostError } from '../../host/errors.js';
 import type { Logger } from '../../host/logger.js';
 import {
   CAPABILITY_NAMES,
@@ -58,6 +59,9 @@ import {
   type SpecAnalysis,
 } from '../../runtime/spec/index.js';
 import { SourceMap, type PathSegment } from '../../runtime/spec/source-map.js';
+import type { RequestType } from 'vscode-jsonrpc';
+import type { ErrorData } from '../../../protocol/errors.js';
+import { onTypedRequest, toResponseError } from '../rpc.js';
 
 /** The command id of the "Run agent" CodeLens; its one argument is the spec document's URI. */
 export const RUN_AGENT_COMMAND = 'toka.runAgentFromSpec';
@@ -150,46 +154,59 @@ export function serveSpecLanguage(connection: Connection, options: SpecLanguageO
   };
 
   disposables.push(
-    connection.onNotification(DidOpenTextDocumentNotification.type, ({ textDocument }) => {
+    // Notifications cannot be answered: ill-formed ones are dropped (and logged).
+    connection.onNotification(DidOpenTextDocumentNotification.type, (params) => {
+      const textDocument = params?.textDocument;
+      if (typeof textDocument?.uri !== 'string' || typeof textDocument.text !== 'string' || !Number.isSafeInteger(textDocument.version)) {
+        logger.warn('ill-formed notification dropped', { method: DidOpenTextDocumentNotification.method });
+        return;
+      }
       if (!isSpecUri(textDocument.uri)) return;
       const doc = track(textDocument.uri, textDocument.version, textDocument.text);
       if (doc) schedule(folderKey(doc));
     }),
-    connection.onNotification(DidChangeTextDocumentNotification.type, ({ textDocument, contentChanges }) => {
-      const doc = documents.get(textDocument.uri);
+    connection.onNotification(DidChangeTextDocumentNotification.type, (params) => {
+      const doc = documents.get(params?.textDocument?.uri);
       if (!doc) return;
       // Full sync: the last change holds the whole text.
-      const last = contentChanges[contentChanges.length - 1];
-      if (!last || 'range' in last) return;
+      const changes: unknown = params.contentChanges;
+      const last = Array.isArray(changes) ? (changes[changes.length - 1] as { text?: unknown; range?: unknown } | undefined) : undefined;
+      if (!last || typeof last.text !== 'string' || last.range !== undefined) {
+        logger.warn('ill-formed notification dropped', { method: DidChangeTextDocumentNotification.method });
+        return;
+      }
       doc.text = last.text;
-      doc.version = textDocument.version;
+      doc.version = params.textDocument.version;
       schedule(folderKey(doc));
     }),
-    connection.onNotification(DidCloseTextDocumentNotification.type, ({ textDocument }) => {
-      const doc = documents.get(textDocument.uri);
+    connection.onNotification(DidCloseTextDocumentNotification.type, (params) => {
+      const doc = documents.get(params?.textDocument?.uri);
       if (!doc) return;
-      documents.delete(textDocument.uri);
-      void publish(textDocument.uri, []);
+      documents.delete(doc.uri);
+      void publish(doc.uri, []);
       schedule(folderKey(doc));
     }),
-    connection.onNotification(DidChangeWatchedFilesNotification.type, ({ changes }) => {
+    connection.onNotification(DidChangeWatchedFilesNotification.type, (params) => {
       const folders = new Set<string>();
-      for (const change of changes.slice(0, WORKSTREAM_LIMITS.files)) {
-        const path = filePath(change.uri);
+      const changes: unknown = params?.changes;
+      for (const change of Array.isArray(changes) ? changes.slice(0, WORKSTREAM_LIMITS.files) : []) {
+        const uri = (change as { uri?: unknown } | null)?.uri;
+        const path = typeof uri === 'string' ? filePath(uri) : undefined;
         if (path && isSpecDocumentPath(path)) folders.add(dirname(path));
       }
       for (const folder of folders) schedule(folder);
     }),
-    connection.onRequest(CompletionRequest.type, ({ textDocument, position }) => {
-      const doc = documents.get(textDocument.uri);
-      return doc ? complete(doc, position, documents) : null;
+    // By method name, so that absent or by-position params reach the checks below (see `onTypedRequest`).
+    onRequest(connection, CompletionRequest.method, (params) => {
+      const doc = documents.get(documentUri(params));
+      return doc ? complete(doc, positionOf(params), documents) : null;
     }),
-    connection.onRequest(HoverRequest.type, ({ textDocument, position }) => {
-      const doc = documents.get(textDocument.uri);
-      return doc ? hover(doc, position) : null;
+    onRequest(connection, HoverRequest.method, (params) => {
+      const doc = documents.get(documentUri(params));
+      return doc ? hover(doc, positionOf(params)) : null;
     }),
-    connection.onRequest(CodeLensRequest.type, ({ textDocument }) => {
-      const doc = documents.get(textDocument.uri);
+    onRequest(connection, CodeLensRequest.method, (params) => {
+      const doc = documents.get(documentUri(params));
       return doc ? codeLenses(doc) : null;
     }),
   );
@@ -208,6 +225,30 @@ export function serveSpecLanguage(connection: Connection, options: SpecLanguageO
       documents.clear();
     },
   };
+}
+
+function onRequest<R>(connection: Connection, method: string, handler: (params: unknown) => R): Disposable {
+  return onTypedRequest(connection, { method } as RequestType<unknown, R, ErrorData>, async (params) => handler(params));
+}
+
+/** `params.textDocument.uri`, or InvalidParams naming `textDocument`. */
+function documentUri(params: unknown): string {
+  const doc = (params as { textDocument?: unknown } | null)?.textDocument;
+  const uri = typeof doc === 'object' && doc !== null && Object.hasOwn(doc, 'uri') ? (doc as { uri: unknown }).uri : undefined;
+  if (typeof uri !== 'string') throw invalidParams('textDocument', 'textDocument.uri must be a string');
+  return uri;
+}
+
+/** `params.position` with non-negative integer line and character, or InvalidParams naming `position`. */
+function positionOf(params: unknown): { line: number; character: number } {
+  const position = (params as { position?: { line?: unknown; character?: unknown } } | null)?.position;
+  const ok = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+  if (!position || !ok(position.line) || !ok(position.character)) throw invalidParams('position', 'position must be {line, character}, non-negative integers');
+  return { line: position.line, character: position.character };
+}
+
+function invalidParams(field: string, message: string) {
+  return toResponseError(new HostError('InvalidParams', message, { field }));
 }
 
 function isSpecUri(uri: string): boolean {
@@ -405,7 +446,7 @@ function completionContext(text: string, position: { line: number; character: nu
   const lines = text.split('\n');
   const before = (lines[position.line] ?? '').slice(0, position.character);
   if (/^\s*$/.test(before)) {
-    let above = position.line - 1;
+    let above = Math.min(position.line, lines.length) - 1;
     while (above >= 0 && /^\s*(#.*)?$/.test(lines[above])) above--;
     const parent = above >= 0 ? /^(\s*)(?:-\s+)?[\w-]+:\s*(#.*)?$/.exec(lines[above].replace(/\r$/, '')) : null;
     if (parent && parent[1].length < before.length) {
