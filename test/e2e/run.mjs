@@ -146,7 +146,7 @@ async function suite() {
 /** Phase 2: package the .vsix, install it offline, and drive the installed extension through the UI. */
 async function vsix() {
   const file = path.join(scratch, 'toka.vsix');
-  execFileSync(path.join(root, 'node_modules/.bin/vsce'), ['package', '--no-dependencies', '-o', file], { cwd: path.join(root, 'extension'), stdio: 'pipe' });
+  execFileSync(path.join(root, 'node_modules/.bin/vsce'), ['package', '--no-dependencies', '--no-rewrite-relative-links', '-o', file], { cwd: path.join(root, 'extension'), stdio: 'pipe' });
   const extensionsDir = path.join(scratch, 'vsix-ext');
   const install = execFileSync(node24, [entry, '--extensions-dir', extensionsDir, '--user-data-dir', path.join(scratch, 'vsix-install'), '--install-extension', file], {
     encoding: 'utf8',
