@@ -231,6 +231,17 @@ async function vsix() {
       await page.locator('.monaco-list-row', { hasText: 'List the workspace' }).filter({ hasText: 'completed' }).first().waitFor({ timeout: 30000 });
       await page.screenshot({ path: path.join(artifacts, 'completed.png') });
     });
+    await check("Run Agent's progress notification: Cancel cancels the run", async () => {
+      await palette('Toka: Run Agent');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'e2e-sheller' }).first().click();
+      await input.waitFor({ state: 'visible' });
+      await input.fill('Count the files');
+      await page.keyboard.press('Enter');
+      const progress = page.locator('.notification-toast', { hasText: 'Running e2e-sheller' }).filter({ hasText: 'input-required' }).first();
+      await progress.waitFor({ timeout: 30000 });
+      await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
+      await page.locator('.monaco-list-row', { hasText: 'Count the files' }).filter({ hasText: 'canceled' }).first().waitFor({ timeout: 30000 });
+    });
     console.log(`vscode-e2e: ${passed} passed, 0 failed (vsix + UI)`);
     return true;
   } catch (err) {
