@@ -16,7 +16,7 @@ if (roots.length === 0) roots.push('test');
 
 function collect(path, out) {
   if (statSync(path).isDirectory()) {
-    for (const name of readdirSync(path).sort()) collect(join(path, name), out);
+    for (const name of readdirSync(path).sort()) if (name !== 'node_modules') collect(join(path, name), out);
   } else if (path.endsWith('.test.ts')) {
     out.push(resolve(path));
   }

@@ -51,6 +51,7 @@ import type { AgentRuntime } from '../runtime/runtime.js';
 import { TOKA_VERSION } from '../host/version.js';
 import { FrameGuard, frameProblemError, invalidJsonRpcMessage, type FrameProblem } from './jsonrpc-frames.js';
 import { bindTokaProtocol, onTypedRequest, toResponseError, type RpcConnection, type TokaBinding } from './rpc.js';
+import { serveSpecLanguage, type SpecLanguage } from './lsp/spec-language.js';
 
 export interface StdioOptions {
   logger: Logger;
@@ -92,6 +93,7 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
     let state: 'new' | 'initialized' | 'shutdown' | 'done' = 'new';
     let session: Session | null = null;
     let binding: TokaBinding | null = null;
+    let specLanguage: SpecLanguage | null = null;
     let clientWatch: NodeJS.Timeout | undefined;
     const restoreConsole = output === process.stdout ? redirectConsole(logger) : () => undefined;
     const disposables: Disposable[] = [];
@@ -103,6 +105,8 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
       if (clientWatch) clearInterval(clientWatch);
       binding?.dispose();
       binding = null;
+      specLanguage?.dispose();
+      specLanguage = null;
       for (const d of disposables) d.dispose();
       connection.dispose();
       if (input === process.stdin) process.stdin.pause();
@@ -139,6 +143,7 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
         sendProgress: (token, value) => connection.sendProgress(WorkDoneProgress.type, token, value as WorkDoneProgressValue),
       };
       binding = bindTokaProtocol(recording, host, () => session!, options.runtime);
+      specLanguage = serveSpecLanguage(connection, { logger, held: () => session?.claims.permissions ?? [] });
       state = 'initialized';
       watchClient(params.processId);
       logger.info('stdio session initialized', {
@@ -148,7 +153,7 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
         client: params.clientInfo?.name,
       });
       const toka: TokaServerCapabilities = { protocolVersion: TOKA_PROTOCOL_VERSION, features: features.sort() };
-      return { capabilities: { experimental: { toka } }, serverInfo: { name: 'toka', version: TOKA_VERSION } };
+      return { capabilities: { ...specLanguage.capabilities, experimental: { toka } }, serverInfo: { name: 'toka', version: TOKA_VERSION } };
     });
 
     connection.onNotification(InitializedNotification.type, () => logger.debug('client initialized'));
@@ -159,6 +164,8 @@ export function serveStdio(host: Host, options: StdioOptions): Promise<StdioExit
       state = 'shutdown';
       binding?.dispose();
       binding = null;
+      specLanguage?.dispose();
+      specLanguage = null;
     });
 
     connection.onNotification(ExitNotification.type, () =>
