@@ -275,6 +275,73 @@ describe('agent runtime', function () {
     }
   });
 
+  it('ends a run at its timeout, aborting the LLM call in flight, with the limit named', async () => {
+    const { host, runtime } = await world(dir, { turns: [{ delayMs: 20_000, text: 'too late' }] });
+    try {
+      const dev = await userSession(host, USER);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const started = Date.now();
+      const [id] = (await runtime.run(dev, { agent, input: 'slow', limits: { timeoutMs: 300 } })).runs;
+      const run = await runtime.waitForEnd(dev, id);
+      assert.equal(run.state, 'failed');
+      assert.deepEqual(run.reason, { code: 'LimitExceeded', message: 'run took longer than 300 ms', limit: 'timeoutMs' });
+      assert.ok(Date.now() - started < 5000, 'the 20 s LLM call was aborted at the deadline');
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
+  it('ends a run that spends its LLM token budget, before completing it', async () => {
+    const { host, runtime } = await world(dir, { turns: [{ text: 'expensive', usage: { inputTokens: 100, outputTokens: 100 } }] });
+    try {
+      const dev = await userSession(host, USER);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const [id] = (await runtime.run(dev, { agent, input: 'spend', limits: { maxTokens: 150 } })).runs;
+      const run = await runtime.waitForEnd(dev, id);
+      assert.equal(run.state, 'failed');
+      assert.equal(run.reason?.limit, 'maxTokens');
+      assert.equal(run.tokens, 200);
+      assert.equal(run.text, undefined);
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
+  it("cancels a run mid-tool: the shell command's process group is killed within a second", async () => {
+    const { host, runtime } = await world(dir, {
+      turns: [{ toolCalls: [{ id: 's', name: 'shell', arguments: { command: 'echo $$ > pid; exec sleep 30' } }] }, { text: 'never' }],
+    });
+    try {
+      const dev = await userSession(host, [...USER, 'tool:shell']);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const [id] = (await runtime.run(dev, { agent, input: 'sleep' })).runs;
+      const approval = await waitFor(async () => (await runtime.approvals(dev))[0], 10_000, 'the approval');
+      await runtime.resolve(dev, { run: id, approval: approval.id, decision: 'approve' });
+      const pidFile = join(dir, 'workspaces', agent, 'pid');
+      const pid = await waitFor(() => (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim()) || null, 10_000, 'the shell to start');
+      const alive = (p: number) => {
+        try {
+          process.kill(p, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      assert.ok(alive(Number(pid)));
+      const started = Date.now();
+      assert.equal((await runtime.cancel(dev, { run: id })).state, 'canceled');
+      await waitFor(() => !alive(Number(pid)), 1000, 'the sleep to be killed');
+      assert.ok(Date.now() - started <= 1000, `killed after ${Date.now() - started} ms`);
+      const events = await runEvents(host, dev, id);
+      assert.ok(!events.some((r) => r.event.type === 'ToolResultRecorded'), 'nothing is recorded after the cancellation');
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
   it("bounds runs by the spec's resource limits: the timeout defaults to the spec's and never exceeds it", async () => {
     const { host, runtime } = await world(dir, { turns: [{ text: 'ok' }] });
     try {
