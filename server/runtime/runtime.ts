@@ -7,7 +7,6 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { permits } from '../../protocol/capability.js';
 import type { LogRecord } from '../../protocol/events.js';
 import type { Operation } from '../../protocol/kernel.js';
 import {
@@ -306,11 +305,11 @@ export class AgentRuntime {
         break;
       case 'RunCancelled':
         this.active.get(e.run as string)?.abort(new Error('cancelled'));
-        this.release(e.run as string, record);
+        this.release(e.run as string);
         break;
       case 'RunCompleted':
       case 'RunFailed':
-        this.release(e.run as string, record);
+        this.release(e.run as string);
         break;
       case 'GrantRevoked':
       case 'AgentTerminated':
@@ -320,7 +319,7 @@ export class AgentRuntime {
   }
 
   /** Forget what a live run needed and wake whoever waits for its end. */
-  private release(runId: string, _record: LogRecord): void {
+  private release(runId: string): void {
     this.submittedAt.delete(runId);
     const vault = this.vaultOf.get(runId);
     this.vaultOf.delete(runId);
@@ -496,9 +495,4 @@ function agentLimits(spec: AgentSpec): { limits?: AgentLimits } {
 
 function runIdOf(records: LogRecord[]): string {
   return ((records[records.length - 1].event as unknown as { run: RunRecord }).run).id;
-}
-
-/** Does a session's token hold what it takes to run agents? */
-export function canRun(permissions: readonly string[]): boolean {
-  return permits(permissions, 'task:run');
 }
