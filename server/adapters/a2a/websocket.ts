@@ -91,7 +91,7 @@ export class A2aWebSocketEndpoint {
   }
 
   private serve(ws: WebSocket, session: Session): void {
-    const { jsonrpc, logger } = this.options;
+    const { logger } = this.options;
     this.sockets.add(ws);
     const streams = new Map<Id, AbortController>();
     let inFlight = 0;
