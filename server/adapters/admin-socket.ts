@@ -17,14 +17,13 @@ import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import type { AgentRuntime } from '../runtime/runtime.js';
 import { FrameGuard, frameProblemError } from './jsonrpc-frames.js';
+import { checkSocketPath, listenOwnerOnly, removeStaleSocket } from './owner-socket.js';
 import { bindTokaProtocol, decodeParams, onTypedRequest, toResponseError, type RpcConnection } from './rpc.js';
 
 /** File name of the admin socket inside the data dir. */
 export const ADMIN_SOCKET_NAME = 'admin.sock';
 /** Most admin connections open at once; more are refused (closed at once). */
 export const MAX_ADMIN_CONNECTIONS = 64;
-/** Longest socket path accepted (sockaddr_un holds 104 bytes on macOS, 108 on Linux, NUL included). */
-export const MAX_SOCKET_PATH_BYTES = 103;
 /** How long `close()` waits for in-flight requests, then for connections to end. */
 const DRAIN_TIMEOUT_MS = 10_000;
 const END_TIMEOUT_MS = 2_000;
@@ -58,25 +57,13 @@ export function adminSocketPath(dataDir: string): string {
 export async function startAdminSocket(host: Host, options: AdminSocketOptions): Promise<AdminSocket> {
   const { dataDir, logger } = options;
   const path = adminSocketPath(dataDir);
-  const bytes = Buffer.byteLength(path);
-  if (bytes > MAX_SOCKET_PATH_BYTES) {
-    throw new HostError(
-      'LimitExceeded',
-      `admin socket path ${path} is ${bytes} bytes, Unix sockets allow ${MAX_SOCKET_PATH_BYTES}: use a shorter --data path`,
-      { limit: 'socketPathBytes', max: MAX_SOCKET_PATH_BYTES },
-    );
-  }
+  checkSocketPath(path, 'admin socket');
   const mode = statSync(dataDir).mode & 0o777;
   if (mode & 0o077) {
     chmodSync(dataDir, 0o700);
     logger.warn('data dir was open to other users; set its mode to 0700', { dataDir, was: mode.toString(8) });
   }
-  try {
-    unlinkSync(path);
-    logger.info('removed a stale admin socket', { path });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  if (removeStaleSocket(path)) logger.info('removed a stale admin socket', { path });
 
   const sockets = new Set<Socket>();
   let draining = false;
@@ -164,19 +151,7 @@ export async function startAdminSocket(host: Host, options: AdminSocketOptions):
     connection.listen();
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const umask = process.umask(0o177);
-    try {
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    } finally {
-      process.umask(umask);
-    }
-  });
-  chmodSync(path, 0o600);
+  await listenOwnerOnly(server, path);
   server.on('error', (err) => logger.error('admin socket error', { err }));
   logger.debug('admin socket listening', { path });
 

@@ -10,13 +10,14 @@
  * line, `{"opened": {principal, vault, renews}}` or `{"refused": {name, message, details}}` (then closes). After
  * `opened`, both sides speak MCP as newline-delimited JSON-RPC, as on stdio.
  */
-import { chmodSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { HostError } from '../../host/errors.js';
 import type { Host } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
+import { checkSocketPath, listenOwnerOnly, removeStaleSocket } from '../owner-socket.js';
 import { McpCredentialSession, parseCredential, type McpCredential } from './credential.js';
 import type { McpRegistry } from './registry.js';
 import type { McpServerOptions } from './server.js';
@@ -29,8 +30,6 @@ export const MAX_MCP_SOCKET_CONNECTIONS = 64;
 export const MAX_HELLO_BYTES = 64 * 1024;
 /** How long a connection may take to send its first line. */
 export const HELLO_TIMEOUT_MS = 10_000;
-/** Longest socket path (sockaddr_un: 104 bytes on macOS, 108 on Linux, NUL included). */
-const MAX_SOCKET_PATH_BYTES = 103;
 /** How long `close()` waits for a client to close its side after the host ended the connection. */
 const END_TIMEOUT_MS = 2_000;
 
@@ -57,17 +56,8 @@ export interface McpSocket {
 export async function startMcpSocket(host: Host, options: McpSocketOptions): Promise<McpSocket> {
   const { logger } = options;
   const path = mcpSocketPath(options.dataDir);
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
-    throw new HostError('LimitExceeded', `MCP socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes: use a shorter --data path`, {
-      limit: 'socketPathBytes',
-      max: MAX_SOCKET_PATH_BYTES,
-    });
-  }
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  checkSocketPath(path, 'MCP socket');
+  removeStaleSocket(path);
   const sockets = new Set<Socket>();
   let closing = false;
 
@@ -112,19 +102,7 @@ export async function startMcpSocket(host: Host, options: McpSocketOptions): Pro
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const umask = process.umask(0o177);
-    try {
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    } finally {
-      process.umask(umask);
-    }
-  });
-  chmodSync(path, 0o600);
+  await listenOwnerOnly(server, path);
   server.on('error', (err) => logger.error('MCP socket error', { err }));
   logger.debug('MCP socket listening', { path });
 
