@@ -306,6 +306,29 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
     assert.deepEqual(replay.slice(-rest.length).map((e) => e.id), rest.map((e) => e.id));
   });
 
+  it('ends a task stream once the token that opened it is revoked', async () => {
+    const { token: short } = await w.host.mint(w.host.localSession('v'), { subject: 'peer2', permissions: USER, ttlSeconds: 1800 });
+    const client = await sdkClient(w.http.url, short);
+    const started = asTask(await client.sendMessage(send('go', { skill: agents.stepper, returnImmediately: true })));
+    const res = await fetch(`${w.http.url}/a2a/jsonrpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'a2a-version': '1.0', authorization: `Bearer ${short}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'sub', method: 'SubscribeToTask', params: { id: started.id } }),
+    });
+    let revoked = false;
+    const events = await readSse(res, (seen) => {
+      if (!revoked && seen.length > 0) {
+        revoked = true;
+        void w.host.revoke(w.host.localSession('v'), { token: short });
+      }
+      return false;
+    });
+    assert.ok(revoked);
+    const last = events[events.length - 1].data;
+    assert.ok(last.error, `the stream ends with an error, not the task's end: ${JSON.stringify(last)}`);
+    assert.ok(!events.some((e) => JSON.stringify(e.data).includes('TASK_STATE_COMPLETED')), 'no update after the revocation');
+  });
+
   it('keeps tasks across a host restart: GetTask and ListTasks read them back from the log', async () => {
     const client = await sdkClient(w.http.url, token);
     const task = asTask(await client.sendMessage(send('say hello', { skill: agents.echo })));

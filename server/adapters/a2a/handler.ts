@@ -328,6 +328,8 @@ export class TokaA2aHandler implements A2ARequestHandler {
     signal?.addEventListener('abort', onAbort);
     try {
       for (;;) {
+        // The token is re-checked before each batch is delivered: a stream ends once it is revoked or expires.
+        if (pending.length > 0) await this.host.authorize(session, 'state:read');
         while (pending.length > 0) {
           for (const u of fold.apply(pending.shift()!)) yield u;
           if (finished()) return fold;
