@@ -9,7 +9,7 @@ export interface OptionSpec {
   type: 'string' | 'boolean';
   /** Given more than once, every value is kept (in order). */
   multiple?: boolean;
-  /** Placeholder of the value in help, e.g. `<dir>` (string flags). */
+  /** How help names the value, e.g. `<dir>` (string flags). */
   value?: string;
   /** What the flag means, one line. */
   help: string;

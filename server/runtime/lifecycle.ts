@@ -88,6 +88,11 @@ function writable(state: WorldState): RuntimeState {
   return state.ext[RUNTIME_NAMESPACE] as RuntimeState;
 }
 
+/** The runtime record of an agent (own property only: ids come from the wire), or undefined. */
+function agentIn(rt: RuntimeState, id: string): AgentRuntimeRecord | undefined {
+  return Object.hasOwn(rt.agents, id) ? rt.agents[id] : undefined;
+}
+
 function runIn(view: KernelView, id: string): RunRecord {
   const rt = runtimeOf(view);
   if (!Object.hasOwn(rt.runs, id)) throw new KernelError('UnknownEntity', `unknown run ${JSON.stringify(id)}`, { entity: 'run', id });
@@ -232,9 +237,8 @@ export const submitRun = handler({
     const o = fields(env);
     const agent = view.agent(o.agent as string);
     const rt = runtimeOf(view);
-    if (Object.hasOwn(rt.agents, agent.id) && rt.agents[agent.id].terminated) {
-      throw KernelError.invalid(`agent ${agent.id} is terminated`);
-    }
+    const record = agentIn(rt, agent.id);
+    if (record?.terminated) throw KernelError.invalid(`agent ${agent.id} is terminated`);
     if (o.task !== undefined) view.task(agent.id, o.task as string);
     const id = freshId(env, 0);
     if (Object.hasOwn(rt.runs, id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
@@ -246,7 +250,7 @@ export const submitRun = handler({
       input: o.input as string,
       ...(o.task !== undefined ? { task: o.task as string } : {}),
       requestedBy: env.origin,
-      limits: runLimits(requireLimits(o.limits), Object.hasOwn(rt.agents, agent.id) ? rt.agents[agent.id].limits : undefined),
+      limits: runLimits(requireLimits(o.limits), record?.limits),
       createdAt: env.at,
       updatedAt: env.at,
       turns: 0,
@@ -275,9 +279,8 @@ export const startRun = handler({
   execute(env, view) {
     const run = runIn(view, fields(env).run as string);
     requireState(run, 'submitted');
-    const rt = runtimeOf(view);
-    if (Object.hasOwn(rt.agents, run.agent)) {
-      const agent = rt.agents[run.agent];
+    const agent = agentIn(runtimeOf(view), run.agent);
+    if (agent) {
       if (agent.terminated) throw KernelError.invalid(`agent ${run.agent} is terminated`);
       if (env.origin !== agent.subject) throw KernelError.denied("a registered agent's runs are started by its own token");
     }
@@ -556,7 +559,7 @@ export const terminateAgent = handler({
     const agent = view.agent(o.agent as string);
     if (agent.parent === null) throw KernelError.invalid('a root agent cannot be terminated');
     const rt = runtimeOf(view);
-    if (Object.hasOwn(rt.agents, agent.id) && rt.agents[agent.id].terminated) throw KernelError.invalid(`agent ${agent.id} is already terminated`);
+    if (agentIn(rt, agent.id)?.terminated) throw KernelError.invalid(`agent ${agent.id} is already terminated`);
     return [view.event('AgentTerminated', { agent: agent.id, reason: (o.reason as string | undefined) ?? 'terminated' })];
   },
   apply(event, state) {
