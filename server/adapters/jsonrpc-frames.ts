@@ -97,9 +97,13 @@ export class FrameGuard extends Transform {
     // whole frames costs the reader downstream one append, not two per frame.
     let runStart = 0;
     let runEnd = 0;
+    const flush = () => {
+      if (runEnd > runStart) this.push(chunk.subarray(runStart, runEnd));
+      runStart = runEnd;
+    };
     const pass = (from: number, to: number) => {
       if (from !== runEnd) {
-        if (runEnd > runStart) this.push(chunk.subarray(runStart, runEnd));
+        flush();
         runStart = from;
       }
       runEnd = to;
@@ -148,14 +152,16 @@ export class FrameGuard extends Transform {
         this.skipping = true;
         continue;
       }
-      // A header that began in an earlier chunk (this one starts with its rest; the run is still empty) goes
-      // on whole; one found in this chunk joins the run.
-      if (held > 0) this.push(window.subarray(0, end + TERMINATOR.length));
-      else pass(headerStart, offset);
+      // A held header (begun in an earlier chunk, or the `Content-Length:` a resync found) goes on whole,
+      // after the run so far; one found in this chunk joins the run.
+      if (held > 0) {
+        flush();
+        this.push(window.subarray(0, end + TERMINATOR.length));
+      } else pass(headerStart, offset);
       this.remaining = length;
       this.skipping = false;
     }
-    if (runEnd > runStart) this.push(chunk.subarray(runStart, runEnd));
+    flush();
     callback();
   }
 

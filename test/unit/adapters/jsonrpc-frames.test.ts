@@ -186,6 +186,17 @@ describe('FrameGuard', () => {
     assert.deepEqual(await run([spaced], 100), { out: spaced.toString('latin1'), pieces: 1, dropped: [] });
   });
 
+  it('keeps a body that ends a chunk before a frame found by resynchronising later in the same chunk', async () => {
+    // The first header completes at the start of the second chunk; its body, a refused header and the next
+    // frame's header (held by the resync) follow in that chunk: the body must go on before that header.
+    const input = Buffer.concat([frame(' '), Buffer.from('Content-Type: x\r\n\r\n'), frame('{}')]);
+    for (let split = 1; split < frame(' ').length; split++) {
+      const { out, dropped } = await run([input.subarray(0, split), input.subarray(split)], 100);
+      assert.equal(out, frame(' ').toString('latin1') + frame('{}').toString('latin1'), `split at ${split}`);
+      assert.deepEqual(dropped, [{ kind: 'noContentLength' }]);
+    }
+  });
+
   it('resynchronises at a Content-Length split across chunks, in any letter case', async () => {
     const input = Buffer.from('\x00garbage\r\n\r\nbody bytes cOnTeNt-LeNgTh: 2\r\n\r\n{}');
     for (let size = 1; size <= input.length; size++) {
