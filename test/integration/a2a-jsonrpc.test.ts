@@ -205,7 +205,7 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
     assert.equal(card.skills.find((s: { id: string }) => s.id === agents.echo).name, 'echo agent');
     assert.deepEqual(
       card.supportedInterfaces.map((i: { protocolBinding: string }) => i.protocolBinding),
-      ['JSONRPC', 'https://toka.dev/a2a/bindings/websocket/v1'],
+      ['JSONRPC', 'HTTP+JSON', 'https://toka.dev/a2a/bindings/websocket/v1'],
     );
     assert.equal(card.securitySchemes.tokaCapability.httpAuthSecurityScheme.scheme, 'Bearer');
     assert.equal(card.capabilities.extendedAgentCard, true);

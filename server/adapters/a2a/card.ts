@@ -19,6 +19,8 @@ export const CARD_PATH = '/.well-known/agent-card.json';
 export const A2A_PREFIX = '/a2a';
 export const JSONRPC_PATH = `${A2A_PREFIX}/jsonrpc`;
 export const WEBSOCKET_PATH = `${A2A_PREFIX}/ws`;
+/** The HTTP+JSON (REST) binding's base: its routes are `/a2a/rest/message:send`, `/a2a/rest/tasks/{id}`, ... */
+export const REST_PATH = `${A2A_PREFIX}/rest`;
 /** The security scheme name in the card. */
 export const BEARER_SCHEME = 'tokaCapability';
 
@@ -166,6 +168,7 @@ export class CardBuilder {
         'A Toka agent host: each skill is an agent; a message becomes a run of it, authorised by a Toka capability token.',
       supportedInterfaces: [
         { url: `${baseUrl}${JSONRPC_PATH}`, protocolBinding: 'JSONRPC', tenant: '', protocolVersion: A2A_VERSION },
+        { url: `${baseUrl}${REST_PATH}`, protocolBinding: 'HTTP+JSON', tenant: '', protocolVersion: A2A_VERSION },
         { url: `${ws}${WEBSOCKET_PATH}`, protocolBinding: WEBSOCKET_BINDING, tenant: '', protocolVersion: A2A_VERSION },
       ],
       provider: { organization: 'Toka', url: baseUrl },

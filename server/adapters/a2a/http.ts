@@ -1,10 +1,10 @@
 /**
  * The A2A face on the HTTP server of `toka serve`: the Agent Card at `/.well-known/agent-card.json` and the
- * bindings under `/a2a/` — JSON-RPC at `/a2a/jsonrpc` (streams as Server-Sent Events) and the WebSocket
- * binding at `/a2a/ws` (the HTTP+JSON binding is not served yet). Requests are decoded by the SDK's JSON-RPC transport
- * handler over Toka's own request handler (handler.ts). Every binding request needs `Authorization: Bearer
- * <capability token>` (401 without a valid one, 403 when the token does not cover the method) and the
- * `A2A-Version: 1.0` header. SSE events carry the log position as their `id`; a `SubscribeToTask` sent with
+ * bindings under `/a2a/` — JSON-RPC at `/a2a/jsonrpc` (streams as Server-Sent Events), HTTP+JSON at
+ * `/a2a/rest` (rest.ts) and the WebSocket binding at `/a2a/ws`. Requests are decoded by the SDK's JSON-RPC
+ * transport handler over Toka's own request handler (handler.ts); the other bindings map onto it. Every
+ * binding request needs `Authorization: Bearer <capability token>` (401 without a valid one, 403 when the
+ * token does not cover the method) and the `A2A-Version: 1.0` header. SSE events carry the log position as their `id`; a `SubscribeToTask` sent with
  * `Last-Event-ID` resumes after it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -16,10 +16,13 @@ import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
 import type { AgentRuntime } from '../../runtime/runtime.js';
-import { BodyTooLarge, bearerToken, readBody, retryAfterSeconds, sendError, sendJson } from '../http-request.js';
+import { BodyTooLarge, bearerToken, readBody, sendError, sendJson } from '../http-request.js';
 import type { HttpServer } from '../http.js';
-import { A2A_PREFIX, A2A_VERSION, CARD_PATH, CardBuilder, JSONRPC_PATH, WEBSOCKET_PATH, type A2aConfig } from './card.js';
+import { A2A_PREFIX, A2A_VERSION, CARD_PATH, CardBuilder, JSONRPC_PATH, REST_PATH, WEBSOCKET_PATH, type A2aConfig } from './card.js';
 import { A2A_LIMITS, STATE, TokaA2aHandler, TokaUser } from './handler.js';
+import { refusalHeaders, refusalStatus } from './refusal.js';
+import { restBinding } from './rest.js';
+import { writeSse } from './sse.js';
 import { eventId, parseEventId, type UpdatePosition } from './tasks.js';
 import { A2aWebSocketEndpoint } from './websocket.js';
 
@@ -39,30 +42,6 @@ export interface A2aMount {
   readonly streams: number;
   /** End every stream and WebSocket connection. */
   close(): Promise<void>;
-}
-
-/** The HTTP status of a host refusal on a binding (others are answered as JSON-RPC errors with 200). */
-export function refusalStatus(e: HostError): number {
-  switch (e.errorName) {
-    case 'Unauthenticated':
-      return 401;
-    case 'CapabilityDenied':
-      return 403;
-    case 'RateLimited':
-      return 429;
-    case 'Unavailable':
-      return 503;
-    default:
-      return 200;
-  }
-}
-
-/** The headers that go with a refusal: the Bearer challenge, `Retry-After`. */
-export function refusalHeaders(e: HostError): Record<string, string> {
-  if (e.errorName === 'Unauthenticated') return { 'www-authenticate': 'Bearer realm="toka", error="invalid_token"' };
-  if (e.errorName === 'CapabilityDenied') return { 'www-authenticate': 'Bearer realm="toka", error="insufficient_scope"' };
-  if (e.errorName === 'RateLimited') return { 'retry-after': String(retryAfterSeconds(e)) };
-  return {};
 }
 
 type JsonRpcError = { code: number; message: string; data?: unknown };
@@ -94,6 +73,8 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
     }
     await serveJsonRpc(req, res);
   });
+
+  server.routePrefix(REST_PATH, restBinding({ host, jsonrpc, logger, streams, maxStreams, keepAliveMs }));
 
   server.upgrade(WEBSOCKET_PATH, (req, socket, head) => websocket.handleUpgrade(req, socket, head), async () => {
     for (const stream of streams) stream.abort();
@@ -198,8 +179,8 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
     }
   }
 
-  /** Write a JSON-RPC stream as Server-Sent Events: the first update decides between a stream and an error answer. */
-  async function streamSse(
+  /** Write a JSON-RPC stream as Server-Sent Events: each `data` a JSON-RPC response, a failure its error response. */
+  function streamSse(
     res: ServerResponse,
     stream: AsyncGenerator<{ jsonrpc: string; id: string | number | null; result?: unknown; error?: unknown }, void, undefined>,
     context: ServerCallContext,
@@ -219,37 +200,17 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
       }
       return { status: 200, error: mapped, headers: {} };
     };
-    let first: IteratorResult<unknown, void>;
-    try {
-      first = await stream.next();
-    } catch (err) {
-      const { status, error, headers } = errorOf(err);
-      return sendJson(res, status, rpcError(id, error), headers);
-    }
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), keepAliveMs);
-    try {
-      let step = first;
-      while (!step.done && !signal.aborted) {
-        const position = context.state.get(STATE.position) as UpdatePosition;
-        if (!res.write(`id: ${eventId(position)}\ndata: ${JSON.stringify(step.value)}\n\n`)) {
-          await new Promise<void>((resolve) => {
-            res.once('drain', resolve);
-            res.once('close', resolve);
-          });
-        }
-        try {
-          step = await stream.next();
-        } catch (err) {
-          res.write(`data: ${JSON.stringify(rpcError(id, errorOf(err).error))}\n\n`);
-          break;
-        }
-      }
-    } finally {
-      clearInterval(keepAlive);
-      await stream.return(undefined);
-      res.end();
-    }
+    return writeSse(res, stream, {
+      keepAliveMs,
+      signal,
+      eventId: () => eventId(context.state.get(STATE.position) as UpdatePosition),
+      data: (update) => JSON.stringify(update),
+      errorEvent: (err) => `data: ${JSON.stringify(rpcError(id, errorOf(err).error))}\n\n`,
+      refuse: (err) => {
+        const { status, error, headers } = errorOf(err);
+        sendJson(res, status, rpcError(id, error), headers);
+      },
+    });
   }
 
   return {
