@@ -62,6 +62,7 @@ const SCRIPTS: Record<string, Turn[]> = {
     { text: 'step two', tools: [{ name: 'fs_list', arguments: { path: '.' } }], delayMs: 400 },
     { text: 'all done', delayMs: 400 },
   ],
+  '[pause]': [{ text: 'first', tools: [{ name: 'fs_list', arguments: { path: '.' } }] }, { text: 'second', delayMs: 5000 }],
 };
 
 /** A local server speaking Ollama's `/api/chat` (JSON or NDJSON), answering by script. */
@@ -340,6 +341,32 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
         for await (const _ of client.resubscribeTask({ tenant: '', id: started.id })) void _;
       })(),
       (err: any) => err.name === 'UnsupportedOperationError' && err.statusCode === 400,
+    );
+  });
+
+  it('ends a stream with an `event: error` carrying the error body once its token is revoked; the SDK client throws it', async () => {
+    const short = await cliMint(serve.dataDir, { sub: 'short', vault: 'v', perm: USER.join(',') });
+    const client = await restClient(serve.url, short);
+    const started = asTask(await client.sendMessage(send('[pause] go', { skill: agents.stepper, returnImmediately: true })));
+    const seen: StreamResponse[] = [];
+    let revoking: Promise<unknown> | null = null;
+    await assert.rejects(
+      (async () => {
+        for await (const e of client.resubscribeTask({ tenant: '', id: started.id })) {
+          seen.push(e);
+          revoking ??= toka(['token', 'revoke', short, '--data', serve.dataDir]);
+          await revoking;
+        }
+      })(),
+      (err: any) => {
+        assert.match(err.message, /revoked/i);
+        return true;
+      },
+    );
+    assert.ok(seen.length >= 1);
+    assert.ok(
+      !seen.some((e) => e.payload?.$case === 'statusUpdate' && e.payload.value.status?.state === TaskState.TASK_STATE_COMPLETED),
+      'no update after the revocation',
     );
   });
 
