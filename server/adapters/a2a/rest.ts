@@ -51,8 +51,6 @@ export interface RestBindingOptions {
 interface Call {
   method: string;
   params: Record<string, unknown>;
-  /** The HTTP status of a success (200; 201 for a created config, 204 for a deleted one). */
-  ok: 200 | 201 | 204;
 }
 
 type Query = URLSearchParams;
@@ -102,22 +100,24 @@ export function restBinding(options: RestBindingOptions): (req: IncomingMessage,
   }
 
   return async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // The raw path (as the prefix router saw it, no dot-segment folding); segments are decoded one by one.
+    const [path, search = ''] = (req.url ?? '/').split(/\?(.*)/s, 2);
+    const query = new URLSearchParams(search);
     const verb = req.method ?? '';
-    const route = routeOf(url.pathname.slice(REST_PATH.length));
+    const route = routeOf(path.slice(REST_PATH.length));
     if (route instanceof RequestMalformedError) {
       req.resume();
       return fail(res, errorOf(route));
     }
     if (route === null) {
       req.resume();
-      return fail(res, plainError(404, 'NOT_FOUND', `no HTTP+JSON route at ${url.pathname.slice(0, 200)}`));
+      return fail(res, plainError(404, 'NOT_FOUND', `no HTTP+JSON route at ${path.slice(0, 200)}`));
     }
     const build = Object.hasOwn(route.verbs, verb) ? route.verbs[verb as keyof Route['verbs']] : undefined;
     if (!build) {
       req.resume();
       const allow = Object.keys(route.verbs).join(', ');
-      return fail(res, { ...plainError(405, 'UNIMPLEMENTED', `${verb.slice(0, 16)} is not allowed on ${url.pathname.slice(0, 200)} (allowed: ${allow})`), headers: { allow } });
+      return fail(res, { ...plainError(405, 'UNIMPLEMENTED', `${verb.slice(0, 16)} is not allowed on ${path.slice(0, 200)} (allowed: ${allow})`), headers: { allow } });
     }
     const auth = await authenticate(req);
     if ('refused' in auth) {
@@ -170,7 +170,7 @@ export function restBinding(options: RestBindingOptions): (req: IncomingMessage,
     }
     let call: Call;
     try {
-      call = build(url.searchParams, body);
+      call = build(query, body);
     } catch (err) {
       return fail(res, errorOf(err));
     }
@@ -192,11 +192,7 @@ export function restBinding(options: RestBindingOptions): (req: IncomingMessage,
         const refusal = context.state.get(STATE.refusal) as HostError | undefined;
         return fail(res, errorOf(refusal ?? fromJsonRpcErrorResponse({ jsonrpc: '2.0', id: null, error: answer.error as { code: number; message: string } }), context));
       }
-      if (call.ok === 204) {
-        res.writeHead(204).end();
-        return;
-      }
-      return sendJson(res, call.ok, answer.result, { 'content-type': A2A_JSON });
+      return sendJson(res, 200, answer.result, { 'content-type': A2A_JSON });
     }
     if (streams.size >= maxStreams) {
       await answer.return(undefined);
@@ -254,7 +250,7 @@ function routeOf(path: string): Route | null | RequestMalformedError {
   if (configId === undefined) {
     return {
       verbs: {
-        POST: (q, b) => ({ ...call('CreateTaskPushNotificationConfig', { ...only(q, []), ...b, taskId }), ok: 201 }),
+        POST: (q, b) => call('CreateTaskPushNotificationConfig', { ...only(q, []), ...b, taskId }),
         GET: (q) => call('ListTaskPushNotificationConfigs', { ...only(q, ['pageSize', 'pageToken']), taskId }),
       },
     };
@@ -262,13 +258,13 @@ function routeOf(path: string): Route | null | RequestMalformedError {
   return {
     verbs: {
       GET: (q) => call('GetTaskPushNotificationConfig', { ...only(q, []), taskId, id: configId }),
-      DELETE: (q) => ({ ...call('DeleteTaskPushNotificationConfig', { ...only(q, []), taskId, id: configId }), ok: 204 }),
+      DELETE: (q) => call('DeleteTaskPushNotificationConfig', { ...only(q, []), taskId, id: configId }),
     },
   };
 }
 
 function call(method: string, params: Record<string, unknown>): Call {
-  return { method, params, ok: 200 };
+  return { method, params };
 }
 
 /** The ListTasks params of a query (§11.5: camelCase names, numbers and booleans as strings, the state's enum name). */
