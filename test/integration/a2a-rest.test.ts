@@ -264,6 +264,23 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
     const working = await rest(serve.url, 'GET', '/tasks?status=working&pageSize=5', { token });
     assert.equal(working.status, 200);
     assert.ok(!working.body.tasks.some((t: { id: string }) => t.id === task.id));
+
+    // Pages: pageSize=1 then its nextPageToken walk the same listing (newest first).
+    const second = asTask(await client.sendMessage(send('[echo] again', { skill: agents.echo })));
+    const page1 = await rest(serve.url, 'GET', '/tasks?pageSize=1', { token });
+    assert.deepEqual(page1.body.tasks.map((t: { id: string }) => t.id), [second.id]);
+    assert.ok(page1.body.totalSize >= 2);
+    const page2 = await rest(serve.url, 'GET', `/tasks?pageSize=1&pageToken=${encodeURIComponent(page1.body.nextPageToken)}`, { token });
+    assert.deepEqual(page2.body.tasks.map((t: { id: string }) => t.id), [task.id]);
+
+    // One mechanism: the JSON-RPC binding reads the same task, byte for byte.
+    const viaRest = await rest(serve.url, 'GET', `/tasks/${encodeURIComponent(task.id)}?historyLength=1`, { token });
+    const viaRpc = await fetch(`${serve.url}/a2a/jsonrpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'a2a-version': '1.0', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'GetTask', params: { id: task.id, historyLength: 1 } }),
+    });
+    assert.deepEqual(((await viaRpc.json()) as { result: unknown }).result, viaRest.body);
   });
 
   it('streams a task (POST /message:stream): the submitted task first, then updates in order, ending completed', async () => {
