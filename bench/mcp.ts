@@ -128,7 +128,7 @@ async function bareHttp(host: Host, session: Session): Promise<{ url: URL; close
  * one session, requests posted with the headers a client sends, answers read as JSON or as an SSE stream
  * (whichever the server chose). Leaner than `fetch`, so more of each call's time is the server's.
  */
-class LeanMcpClient {
+export class LeanMcpClient {
   private sessionId = '';
   private nextId = 1;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
