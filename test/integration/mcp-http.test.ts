@@ -489,41 +489,39 @@ describe('MCP over Streamable HTTP: opening sessions', function () {
 });
 
 describe('MCP resumption window (WindowEventStore)', () => {
-  const note = (i: number, pad: number): JSONRPCMessage => ({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `${i}:${'x'.repeat(pad)}` } });
-  const replay = async (store: WindowEventStore, lastEventId: string) => {
-    const sent: { id: string; message: JSONRPCMessage }[] = [];
-    const stream = await store.replayEventsAfter(lastEventId, { send: async (id, message) => void sent.push({ id, message }) });
-    return { stream, sent };
-  };
+  const note = (i: number, pad: number): string => JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `${i}:${'x'.repeat(pad)}` } });
 
-  it('holds at most maxReplayBytes of event JSON, forgetting the oldest first', async () => {
+  it('holds at most maxReplayBytes of event data, forgetting the oldest first', () => {
     const max = 10_000;
     const store = new WindowEventStore(1000, max);
-    const size = Buffer.byteLength(JSON.stringify(note(100, 950)));
-    const primer = await store.storeEvent('s', {} as JSONRPCMessage);
+    const size = Buffer.byteLength(note(100, 950));
+    const primer = store.store('s', '');
     const ids: string[] = [];
     for (let i = 100; i < 300; i++) {
-      ids.push(await store.storeEvent('s', note(i, 950)));
+      ids.push(store.store('s', note(i, 950)));
       assert.ok(store.bytes <= max, `${store.bytes} bytes held`);
     }
     const held = Math.floor(max / size);
     assert.equal(store.size, held);
     assert.ok(store.bytes > max - size, 'the window is not emptied further than it must be');
-    const { stream, sent } = await replay(store, primer);
-    assert.equal(stream, 's');
+    assert.equal(store.streamOf(primer), 's');
+    const sent = store.after(primer);
     assert.deepEqual(sent.map((e) => e.id), ids.slice(-held));
-    assert.deepEqual(sent.map((e) => e.message), ids.slice(-held).map((_, k) => note(300 - held + k, 950)));
+    assert.deepEqual(sent.map((e) => e.data), ids.slice(-held).map((_, k) => note(300 - held + k, 950)));
   });
 
-  it('holds at most replayWindow events, and replays only what followed the id on its stream', async () => {
+  it('holds at most replayWindow events, and replays only what followed the id on its stream', () => {
     const store = new WindowEventStore(5, 1024 * 1024);
     const ids: string[] = [];
-    for (let i = 0; i < 200; i++) ids.push(await store.storeEvent(i % 2 === 0 ? 'a' : 'b', note(i, 0)));
+    for (let i = 0; i < 200; i++) ids.push(store.store(i % 2 === 0 ? 'a' : 'b', note(i, 0)));
     assert.equal(store.size, 5);
-    const { stream, sent } = await replay(store, ids[196]);
-    assert.equal(stream, 'a');
-    assert.deepEqual(sent.map((e) => e.id), [ids[198]]);
-    assert.deepEqual(sent[0].message, note(198, 0));
+    assert.equal(store.streamOf(ids[196]), 'a');
+    assert.deepEqual(store.after(ids[196]), [{ id: ids[198], data: note(198, 0) }]);
+  });
+
+  it('names no stream for an id not of its form', () => {
+    const store = new WindowEventStore(5, 1024);
+    for (const id of ['', 'abc', 'a.', '.1', 'a.1x']) assert.equal(store.streamOf(id), undefined, JSON.stringify(id));
   });
 });
 

@@ -14,7 +14,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ErrorCode, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
@@ -24,6 +23,7 @@ import type { AgentRuntime } from '../../runtime/runtime.js';
 import { BodyTooLarge, readBody, sendJsonRpcError } from '../http-request.js';
 import { WindowEventStore } from './event-store.js';
 import { authenticate, refuse, unknownSession } from './http-auth.js';
+import { NodeHttpTransport } from './http-transport.js';
 import type { McpRegistry } from './registry.js';
 import { mountResourceMetadata, type RouteTarget } from './resource-metadata.js';
 import { BoundedTransport } from './result-bound.js';
@@ -139,24 +139,23 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     return live;
   };
 
+  /** A new session of `caller`, registered in the table. */
   const open = async (caller: Session): Promise<LiveSession> => {
-    let live: LiveSession | undefined;
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
+    const id = randomUUID();
+    const transport = new NodeHttpTransport({
+      sessionId: id,
       eventStore: new WindowEventStore(replayWindow, maxReplayBytes),
-      onsessioninitialized: (id) => {
-        sessions.add(id, live!);
-        logger.info('MCP session open', { session: id, principal: caller.principal, vault: caller.claims.vault });
-      },
-      onsessionclosed: (id) => {
+      onSessionClosed: () => {
         logger.info('MCP session ended by the client', { session: id });
-        void sessions.end(id, live!);
+        void sessions.end(id, live);
       },
     });
     const mcp = createMcpSession(registry, host, caller, options);
-    live = { transport, mcp, session: caller, lastSeen: now(), responses: 0 };
+    const live: LiveSession = { transport, mcp, session: caller, lastSeen: now(), responses: 0 };
     mcp.server.onerror = (err) => logger.debug('MCP session error', { err });
     await mcp.server.connect(new BoundedTransport(transport, options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes));
+    sessions.add(id, live);
+    logger.info('MCP session open', { session: id, principal: caller.principal, vault: caller.claims.vault });
     return live;
   };
 
@@ -189,7 +188,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
       return refuse(req, res, HostError.from(err), idOf(messages));
     }
     answering(live, res);
-    await live.transport.handleRequest(req, res, body);
+    live.transport.handlePost(req.headers, res, body);
   });
 
   /** Open a session for an `initialize`: charged to the caller, within the session caps. */
@@ -208,25 +207,27 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     let live: LiveSession;
     try {
       live = await open(caller);
-      answering(live, res);
-      await live.transport.handleRequest(req, res, body);
     } finally {
       release();
     }
-    // An initialize the SDK refused registered no session: close what was opened for it.
-    if (!sessions.holds(live.transport.sessionId, live)) await live.mcp.close();
+    answering(live, res);
+    live.transport.handlePost(req.headers, res, body);
+    // An initialize the transport refused (a batch, a bad message) opened nothing: close what was opened for it.
+    if (!live.transport.initialized) await sessions.end(live.transport.sessionId, live);
   };
 
-  const byHeader = async (req: IncomingMessage, res: ServerResponse) => {
-    const caller = await authenticate(host, req, res);
-    if (!caller) return;
-    const live = sessionFor(req, res, caller);
-    if (!live) return;
-    answering(live, res);
-    await live.transport.handleRequest(req, res);
-  };
-  target.route('GET', MCP_PATH, byHeader);
-  target.route('DELETE', MCP_PATH, byHeader);
+  const byHeader = (answer: (transport: NodeHttpTransport, req: IncomingMessage, res: ServerResponse) => void | Promise<void>) =>
+    async (req: IncomingMessage, res: ServerResponse) => {
+      const caller = await authenticate(host, req, res);
+      if (!caller) return;
+      const live = sessionFor(req, res, caller);
+      if (!live) return;
+      req.resume();
+      answering(live, res);
+      await answer(live.transport, req, res);
+    };
+  target.route('GET', MCP_PATH, byHeader((transport, req, res) => transport.handleGet(req.headers, res)));
+  target.route('DELETE', MCP_PATH, byHeader((transport, req, res) => transport.handleDelete(req.headers, res)));
   mountResourceMetadata(target, MCP_PATH);
 
   return {

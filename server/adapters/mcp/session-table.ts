@@ -14,14 +14,14 @@
  *   reclaimed — closed to make room — once it has been quiet for `reclaimAfterMs`. Only when none has is the
  *   new session refused (429 or 503), with `Retry-After`: the seconds until one will have been.
  */
-import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
+import type { NodeHttpTransport } from './http-transport.js';
 import type { McpSessionServer } from './server.js';
 
 export interface LiveSession {
-  readonly transport: StreamableHTTPServerTransport;
+  readonly transport: NodeHttpTransport;
   readonly mcp: McpSessionServer;
   /** The owner's host session; its token and claims follow the latest request of the owner. */
   readonly session: Session;
@@ -117,11 +117,6 @@ export class SessionTable {
 
   add(id: string, live: LiveSession): void {
     this.live.set(id, live);
-  }
-
-  /** Whether `id` names `live` (a session the SDK registered). */
-  holds(id: string | undefined, live: LiveSession): boolean {
-    return id !== undefined && this.live.get(id) === live;
   }
 
   /**
