@@ -24,7 +24,8 @@ export function sendPage(res: ServerResponse, status: number, title: string, bod
     'cache-control': 'no-store',
     'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; form-action 'self' ${formTargets.join(' ')}; frame-ancestors 'none'; base-uri 'none'`,
     'x-frame-options': 'DENY',
-    'referrer-policy': 'no-referrer',
+    // same-origin, not no-referrer: with no-referrer, Chromium sends `Origin: null` on the page's own form posts.
+    'referrer-policy': 'same-origin',
     'content-length': Buffer.byteLength(html),
   });
   res.end(html);
