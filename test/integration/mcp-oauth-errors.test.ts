@@ -301,6 +301,32 @@ describe('MCP OAuth: bad input gets the right OAuth error', function () {
     });
     assert.equal(revoke.status, 400);
     assert.equal((await json(revoke)).error, 'unauthorized_client');
+    // The client revokes with its access token (RFC 7009): the grant, and with it the refresh token, ends.
+    const byAccess = await fetch(`${base}/oauth/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: String(other.access_token), token_type_hint: 'access_token', client_id: h.clientId }),
+    });
+    assert.equal(byAccess.status, 200);
+    await assert.rejects(host.authenticate(String(other.access_token), `${base}/mcp`), (err: HostError) => err.details.reason === 'ERR_GRANT_REVOKED');
+    assert.equal((await json(await token({ grant_type: 'refresh_token', client_id: h.clientId, refresh_token: String(other.refresh_token) }))).error, 'invalid_grant');
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  });
+
+  it('sign-in pauses after 10 failures in a minute, even for a good code', async () => {
+    clock += 60_000;
+    const clientId = await client();
+    const { challenge } = pkce();
+    const user = new ConsentUser(base);
+    const url = authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256' });
+    const request = hidden(await (await user.get(url)).text(), 'request');
+    for (let i = 0; i < OAUTH_LIMITS.signinFailuresPerMinute; i++) {
+      assert.equal((await user.post('/oauth/signin', { request, credential: `wrong-${i}` })).status, 401);
+    }
+    const paused = await user.post('/oauth/signin', { request, credential: createSigninCode(data, clock).code });
+    assert.equal(paused.status, 401);
+    assert.match(await paused.text(), /too many failed sign-ins/);
+    clock += 60_000;
+    assert.equal((await user.post('/oauth/signin', { request, credential: createSigninCode(data, clock).code })).status, 303);
   });
 });

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -21,9 +22,18 @@ interface Served {
   stderr: () => string;
 }
 
-/** `toka serve --port 0 --data <data>`, resolved on its `listening` log line. */
-function serve(data: string): Promise<Served> {
-  const child = spawn(process.execPath, [TOKA_BIN, 'serve', '--port', '0', '--data', data], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+/** A port free right now (the restart test needs the same URL, hence the same port, twice). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** `toka serve --port <port> --data <data>`, resolved on its `listening` log line. */
+function serve(data: string, port: number): Promise<Served> {
+  const child = spawn(process.execPath, [TOKA_BIN, 'serve', '--port', String(port), '--data', data], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`toka serve did not listen: ${stderr}`)), 15_000);
@@ -51,16 +61,22 @@ describe('MCP OAuth against a real toka serve (SDK client auth)', function () {
   let dir: string;
   let data: string;
   let served: Served;
+  let port: number;
   const redirect = 'http://127.0.0.1:61999/callback';
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'toka-oauth-'));
     data = join(dir, 'data');
-    served = await serve(data);
+    port = await freePort();
+    served = await serve(data, port);
   });
-  after(async () => {
+  const stop = async () => {
+    const closed = new Promise((resolve) => served.child.once('close', resolve));
     served.child.kill('SIGTERM');
-    await new Promise((resolve) => served.child.once('close', resolve));
+    await closed;
+  };
+  after(async () => {
+    await stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -166,6 +182,20 @@ describe('MCP OAuth against a real toka serve (SDK client auth)', function () {
     const text = readFileSync(file, 'utf8');
     assert.match(text, /Test MCP client/);
     assert.doesNotMatch(served.stderr(), /refresh_token|access_token/);
+  });
+
+  it('a restarted host keeps the client and its refresh token: the SDK refreshes and calls a tool', async () => {
+    const provider = new MemoryOAuthProvider(redirect);
+    await authorize(provider, ['state:read']);
+    const before = provider.saved!;
+    await stop();
+    served = await serve(data, port);
+    assert.equal(await auth(provider, { serverUrl: `${served.url}/mcp` }), 'AUTHORIZED');
+    assert.notEqual(provider.saved!.refresh_token, before.refresh_token);
+    const client = await mcpClient(provider);
+    const state = await client.callTool({ name: 'get_state', arguments: {} });
+    assert.ok(!state.isError, JSON.stringify(state));
+    await client.close();
   });
 
   function tokenRequest(form: Record<string, string>): Promise<Response> {
