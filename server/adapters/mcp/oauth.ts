@@ -20,7 +20,7 @@
  */
 import { randomBytes, randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isKnownPermission, isSubset, isWellFormedText, MAX_TOKEN_LIFETIME_S, PERMISSIONS, permits } from '../../../protocol/capability.js';
+import { CLAIM_LIMITS, isKnownPermission, isSubset, isWellFormedText, MAX_TOKEN_LIFETIME_S, PERMISSIONS, permits } from '../../../protocol/capability.js';
 import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
@@ -158,7 +158,6 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
         revocation_endpoint_auth_methods_supported: ['none'],
         scopes_supported: Object.keys(PERMISSIONS),
         authorization_response_iss_parameter_supported: true,
-        service_documentation: 'https://github.com/toka/toka/blob/main/docs/mcp.md',
       },
       { 'cache-control': 'max-age=300' },
     );
@@ -350,7 +349,7 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
     if (permissions.length === 0) return refuse('choose at least one permission');
     if (!permissions.every(isKnownPermission)) return refuse('unknown permission');
     if (!isSubset(permissions, held)) return refuse('you cannot grant more than you hold');
-    if (vault === '') return refuse('choose a vault');
+    if (vault === '' || vault.length > CLAIM_LIMITS.vaultChars) return refuse(`choose a vault (1..${CLAIM_LIMITS.vaultChars} chars)`);
     let grant: string;
     try {
       const session = browser.who.kind === 'owner' ? host.localSession(vault) : browser.who.session;
