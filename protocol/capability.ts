@@ -18,6 +18,7 @@ export const CLAIM_LIMITS = {
   permissions: 100,
   permissionChars: 64,
   tokenBytes: 8192,
+  audienceChars: 2048,
 } as const;
 
 /**
@@ -139,4 +140,10 @@ export interface CapabilityClaims {
   grant: string;
   /** Delegation chain: ancestor `jti`s, nearest parent first. Absent or empty for a grant-minted token. */
   dlg?: string[];
+  /**
+   * Audience (RFC 8707): the one resource URL the token is for, e.g. `http://127.0.0.1:7420/mcp` for a token
+   * issued to an OAuth client. Absent = any face of the host. A face accepts an audience-bound token only
+   * when it is that resource; delegated children keep their parent's audience.
+   */
+  aud?: string;
 }

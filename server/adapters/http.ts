@@ -64,6 +64,12 @@ export interface HttpServer {
    * `onClose` runs when the server closes, before in-flight HTTP requests are drained.
    */
   upgrade(path: string, handler: UpgradeHandler, onClose?: () => Promise<void>): void;
+  /**
+   * Register who answers `POST /oauth/revoke` requests without a bearer token: the OAuth authorization
+   * server's public clients, which name themselves with `client_id` in the body (RFC 7009 §2.1). Without
+   * one, such requests get 401 `invalid_client`.
+   */
+  revocation(handler: Handler): void;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -161,7 +167,12 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     sendJson(res, 200, host.jwks(), { 'cache-control': 'max-age=60' });
   });
 
-  route('POST', '/oauth/revoke', (req, res) => revokeEndpoint(host, logger, req, res));
+  let publicRevocation: Handler | undefined;
+  route('POST', '/oauth/revoke', (req, res) =>
+    publicRevocation !== undefined && bearerToken(req.headers.authorization) === null
+      ? publicRevocation(req, res)
+      : revokeEndpoint(host, logger, req, res),
+  );
 
   const server: Server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => {
     const done = handle(req, res).catch((err: unknown) => {
@@ -259,6 +270,10 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
     route,
     routePrefix,
     upgrade,
+    revocation(handler) {
+      if (publicRevocation !== undefined) throw new TypeError('the public revocation handler is already registered');
+      publicRevocation = handler;
+    },
     close() {
       closed ??= (async () => {
         closing = true;

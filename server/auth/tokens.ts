@@ -53,6 +53,8 @@ export interface MintInput {
   /** Token id; a random UUID by default. */
   jti?: string;
   alg?: SigningAlg;
+  /** The resource the token is for (`aud`, RFC 8707); absent = any face of the host. */
+  aud?: string;
 }
 
 export interface DelegateInput {
@@ -114,6 +116,7 @@ export class TokenService {
       exp,
       jti: input.jti ?? randomUUID(),
       grant: input.grant,
+      ...(input.aud !== undefined ? { aud: input.aud } : {}),
     };
     checkClaims(claims);
     return { token: await this.sign(claims, input.alg ?? 'HS256'), claims: copyClaims(claims) };
@@ -152,6 +155,7 @@ export class TokenService {
       jti: input.jti ?? randomUUID(),
       grant: parent.grant,
       dlg,
+      ...(parent.aud !== undefined ? { aud: parent.aud } : {}),
     };
     checkClaims(claims);
     return { token: await this.sign(claims, input.alg ?? 'HS256'), claims: copyClaims(claims) };
@@ -339,6 +343,10 @@ function checkClaims(raw: unknown): CapabilityClaims {
       throw invalid(`dlg must be an array of at most ${MAX_DELEGATION_DEPTH} ids`);
     }
     if (dlg.length > 0) claims.dlg = [...(dlg as string[])];
+  }
+  if (c.aud !== undefined) {
+    if (!isBoundedString(c.aud, CLAIM_LIMITS.audienceChars)) throw invalid(`aud must be 1..${CLAIM_LIMITS.audienceChars} well-formed chars`);
+    claims.aud = c.aud;
   }
   return claims;
 }

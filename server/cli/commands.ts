@@ -18,6 +18,7 @@ import { mcpCommand } from './mcp.js';
 import { runCommand } from './run.js';
 import { replayCommand } from './replay.js';
 import { serveCommand } from './serve.js';
+import { signinCommand } from './signin.js';
 import { specCheckCommand, specSchemaCommand } from './spec.js';
 
 export type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -80,6 +81,7 @@ export const COMMANDS: Record<string, Command> = {
   'spec schema': specSchemaCommand,
   run: runCommand,
   replay: replayCommand,
+  signin: signinCommand,
 
   init: {
     summary: 'create the data dir, key ring and event log',

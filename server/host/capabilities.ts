@@ -94,7 +94,11 @@ export async function revoke(core: HostCore, session: Session, request: RevokePa
  * own token). The local admin may use any grant of its vault; any other caller only a grant it created
  * itself, and must hold `capability:grant`.
  */
-export async function issueToken(core: HostCore, session: Session, request: { grant: string; ttlSeconds?: number }): Promise<MintResult> {
+export async function issueToken(
+  core: HostCore,
+  session: Session,
+  request: { grant: string; ttlSeconds?: number; audience?: string },
+): Promise<MintResult> {
   const claims = await core.check(session);
   core.require(claims, 'capability:grant');
   const ttlSeconds = boundedInt(request.ttlSeconds, 1, MAX_TOKEN_LIFETIME_S, DEFAULT_TTL_S, 'ttlSeconds');
@@ -106,7 +110,14 @@ export async function issueToken(core: HostCore, session: Session, request: { gr
     throw new HostError('CapabilityDenied', 'only the creator of a grant may issue tokens from it', { reason: 'not the grant creator' });
   }
   try {
-    const minted = await core.tokens.mint({ sub: grant.subject, vault: grant.vault, permissions: grant.permissions, grant: grant.id, ttlSeconds });
+    const minted = await core.tokens.mint({
+      sub: grant.subject,
+      vault: grant.vault,
+      permissions: grant.permissions,
+      grant: grant.id,
+      ttlSeconds,
+      ...(request.audience !== undefined ? { aud: request.audience } : {}),
+    });
     return { ...minted, grant: grant.id };
   } catch (err) {
     throw core.fail(err);

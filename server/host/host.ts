@@ -73,9 +73,12 @@ export class Host {
     return sessions.openSession(this.core, channel, credentials);
   }
 
-  /** Verify a bearer token and open a session for it. */
-  authenticate(token: string): Promise<Session> {
-    return sessions.authenticate(this.core, token);
+  /**
+   * Verify a bearer token and open a session for it. `audience`: the resource URL of the face asking (RFC
+   * 8707); a token bound to another audience, or to one when none is given, is refused (`ERR_AUDIENCE`).
+   */
+  authenticate(token: string, audience?: string): Promise<Session> {
+    return sessions.authenticate(this.core, token, audience);
   }
 
   /** An in-process session for the owner of the data dir (the CLI): every permission in `vault`. */
@@ -164,8 +167,11 @@ export class Host {
     return capabilities.listGrants(this.core, session);
   }
 
-  /** Mint a fresh token from an existing live grant (the runtime renewing an agent's own token). */
-  issueToken(session: Session, request: { grant: string; ttlSeconds?: number }): Promise<MintResult> {
+  /**
+   * Mint a fresh token from an existing live grant (the runtime renewing an agent's own token; the OAuth
+   * token endpoint, with `audience` = the resource the client asked for).
+   */
+  issueToken(session: Session, request: { grant: string; ttlSeconds?: number; audience?: string }): Promise<MintResult> {
     return capabilities.issueToken(this.core, session, request);
   }
 

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { isWellFormedText, MAX_TOKEN_LIFETIME_S, type CapabilityClaims } from '../../protocol/capability.js';
 import type { HostCore, Session } from './core.js';
+import { AuthError } from '../auth/errors.js';
 import { HostError } from './errors.js';
 
 /** The principal of local-admin sessions. */
@@ -26,11 +27,18 @@ export interface Credentials {
   vault?: string;
 }
 
-/** Verify a bearer token and open a session for it. */
-export async function authenticate(core: HostCore, token: string): Promise<Session> {
+/**
+ * Verify a bearer token and open a session for it. `audience` is the resource the face serves (RFC 8707): a
+ * token bound to an audience (`aud`) is accepted only by that resource, so a token issued to an OAuth client
+ * for `/mcp` opens nothing on any other face.
+ */
+export async function authenticate(core: HostCore, token: string, audience?: string): Promise<Session> {
   core.assertInService();
   try {
     const claims = await core.tokens.verify(token);
+    if (claims.aud !== undefined && claims.aud !== audience) {
+      throw new AuthError('ERR_AUDIENCE', 'the token is for another resource (aud)');
+    }
     return { id: randomUUID(), principal: claims.sub, token, claims, local: false };
   } catch (err) {
     throw core.fail(err);

@@ -8,9 +8,12 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
 import { bearerToken, retryAfterSeconds, sendJsonRpcError } from '../http-request.js';
-import { RESOURCE_METADATA_PATH, baseUrl } from './resource-metadata.js';
+import { MCP_PATH, RESOURCE_METADATA_PATH, baseUrl } from './resource-metadata.js';
 
-/** Verify the request's bearer token; on failure answer 401 and return null. */
+/**
+ * Verify the request's bearer token; on failure answer 401 and return null. The audience is this resource
+ * (`<base>/mcp`): an OAuth access token issued for it is accepted here and nowhere else.
+ */
 export async function authenticate(host: Host, req: IncomingMessage, res: ServerResponse): Promise<Session | null> {
   const token = bearerToken(req.headers.authorization);
   if (token === null) {
@@ -24,7 +27,7 @@ export async function authenticate(host: Host, req: IncomingMessage, res: Server
     return null;
   }
   try {
-    return await host.authenticate(token);
+    return await host.authenticate(token, `${baseUrl(req)}${MCP_PATH}`);
   } catch (err) {
     req.resume();
     refuse(req, res, HostError.from(err));

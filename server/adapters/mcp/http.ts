@@ -25,7 +25,8 @@ import { WindowEventStore } from './event-store.js';
 import { authenticate, refuse, unknownSession } from './http-auth.js';
 import { NodeHttpTransport } from './http-transport.js';
 import type { McpRegistry } from './registry.js';
-import { mountResourceMetadata, type RouteTarget } from './resource-metadata.js';
+import { mountOAuth, type OAuthTarget } from './oauth.js';
+import { MCP_PATH, mountResourceMetadata, type RouteTarget } from './resource-metadata.js';
 import { BoundedTransport } from './result-bound.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
 import { SessionTable, type LiveSession } from './session-table.js';
@@ -57,6 +58,8 @@ export interface McpHttpOptions extends McpServerOptions {
   maxReplayBytes?: number;
   /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
   maxResultBytes?: number;
+  /** The resource metadata names this host as the authorization server (true when oauth.ts is mounted). */
+  authorizationServer?: boolean;
 }
 
 export interface McpHttpMount {
@@ -65,7 +68,7 @@ export interface McpHttpMount {
   close(): Promise<void>;
 }
 
-export const MCP_PATH = '/mcp';
+export { MCP_PATH };
 
 export interface McpMountOptions extends McpHttpOptions {
   /** The data dir the host holds: `<dataDir>/mcp.sock` serves `toka mcp` next to the host (socket.ts). */
@@ -74,16 +77,20 @@ export interface McpMountOptions extends McpHttpOptions {
   runtime?: AgentRuntime;
 }
 
-/** MCP on a serving host: `/mcp` on its HTTP face and `<data>/mcp.sock` for `toka mcp`. */
 /** Toka's MCP registry: its tools, resources and prompts, plus the agent runtime's tools when there is one. */
 export function tokaMcpRegistry(runtime?: AgentRuntime): McpRegistry {
   return createTokaRegistry(runtime ? [runtimeTools(runtime)] : []);
 }
 
-export async function mountMcp(target: RouteTarget, host: Host, options: McpMountOptions): Promise<McpHttpMount> {
+/**
+ * MCP on a serving host: `/mcp` on its HTTP face, the OAuth authorization server for it (oauth.ts), and
+ * `<data>/mcp.sock` for `toka mcp`.
+ */
+export async function mountMcp(target: OAuthTarget, host: Host, options: McpMountOptions): Promise<McpHttpMount> {
   const registry = options.registry ?? tokaMcpRegistry(options.runtime);
   const socket = await startMcpSocket(host, { ...options, registry });
-  const http = mountMcpHttp(target, host, { ...options, registry });
+  mountOAuth(target, host, { logger: options.logger, dataDir: options.dataDir, resourcePath: MCP_PATH, now: options.now });
+  const http = mountMcpHttp(target, host, { ...options, registry, authorizationServer: true });
   return {
     get sessions() {
       return http.sessions + socket.connections;
@@ -228,7 +235,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     };
   target.route('GET', MCP_PATH, byHeader((transport, req, res) => transport.handleGet(req.headers, res)));
   target.route('DELETE', MCP_PATH, byHeader((transport, req, res) => transport.handleDelete(req.headers, res)));
-  mountResourceMetadata(target, MCP_PATH);
+  mountResourceMetadata(target, MCP_PATH, options.authorizationServer === true);
 
   return {
     get sessions() {

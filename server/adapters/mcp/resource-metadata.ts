@@ -4,6 +4,8 @@ import { PERMISSIONS } from '../../../protocol/capability.js';
 import { sendJson } from '../http-request.js';
 
 export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource';
+/** Where MCP Streamable HTTP is served: the protected resource. */
+export const MCP_PATH = '/mcp';
 
 /** The route hook of the HTTP face (`HttpServer.route`). */
 export interface RouteTarget {
@@ -15,11 +17,15 @@ export function baseUrl(req: IncomingMessage): string {
   return `http://${req.headers.host ?? '127.0.0.1'}`;
 }
 
-/** Serve the metadata of the resource at `resourcePath`, at the well-known path and at its resource-specific form. */
-export function mountResourceMetadata(target: RouteTarget, resourcePath: string): void {
+/**
+ * Serve the metadata of the resource at `resourcePath`, at the well-known path and at its resource-specific
+ * form. `authorizationServer`: the host is its own authorization server (oauth.ts), named in the metadata.
+ */
+export function mountResourceMetadata(target: RouteTarget, resourcePath: string, authorizationServer = false): void {
   const metadata = (req: IncomingMessage, res: ServerResponse) => {
     const body = {
       resource: `${baseUrl(req)}${resourcePath}`,
+      ...(authorizationServer ? { authorization_servers: [baseUrl(req)] } : {}),
       resource_name: 'Toka MCP server',
       bearer_methods_supported: ['header'],
       scopes_supported: Object.keys(PERMISSIONS),

@@ -166,6 +166,9 @@ describe('auth/tokens: claim shapes', () => {
     ['dlg not an array', { dlg: 'parent' }],
     ['dlg longer than 5', { dlg: ['a', 'b', 'c', 'd', 'e', 'f'] }],
     ['dlg with a non-string', { dlg: [1] }],
+    ['empty aud', { aud: '' }],
+    ['non-string aud', { aud: ['http://127.0.0.1:7420/mcp'] }],
+    ['aud over 2048 chars', { aud: long(CLAIM_LIMITS.audienceChars + 1) }],
   ];
   for (const [name, over] of cases) {
     it(`rejects ${name}`, async () => {
@@ -385,5 +388,19 @@ describe('auth/tokens: errors', () => {
     await tokens.verify(token);
     await tokens.verify(token);
     assert.deepEqual(tokens.cacheStats(), { size: 0, capacity: 0, hits: 0, misses: 2 });
+  });
+});
+
+describe('auth/tokens: audience (aud)', () => {
+  it('a minted aud is signed and verified; a delegated child keeps it', async () => {
+    const { tokens } = await fixture();
+    const aud = 'http://127.0.0.1:7420/mcp';
+    const parent = await tokens.mint({ ...BASE, permissions: ['state:read', 'task:schedule'], ttlSeconds: 600, aud });
+    assert.equal((await tokens.verify(parent.token)).aud, aud);
+    const child = await tokens.delegate(parent.claims, { sub: 'bob', permissions: ['state:read'] });
+    assert.equal(child.claims.aud, aud);
+    assert.equal((await tokens.verify(child.token)).aud, aud);
+    const plain = await tokens.mint({ ...BASE, ttlSeconds: 600 });
+    assert.equal('aud' in (await tokens.verify(plain.token)), false);
   });
 });
