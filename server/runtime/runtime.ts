@@ -7,6 +7,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { permits } from '../../protocol/capability.js';
 import type { LogRecord } from '../../protocol/events.js';
 import type { Operation } from '../../protocol/kernel.js';
 import {
@@ -453,7 +454,7 @@ export class AgentRuntime {
         history: conversation.read,
         current: () => this.getRun(admin, runId),
         provider: this.options.provider(record, { ...(settings.llm ? { llm: settings.llm } : {}), requester: () => this.requesters.get(runId) }),
-        tools: (await this.options.mcpServers?.registry(agentId, settings.tools.mcpServers, this.options.tools)) ?? this.options.tools,
+        tools: (await this.options.mcpServers?.registry(agentId, mcpServersOf(record, settings), this.options.tools)) ?? this.options.tools,
         toolLimits: this.limitsFor(run, record),
         workspace,
         system: this.options.system,
@@ -568,6 +569,11 @@ function agentLimits(spec: AgentSpec): { limits?: AgentLimits } {
     ...(maxMemoryBytes !== undefined ? { maxMemoryBytes } : {}),
   };
   return Object.keys(limits).length > 0 ? { limits } : {};
+}
+
+/** The MCP servers a run of the agent connects to: those its spec names, when it may call their tools at all. */
+function mcpServersOf(record: AgentRuntimeRecord | undefined, settings: AgentSettings): string[] {
+  return record !== undefined && permits(record.permissions, 'tool:mcp') ? settings.tools.mcpServers : [];
 }
 
 function runIdOf(records: LogRecord[]): string {

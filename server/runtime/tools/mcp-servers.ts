@@ -86,7 +86,7 @@ export function parseMcpServers(doc: unknown, where: string): Map<string, McpSer
   const out = new Map<string, McpServerConfig>();
   for (const [name, raw] of entries) {
     const at = `servers.${name}`;
-    if (!SERVER_NAME.test(name)) throw bad(at, `: the name must match ${MCP_SERVER_NAME_PATTERN}`);
+    if (!SERVER_NAME.test(name)) throw bad(at, `has a name that does not match ${MCP_SERVER_NAME_PATTERN}`);
     const s = object(raw, at, bad);
     only(s, ['command', 'args', 'cwd', 'env', 'url', 'headers', 'sideEffect', 'toolSideEffects', 'connectTimeoutMs', 'maxTools'], at, bad);
     let transport: McpServerConfig['transport'];
