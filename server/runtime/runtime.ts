@@ -103,6 +103,8 @@ export interface RunRequester {
 
 /** What the runtime reads from an agent's spec (the document the log recorded when it was spawned). */
 type AgentSettings = ReturnType<typeof runtimeSettings>;
+/** The settings of an agent whose spec sets none (shared). */
+const NO_SETTINGS: AgentSettings = Object.freeze({ tools: Object.freeze({ mcpServers: [] as string[] }) });
 
 export interface RunRequest {
   agent: string;
@@ -132,8 +134,8 @@ export class AgentRuntime {
   private readonly submittedAt = new Map<string, number>();
   private readonly agentSessions = new Map<string, Session>();
   private readonly endWaiters = new Map<string, ((run: RunRecord) => void)[]>();
-  /** Spec settings of agents that were spawned or ran, read once from the log. */
-  private readonly settings = new Map<string, AgentSettings>();
+  /** Spec settings of agents that ran (or were spawned with some), read once from the log, with their vault. */
+  private readonly settings = new Map<string, { vault: string; settings: AgentSettings }>();
   /** The MCP client each live run was requested from (runs requested elsewhere have none). */
   private readonly requesters = new Map<string, SamplingClient>();
   private watching: Subscription | null = null;
@@ -194,7 +196,9 @@ export class AgentRuntime {
     const spawned = await this.host.submit(session, { type: 'SpawnSubAgent', parent: options.parent ?? 'root', spec: { name: spec.metadata.name } });
     const agent = spawned.records[spawned.records.length - 1].event.agent!;
     this.vaultOf.set(agent, session.claims.vault);
-    this.settings.set(agent, { tools: spec.tools, ...(spec.llm ? { llm: spec.llm } : {}) });
+    if (spec.llm !== undefined || spec.tools.mcpServers.length > 0) {
+      this.settings.set(agent, { vault: session.claims.vault, settings: { tools: spec.tools, ...(spec.llm ? { llm: spec.llm } : {}) } });
+    }
     const subject = agentSubject(agent);
     const minted = await this.host.mint(session, { subject, permissions, label: `agent ${spec.metadata.name}`, ttlSeconds: 60 });
     await this.host.submit(session, {
@@ -235,6 +239,7 @@ export class AgentRuntime {
           ? 'the requesting MCP client did not declare the sampling capability'
           : undefined;
       if (why !== undefined) {
+        await this.host.check(session); // a caller whose token is no longer good is told that first
         throw new HostError('InvalidOperation', `agent ${request.agent} asks the model of the MCP client that requests its runs (mcp-sampling): ${why}`, {
           reason: 'SamplingUnavailable',
         });
@@ -496,13 +501,19 @@ export class AgentRuntime {
     });
   }
 
-  /** The agent's spec settings, read once from the `AgentRuntimeRegistered` the log recorded (none: defaults). */
+  /**
+   * The agent's spec settings, read once from the `AgentRuntimeRegistered` the log recorded (none: defaults).
+   * `admin` is of the vault asking: an agent of another vault has none for it (its settings are not told).
+   */
   private async settingsOf(admin: Session, agentId: string): Promise<AgentSettings> {
+    const vault = admin.claims.vault;
     const cached = this.settings.get(agentId);
-    if (cached) return cached;
+    if (cached) return cached.vault === vault ? cached.settings : NO_SETTINGS;
     const [registered] = await this.host.queryEvents(admin, { agent: agentId, types: ['AgentRuntimeRegistered'], limit: 1 });
-    const settings = runtimeSettings(registered ? (registered.event as unknown as { spec?: unknown }).spec : undefined);
-    if (registered) this.settings.set(agentId, settings);
+    if (!registered) return NO_SETTINGS;
+    const read = runtimeSettings((registered.event as unknown as { spec?: unknown }).spec);
+    const settings = read.llm === undefined && read.tools.mcpServers.length === 0 ? NO_SETTINGS : read;
+    this.settings.set(agentId, { vault, settings });
     return settings;
   }
 
