@@ -18,7 +18,7 @@
  *   must equal the digest of the log's own state at that record.
  */
 import { canonicalJson } from '../../protocol/canonical.js';
-import type { CapabilityClaims } from '../../protocol/capability.js';
+import { isKnownPermission, type CapabilityClaims } from '../../protocol/capability.js';
 import type { LogRecord } from '../../protocol/events.js';
 import type { KernelEvent, Operation, OperationEnvelope } from '../../protocol/kernel.js';
 import { agentSubject, type RunRecord, type RunToolResult } from '../../protocol/runtime.js';
@@ -32,6 +32,7 @@ import { runtimeState } from './lifecycle.js';
 import { LlmError, type LlmProvider, type LlmTurn } from './llm/provider.js';
 import { CONVERSATION_EVENTS, driveRun } from './runner.js';
 import { ToolError, TOOL_ERROR_CODES, type ToolErrorCode } from './tools/errors.js';
+import { NAMESPACE_SEPARATOR } from './tools/mcp-source.js';
 import { ToolRegistry } from './tools/registry.js';
 import { DEFAULT_TOOL_LIMITS } from './tools/types.js';
 
@@ -340,10 +341,30 @@ class RunReplay {
     };
   }
 
-  /** The tools: the run's manifests, each answering with the recorded result of the run's next step. */
+  /**
+   * The tools: the run's manifests, each answering with the recorded result of the run's next step. Tools of
+   * the agent's external MCP servers (`<server>__<tool>`) are not in the host's registry — their manifests
+   * live on the servers, which a replay does not contact — so each is taken as its calls were recorded: the
+   * permission it required and whether it waited for an approval (privileged).
+   */
   private tools(): ToolRegistry {
     const registry = new ToolRegistry();
-    for (const manifest of this.options.tools.list(['*'])) {
+    const manifests = this.options.tools.list(['*']);
+    const known = new Set(manifests.map((m) => m.name));
+    for (const { event } of this.window) {
+      if (event.type !== 'ToolCallRequested' || runOf(event) !== this.run.id) continue;
+      const e = event as unknown as { call: { name: string }; decision: string; permission: string };
+      if (known.has(e.call.name) || !e.call.name.includes(NAMESPACE_SEPARATOR) || !isKnownPermission(e.permission) || e.permission.includes('*')) continue;
+      known.add(e.call.name);
+      manifests.push({
+        name: e.call.name,
+        description: 'a tool of an external MCP server, as recorded',
+        inputSchema: { type: 'object' },
+        sideEffect: e.decision === 'approval' ? 'privileged' : 'external',
+        permission: e.permission,
+      });
+    }
+    for (const manifest of manifests) {
       registry.register({
         manifest,
         call: async () => {

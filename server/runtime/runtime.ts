@@ -7,6 +7,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { permits } from '../../protocol/capability.js';
 import type { LogRecord } from '../../protocol/events.js';
 import type { Operation } from '../../protocol/kernel.js';
 import {
@@ -24,9 +25,12 @@ import type { Logger } from '../host/logger.js';
 import { deepCopy } from '../kernel/state.js';
 import type { Subscription } from '../store/event-log.js';
 import { RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
+import type { SamplingClient } from './llm/mcp-sampling.js';
 import type { LlmProvider } from './llm/provider.js';
 import { CONVERSATION_EVENTS, driveRun, type RunnerOutcome } from './runner.js';
-import { checkGrant, permissionsOf, type AgentSpec } from './spec/index.js';
+import { checkGrant, permissionsOf, runtimeSettings, type AgentLlm, type AgentSpec } from './spec/index.js';
+import { ToolError } from './tools/errors.js';
+import type { AgentMcpServers } from './tools/mcp-servers.js';
 import type { ToolRegistry } from './tools/registry.js';
 import { DEFAULT_TOOL_LIMITS, type ToolLimits } from './tools/types.js';
 
@@ -46,8 +50,12 @@ const CONVERSATION: ReadonlySet<string> = new Set(CONVERSATION_EVENTS);
 export interface RuntimeOptions {
   host: Host;
   /** The model a run of this agent talks to. */
-  provider(agent: AgentRuntimeRecord | undefined): LlmProvider;
+  provider(agent: AgentRuntimeRecord | undefined, run: RunLlmContext): LlmProvider;
+  /** Whether runs of an agent whose spec sets `llm` so ask the model of the MCP client that requested them. */
+  asksRequester?(llm: AgentLlm | undefined): boolean;
   tools: ToolRegistry;
+  /** The host's external MCP servers; an agent is offered the tools of those its spec names. */
+  mcpServers?: AgentMcpServers;
   /** Each agent works in `<workspaceRoot>/<agent id>` (created on first use). */
   workspaceRoot: string;
   /** Runs executing at once (default 4). */
@@ -79,6 +87,25 @@ export interface SpawnResult {
   tasks: string[];
 }
 
+/** What the provider of one run is chosen with, besides the agent's record. */
+export interface RunLlmContext {
+  /** The `llm` section of the agent's spec, when it has one. */
+  llm?: AgentLlm;
+  /** The MCP client session that requested the run, while the runtime knows it (looked up at each LLM call). */
+  requester(): SamplingClient | undefined;
+}
+
+/** The face a run request came through, when it can answer for the run (an MCP client session). */
+export interface RunRequester {
+  /** The requesting MCP client, for runs whose agent asks its model (`llm.provider: mcp-sampling`). */
+  sampling?: SamplingClient;
+}
+
+/** What the runtime reads from an agent's spec (the document the log recorded when it was spawned). */
+type AgentSettings = ReturnType<typeof runtimeSettings>;
+/** The settings of an agent whose spec sets none (shared). */
+const NO_SETTINGS: AgentSettings = Object.freeze({ tools: Object.freeze({ mcpServers: [] as string[] }) });
+
 export interface RunRequest {
   agent: string;
   /** The task text. Without it, every queued task of the agent becomes a run. */
@@ -107,6 +134,10 @@ export class AgentRuntime {
   private readonly submittedAt = new Map<string, number>();
   private readonly agentSessions = new Map<string, Session>();
   private readonly endWaiters = new Map<string, ((run: RunRecord) => void)[]>();
+  /** Spec settings of agents that ran (or were spawned with some), read once from the log, with their vault. */
+  private readonly settings = new Map<string, { vault: string; settings: AgentSettings }>();
+  /** The MCP client each live run was requested from (runs requested elsewhere have none). */
+  private readonly requesters = new Map<string, SamplingClient>();
   private watching: Subscription | null = null;
   private closed = false;
 
@@ -145,6 +176,14 @@ export class AgentRuntime {
    */
   async spawn(session: Session, loaded: LoadedSpec, options: { parent?: string } = {}): Promise<SpawnResult> {
     const { spec } = loaded;
+    const servers = this.options.mcpServers;
+    const unknown = spec.tools.mcpServers.filter((name) => !servers?.has(name));
+    if (unknown.length > 0) {
+      throw new HostError('InvalidOperation', `tools.mcp_servers names MCP servers this host does not configure: ${unknown.join(', ')}`, {
+        reason: 'UnknownMcpServer',
+        servers: unknown,
+      });
+    }
     const specBound = new Set<string>(AGENT_BASE_PERMISSIONS);
     for (const entry of spec.security.capabilitiesRequired) for (const p of permissionsOf(entry) ?? []) specBound.add(p);
     const requested = [...specBound];
@@ -157,6 +196,9 @@ export class AgentRuntime {
     const spawned = await this.host.submit(session, { type: 'SpawnSubAgent', parent: options.parent ?? 'root', spec: { name: spec.metadata.name } });
     const agent = spawned.records[spawned.records.length - 1].event.agent!;
     this.vaultOf.set(agent, session.claims.vault);
+    if (spec.llm !== undefined || spec.tools.mcpServers.length > 0) {
+      this.settings.set(agent, { vault: session.claims.vault, settings: { tools: spec.tools, ...(spec.llm ? { llm: spec.llm } : {}) } });
+    }
     const subject = agentSubject(agent);
     const minted = await this.host.mint(session, { subject, permissions, label: `agent ${spec.metadata.name}`, ttlSeconds: 60 });
     await this.host.submit(session, {
@@ -185,12 +227,32 @@ export class AgentRuntime {
   /**
    * Ask an agent to work: one run for `input`, or one run per queued task (each task then leaves the queue,
    * its run names it). Resolves with the run ids once they are submitted; they run as workers free up.
+   * An agent that asks the requester's model (`llm.provider: mcp-sampling`) runs only for a `from` whose MCP
+   * client declared sampling: otherwise `InvalidOperation` (reason `SamplingUnavailable`) and no run is made.
    */
-  async run(session: Session, request: RunRequest): Promise<{ runs: string[] }> {
+  async run(session: Session, request: RunRequest, from: RunRequester = {}): Promise<{ runs: string[] }> {
+    const settings = await this.settingsOf(this.host.localSession(session.claims.vault), request.agent);
+    if (this.options.asksRequester?.(settings.llm)) {
+      const why = !from.sampling
+        ? 'its runs can only be requested from an MCP client (run_agent), whose model answers'
+        : !from.sampling.capabilities().sampling
+          ? 'the requesting MCP client did not declare the sampling capability'
+          : undefined;
+      if (why !== undefined) {
+        await this.host.check(session); // a caller whose token is no longer good is told that first
+        throw new HostError('InvalidOperation', `agent ${request.agent} asks the model of the MCP client that requests its runs (mcp-sampling): ${why}`, {
+          reason: 'SamplingUnavailable',
+        });
+      }
+    }
+    const bind = (run: string) => {
+      if (from.sampling) this.requesters.set(run, from.sampling);
+      return run;
+    };
     const base = { type: 'SubmitRun', agent: request.agent, ...(request.limits ? { limits: request.limits } : {}) };
     if (request.input !== undefined) {
       const r = await this.host.submit(session, { ...base, input: request.input });
-      return { runs: [runIdOf(r.records)] };
+      return { runs: [bind(runIdOf(r.records))] };
     }
     const queued = await this.host.getState(session, { agent: request.agent, includeTasks: true });
     const agent = queued.agents[0];
@@ -198,7 +260,7 @@ export class AgentRuntime {
     const runs: string[] = [];
     for (const task of agent.tasks ?? []) {
       const r = await this.host.submit(session, { ...base, input: task.description, task: task.id });
-      runs.push(runIdOf(r.records));
+      runs.push(bind(runIdOf(r.records)));
       await this.host.submit(session, { type: 'CancelTask', agent: agent.id, task: task.id, reason: `taken by run ${runIdOf(r.records)}` });
     }
     return { runs };
@@ -285,6 +347,7 @@ export class AgentRuntime {
     for (const controller of this.active.values()) controller.abort(new Error('runtime closing'));
     const deadline = Date.now() + 5000;
     while (this.active.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await this.options.mcpServers?.close();
   }
 
   // ---- following the log ---------------------------------------------------------------------------
@@ -311,8 +374,12 @@ export class AgentRuntime {
       case 'RunFailed':
         this.release(e.run as string);
         break;
-      case 'GrantRevoked':
       case 'AgentTerminated':
+        this.settings.delete(e.agent as string);
+        void this.options.mcpServers?.closeAgent(e.agent as string);
+        this.agentSessions.clear();
+        break;
+      case 'GrantRevoked':
         this.agentSessions.clear();
         break;
     }
@@ -321,6 +388,7 @@ export class AgentRuntime {
   /** Forget what a live run needed and wake whoever waits for its end. */
   private release(runId: string): void {
     this.submittedAt.delete(runId);
+    this.requesters.delete(runId);
     const vault = this.vaultOf.get(runId);
     this.vaultOf.delete(runId);
     const waiters = this.endWaiters.get(runId);
@@ -376,6 +444,7 @@ export class AgentRuntime {
       const run = await this.getRun(admin, runId);
       if (TERMINAL_RUN_STATES.includes(run.state)) return;
       const record = await this.agentRecord(admin, agentId);
+      const settings = await this.settingsOf(admin, agentId);
       const workspace = join(this.options.workspaceRoot, agentId);
       const conversation = this.conversation(admin, run);
       await mkdir(workspace, { recursive: true, mode: 0o700 });
@@ -389,8 +458,8 @@ export class AgentRuntime {
         },
         history: conversation.read,
         current: () => this.getRun(admin, runId),
-        provider: this.options.provider(record),
-        tools: this.options.tools,
+        provider: this.options.provider(record, { ...(settings.llm ? { llm: settings.llm } : {}), requester: () => this.requesters.get(runId) }),
+        tools: (await this.options.mcpServers?.registry(agentId, mcpServersOf(record, settings), this.options.tools)) ?? this.options.tools,
         toolLimits: this.limitsFor(run, record),
         workspace,
         system: this.options.system,
@@ -400,22 +469,26 @@ export class AgentRuntime {
         spawn: (session, loaded, options) => this.spawn(session, loaded, options),
       });
     } catch (err) {
+      if (err instanceof ToolError && !this.closed) {
+        // The agent's MCP servers could not be reached: the run cannot be offered the tools its spec names.
+        await this.failQuietly(vault, agentId, runId, 'ToolError', `${err.code}: ${err.message}`);
+        return;
+      }
       const e = HostError.from(err);
       if (this.closed || e.errorName === 'Unavailable') return;
       this.logger.error('run stopped by an error', { err, run: runId, name: e.errorName });
-      await this.failQuietly(vault, agentId, runId, e);
+      await this.failQuietly(vault, agentId, runId, e.errorName === 'Unauthenticated' ? 'Unauthenticated' : 'InternalError', e.message);
       return;
     }
     this.logger.debug('runner returned', { run: runId, outcome });
   }
 
   /** A run whose runner hit an error it could not record as a step: fail it with the agent's own token. */
-  private async failQuietly(vault: string, agentId: string, runId: string, err: HostError): Promise<void> {
+  private async failQuietly(vault: string, agentId: string, runId: string, code: string, message: string): Promise<void> {
     try {
       const record = await this.agentRecord(this.host.localSession(vault), agentId);
       const session = await this.agentSession(vault, agentId, record);
-      const code = err.errorName === 'Unauthenticated' ? 'Unauthenticated' : 'InternalError';
-      await this.host.submit(session, { type: 'FailRun', run: runId, code, message: err.message.slice(0, 4000) });
+      await this.host.submit(session, { type: 'FailRun', run: runId, code, message: message.slice(0, 4000) });
     } catch (failure) {
       this.logger.warn('could not record a run failure', { err: failure, run: runId });
     }
@@ -426,6 +499,22 @@ export class AgentRuntime {
       const agents = runtimeState(state).agents;
       return Object.hasOwn(agents, agentId) ? deepCopy(agents[agentId]) : undefined;
     });
+  }
+
+  /**
+   * The agent's spec settings, read once from the `AgentRuntimeRegistered` the log recorded (none: defaults).
+   * `admin` is of the vault asking: an agent of another vault has none for it (its settings are not told).
+   */
+  private async settingsOf(admin: Session, agentId: string): Promise<AgentSettings> {
+    const vault = admin.claims.vault;
+    const cached = this.settings.get(agentId);
+    if (cached) return cached.vault === vault ? cached.settings : NO_SETTINGS;
+    const [registered] = await this.host.queryEvents(admin, { agent: agentId, types: ['AgentRuntimeRegistered'], limit: 1 });
+    if (!registered) return NO_SETTINGS;
+    const read = runtimeSettings((registered.event as unknown as { spec?: unknown }).spec);
+    const settings = read.llm === undefined && read.tools.mcpServers.length === 0 ? NO_SETTINGS : read;
+    this.settings.set(agentId, { vault, settings });
+    return settings;
   }
 
   /**
@@ -491,6 +580,11 @@ function agentLimits(spec: AgentSpec): { limits?: AgentLimits } {
     ...(maxMemoryBytes !== undefined ? { maxMemoryBytes } : {}),
   };
   return Object.keys(limits).length > 0 ? { limits } : {};
+}
+
+/** The MCP servers a run of the agent connects to: those its spec names, when it may call their tools at all. */
+function mcpServersOf(record: AgentRuntimeRecord | undefined, settings: AgentSettings): string[] {
+  return record !== undefined && permits(record.permissions, 'tool:mcp') ? settings.tools.mcpServers : [];
 }
 
 function runIdOf(records: LogRecord[]): string {

@@ -22,7 +22,8 @@ async function connect(tools: boolean, handler: Handler): Promise<{ provider: Ll
       env: {},
       sampling: {
         createMessage: (params, options) => server.createMessage(params, options),
-        supportsTools: () => Boolean(server.getClientCapabilities()?.sampling?.tools),
+        capabilities: () => ({ sampling: Boolean(server.getClientCapabilities()?.sampling), tools: Boolean(server.getClientCapabilities()?.sampling?.tools) }),
+        isOpen: () => server.transport !== undefined,
       },
     },
   );

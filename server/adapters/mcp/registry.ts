@@ -22,6 +22,7 @@ import type {
 import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Host, Session } from '../../host/host.js';
+import type { SamplingClient } from '../../runtime/llm/mcp-sampling.js';
 
 /** What every handler gets: the host, the caller's session, and the request's cancellation signal. */
 export interface McpContext {
@@ -45,6 +46,11 @@ export interface McpCallContext extends McpContext {
   sample(params: CreateMessageRequest['params']): Promise<CreateMessageResult>;
   /** Ask the client's user (`elicitation/create`, form mode); the client must have declared `elicitation`. */
   elicit(params: ElicitRequestFormParams): Promise<ElicitResult>;
+  /**
+   * This session as the runtime may ask its model for a run it requested (`mcp-sampling` agents); usable after
+   * the call has returned, for as long as the session is open.
+   */
+  readonly requester: SamplingClient;
 }
 
 /** What a tool handler returns. `content` defaults to the JSON text of `structured`. */

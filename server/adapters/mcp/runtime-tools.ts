@@ -67,7 +67,8 @@ export function runtimeTools(runtime: AgentRuntime): McpPlugin {
       title: 'Run agent',
       description:
         'Ask an agent of your vault to work: one run for `input`, or (without it) one run per task queued on the agent. ' +
-        'By default waits until the runs end, reporting progress (turns and tool calls); `wait: false` returns the submitted runs at once.',
+        'By default waits until the runs end, reporting progress (turns and tool calls); `wait: false` returns the submitted runs at once. ' +
+        'An agent whose spec sets `llm.provider: mcp-sampling` asks your model (`sampling/createMessage`) for every turn: your client must declare sampling.',
       permission: 'task:run',
       input: z.object({
         agent: id.describe('The agent to run'),
@@ -82,7 +83,8 @@ export function runtimeTools(runtime: AgentRuntime): McpPlugin {
       }),
       annotations: { destructiveHint: false, idempotentHint: false, openWorldHint: true },
       async run(args, ctx) {
-        const { runs: ids } = await runtime.run(ctx.session, { agent: args.agent, ...(args.input !== undefined ? { input: args.input } : {}), ...(args.limits ? { limits: args.limits } : {}) });
+        const request = { agent: args.agent, ...(args.input !== undefined ? { input: args.input } : {}), ...(args.limits ? { limits: args.limits } : {}) };
+        const { runs: ids } = await runtime.run(ctx.session, request, { sampling: ctx.requester });
         const runs = args.wait ? await waitForRuns(runtime, ctx, ids, args.waitSeconds * 1000) : await Promise.all(ids.map((r) => runtime.getRun(ctx.session, r)));
         return { structured: { runs: runs.map(json), ended: runs.every(ended) } };
       },

@@ -56,10 +56,11 @@ export function registerToolHandlers(scope: SessionScope, maxCalls: number): voi
       });
     }
     inFlight++;
+    const call = callContext(extra);
     try {
       // Entries that need no permission never reach an authorising host call: re-verify the token here.
       if (entry.spec.permission === null) await scope.check();
-      return toolResult(await entry.spec.run(parsed.data, callContext(extra)));
+      return toolResult(await entry.spec.run(parsed.data, call.context));
     } catch (err) {
       if (err instanceof McpError) throw err;
       const e = HostError.from(err);
@@ -75,13 +76,16 @@ export function registerToolHandlers(scope: SessionScope, maxCalls: number): voi
         isError: true,
       });
     } finally {
+      call.end();
       inFlight--;
     }
   });
 
-  const callContext = (extra: Extra): McpCallContext => {
+  /** The context of one call, and `end` to say the call has returned. */
+  const callContext = (extra: Extra): { context: McpCallContext; end(): void } => {
     const progressToken = extra._meta?.progressToken;
-    return {
+    let answering = true;
+    const context: McpCallContext = {
       ...scope.context(extra),
       progress: async (progress, total, message) => {
         if (progressToken === undefined) return;
@@ -96,6 +100,22 @@ export function registerToolHandlers(scope: SessionScope, maxCalls: number): voi
       },
       sample: (params) => server.createMessage(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
       elicit: (params) => server.elicitInput(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
+      requester: {
+        // While the call is being answered, requests go with it (on its stream, over HTTP); after it has
+        // returned, on the session's own stream (the client's GET stream, over HTTP).
+        createMessage: (params, options) => server.createMessage(params, { ...options, ...(answering ? { relatedRequestId: extra.requestId } : {}) }),
+        capabilities: () => {
+          const sampling = server.getClientCapabilities()?.sampling;
+          return { sampling: sampling !== undefined, tools: sampling?.tools !== undefined };
+        },
+        isOpen: () => !scope.closed && server.transport !== undefined,
+      },
+    };
+    return {
+      context,
+      end: () => {
+        answering = false;
+      },
     };
   };
 }

@@ -7,7 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from '../../host/logger.js';
 import { ANTHROPIC_DEFAULT_MODEL, ANTHROPIC_DEFAULT_URL, anthropicProvider } from './anthropic.js';
-import { mcpSamplingProvider, type CreateMessage } from './mcp-sampling.js';
+import { mcpSamplingProvider, type SamplingClient } from './mcp-sampling.js';
 import { OLLAMA_DEFAULT_MODEL, OLLAMA_DEFAULT_URL, ollamaProvider } from './ollama.js';
 import { OPENAI_DEFAULT_MODEL, OPENAI_DEFAULT_URL, openAiProvider } from './openai.js';
 import { DEFAULT_POLICY, type PolicyOptions } from './policy.js';
@@ -40,8 +40,8 @@ export interface LlmConfig {
 export interface LlmDeps {
   /** Where variables and keys are read; default `process.env`. */
   env?: Record<string, string | undefined>;
-  /** Required for `mcp-sampling`: the MCP server's `createMessage` and whether the client takes tools. */
-  sampling?: { createMessage: CreateMessage; supportsTools: () => boolean };
+  /** Required for `mcp-sampling`: the MCP client session that requested the run. */
+  sampling?: SamplingClient;
   /** Told which provider and model were chosen, and warned about loose secret-file permissions. */
   logger?: Logger;
 }
@@ -97,7 +97,7 @@ export async function createProvider(config: LlmConfig = {}, deps: LlmDeps = {})
       if (!deps.sampling) {
         throw new LlmError('Misconfigured', 'mcp-sampling needs a connected MCP client (it can only be chosen from an MCP session)');
       }
-      built = mcpSamplingProvider({ ...deps.sampling, policy });
+      built = mcpSamplingProvider({ client: deps.sampling, policy });
       chosenModel = "the MCP client's";
       break;
     }

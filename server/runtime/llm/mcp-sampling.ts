@@ -34,31 +34,62 @@ export type CreateMessage = (
   options?: RequestOptions,
 ) => Promise<CreateMessageResult | CreateMessageResultWithTools>;
 
-export interface McpSamplingOptions {
+/**
+ * The MCP client session a run was requested from, as the runtime may ask its model: the SDK `Server` of
+ * that session (its `createMessage`), what the client declared, and whether the session is still open.
+ */
+export interface SamplingClient {
   createMessage: CreateMessage;
-  /** Whether the client declared `sampling.tools` (e.g. `() => !!server.getClientCapabilities()?.sampling?.tools`). */
-  supportsTools: () => boolean;
+  /** What the client declared in `initialize`: `sampling`, and `sampling.tools` within it. */
+  capabilities(): { sampling: boolean; tools: boolean };
+  /** False once the session has closed (the client left, or the host ended it). */
+  isOpen(): boolean;
+}
+
+export interface McpSamplingOptions {
+  client: SamplingClient;
   policy: PolicyOptions;
 }
 
+/**
+ * Asks `client`'s model. A client that did not declare `sampling`, or whose session has closed (before or
+ * during the request), fails the call with `SamplingUnavailable`; the client's own refusals are `Unavailable`.
+ */
 export function mcpSamplingProvider(options: McpSamplingOptions): LlmProvider {
   const policy = new Policy(options.policy, 'mcp-sampling');
+  const { client } = options;
   return {
     name: 'mcp-sampling',
     async complete(req: LlmRequest, opts: LlmCallOptions): Promise<LlmTurn> {
       checkRequest(req);
-      const withTools = req.tools.length > 0 && options.supportsTools();
+      if (!client.isOpen()) throw sessionClosed();
+      const declared = client.capabilities();
+      if (!declared.sampling) throw noSampling();
+      const withTools = req.tools.length > 0 && declared.tools;
       const params = toParams(req, withTools);
       const result = await policy.run(
         opts.signal,
-        ({ signal }) => options.createMessage(params, { signal, timeout: options.policy.timeoutMs }),
-        classify,
+        ({ signal }) => client.createMessage(params, { signal, timeout: options.policy.timeoutMs }),
+        (err) => (client.isOpen() ? classify(err) : sessionClosed()),
       );
       const turn = finishTurn(toTurn(result));
       if (turn.text !== '') opts.onText?.(turn.text);
       return turn;
     },
   };
+}
+
+/** A run that needs the requesting MCP client's model where there is none to ask. */
+export function samplingUnavailable(why: string): LlmError {
+  return new LlmError('SamplingUnavailable', `mcp-sampling: ${why}`);
+}
+
+function sessionClosed(): LlmError {
+  return samplingUnavailable('the MCP session that requested the run has closed');
+}
+
+function noSampling(): LlmError {
+  return samplingUnavailable('the MCP client that requested the run did not declare the sampling capability');
 }
 
 function toParams(req: LlmRequest, withTools: boolean): CreateMessageRequest['params'] {

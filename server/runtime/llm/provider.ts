@@ -76,6 +76,8 @@ export interface LlmProvider {
  * - `LimitExceeded` a bound of this module (message names it) — prompt, output, transcript size.
  * - `TranscriptMismatch` the scripted provider's transcript does not match the conversation.
  * - `Misconfigured` the provider could not be built from its configuration (message says which setting).
+ * - `SamplingUnavailable` an `mcp-sampling` run has no MCP client to ask: it was not requested from an MCP
+ *   session (or the host restarted since), the client did not declare `sampling`, or its session closed.
  */
 export type LlmErrorCode =
   | 'RateLimited'
@@ -87,7 +89,8 @@ export type LlmErrorCode =
   | 'Timeout'
   | 'LimitExceeded'
   | 'TranscriptMismatch'
-  | 'Misconfigured';
+  | 'Misconfigured'
+  | 'SamplingUnavailable';
 
 export class LlmError extends Error {
   override readonly name = 'LlmError';

@@ -4,14 +4,15 @@
  * section is kept in `extensions` as written. Only called on data the schema and our rules accepted.
  */
 import { permissionsOf } from './capabilities.js';
+import { LLM_PROVIDERS, MAX_AGENT_MCP_SERVERS, MCP_SERVER_NAME_PATTERN } from './schema.js';
 import type { PathSegment } from './source-map.js';
-import type { AgentDependency, AgentSpec, MetricSpec, Priority, ResourceLimits, TaskSpec } from './types.js';
+import type { AgentDependency, AgentLlm, AgentSpec, MetricSpec, Priority, ResourceLimits, TaskSpec } from './types.js';
 import { parseCpu, parseDurationMs, parseSize } from './units.js';
 
 type Doc = Record<string, unknown>;
 
 /** The sections `AgentSpec` types; every other top-level key goes to `extensions`. */
-const TYPED_SECTIONS = new Set(['metadata', 'spec', 'capabilities', 'objectives', 'tasks', 'dependencies', 'reporting', 'security']);
+const TYPED_SECTIONS = new Set(['metadata', 'spec', 'capabilities', 'objectives', 'tasks', 'dependencies', 'reporting', 'security', 'llm', 'tools']);
 
 export interface Normalised {
   spec: AgentSpec;
@@ -73,6 +74,7 @@ export function normalise(doc: Doc): Normalised {
       permissions: unique(capabilitiesRequired.flatMap((c) => permissionsOf(c) ?? [])).sort(),
       resourceLimits: resourceLimits(limits),
     },
+    ...runtimeSettings(doc),
     extensions: Object.fromEntries(Object.entries(doc).filter(([k]) => !TYPED_SECTIONS.has(k))),
   };
   return { spec: normal, dependencyPaths: { required: required.paths, optional: optional.paths } };
@@ -137,4 +139,27 @@ function optionalString<K extends string>(key: K, value: unknown): { [P in K]?: 
 
 function unique(list: readonly string[]): string[] {
   return [...new Set(list)];
+}
+
+/**
+ * The sections that set how the agent runs (`llm`, `tools`) from a spec document. The runtime calls it on
+ * the document recorded when the agent was spawned (the log is its only memory across restarts), so it reads
+ * defensively: a value of the wrong shape is left out rather than trusted.
+ */
+export function runtimeSettings(doc: unknown): Pick<AgentSpec, 'llm' | 'tools'> {
+  const d = isDoc(doc) ? doc : {};
+  const llm = isDoc(d.llm) ? d.llm : undefined;
+  const tools = isDoc(d.tools) ? d.tools : {};
+  const out: AgentLlm = {
+    ...(llm !== undefined && (LLM_PROVIDERS as readonly unknown[]).includes(llm.provider) ? { provider: llm.provider as AgentLlm['provider'] } : {}),
+    ...optionalString('model', llm?.model),
+  };
+  const servers = Array.isArray(tools.mcp_servers) ? tools.mcp_servers.filter((n): n is string => typeof n === 'string' && SERVER_NAME.test(n)).slice(0, MAX_AGENT_MCP_SERVERS) : [];
+  return { ...(Object.keys(out).length > 0 ? { llm: out } : {}), tools: { mcpServers: unique(servers) } };
+}
+
+const SERVER_NAME = new RegExp(MCP_SERVER_NAME_PATTERN);
+
+function isDoc(v: unknown): v is Doc {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -26,6 +26,15 @@ export const KNOWN_DOMAINS = [
   'release',
 ] as const;
 
+/** `llm.provider` values: the LLM providers of the runtime (a unit test keeps this equal to `PROVIDER_NAMES`). */
+export const LLM_PROVIDERS = ['anthropic', 'openai', 'ollama', 'local', 'scripted', 'mcp-sampling'] as const;
+
+/** Names of host-configured MCP servers (also the prefix of their tools' names). */
+export const MCP_SERVER_NAME_PATTERN = '^[a-zA-Z0-9-]{1,32}$';
+
+/** Most MCP servers one agent may use. */
+export const MAX_AGENT_MCP_SERVERS = 16;
+
 const PRIORITY = {
   type: 'string',
   enum: ['critical', 'high', 'medium', 'low'],
@@ -300,6 +309,35 @@ export const AGENT_SPEC_SCHEMA = {
             max_disk_usage: { ...SIZE, description: 'Disk bound: bytes, or a number with B, KB, MB, GB or TB (1 KB = 1024 B).' },
             max_network_bandwidth: { ...SIZE, description: 'Network bound per second: bytes, or a number with B, KB, MB, GB or TB (1 KB = 1024 B).' },
           },
+        },
+      },
+    },
+    llm: {
+      type: 'object',
+      description: "The model this agent's runs talk to. Left out, the host's LLM configuration applies (docs/llm-providers.md).",
+      additionalProperties: false,
+      properties: {
+        provider: {
+          type: 'string',
+          enum: [...LLM_PROVIDERS],
+          description:
+            "LLM provider of this agent's runs, instead of the host's: anthropic, openai, ollama (local), scripted, or mcp-sampling (ask the model of the MCP client that requested the run; runs can then only be requested from an MCP client that declared sampling).",
+        },
+        model: { type: 'string', minLength: 1, maxLength: 200, description: "Model name, instead of the host's LLM_MODEL (not used by mcp-sampling: the client picks)." },
+      },
+    },
+    tools: {
+      type: 'object',
+      description: 'Tools beyond the built-ins this agent is offered.',
+      additionalProperties: false,
+      properties: {
+        mcp_servers: {
+          type: 'array',
+          maxItems: MAX_AGENT_MCP_SERVERS,
+          uniqueItems: true,
+          description:
+            'External MCP servers whose tools this agent is offered, as <server>__<tool>, by the names the host configures in <data>/mcp-servers.json (docs/tools.md). Calling them needs the permission tool:mcp in security.capabilities_required.',
+          items: { type: 'string', pattern: MCP_SERVER_NAME_PATTERN, description: 'Name of an MCP server configured on the host.' },
         },
       },
     },

@@ -64,6 +64,12 @@ export interface ResourceLimits {
   maxNetworkBytesPerSecond?: number;
 }
 
+/** `llm` of a spec: provider and model of the agent's runs (each left out = the host's). */
+export interface AgentLlm {
+  provider?: 'anthropic' | 'openai' | 'ollama' | 'local' | 'scripted' | 'mcp-sampling';
+  model?: string;
+}
+
 /** One agent spec in normal form: both written encodings give the same value, and so the same digest. */
 export interface AgentSpec {
   metadata: {
@@ -101,6 +107,13 @@ export interface AgentSpec {
     /** The Toka permissions those names stand for, sorted, no duplicates: the most the agent may be granted. */
     permissions: string[];
     resourceLimits: ResourceLimits;
+  };
+  /** `llm`: the model this agent's runs talk to, instead of the host's; absent = the host's. */
+  llm?: AgentLlm;
+  /** `tools`: tools beyond the built-ins. */
+  tools: {
+    /** `tools.mcp_servers`: names of host-configured MCP servers whose tools the agent is offered, in order. */
+    mcpServers: string[];
   };
   /**
    * Every other top-level section (the free-form `behavioral_directives`, `risk_mitigation`,

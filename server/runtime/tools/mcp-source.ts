@@ -28,6 +28,8 @@ export interface McpSourceConfig {
   transport: McpTransportConfig;
   /** Side-effect class of every tool of the source. Default `external`. */
   sideEffect?: SideEffect;
+  /** Side-effect class of single tools, by the server's tool name (e.g. `privileged` for one that deletes). */
+  toolSideEffects?: Readonly<Record<string, SideEffect>>;
   /** Bound on connecting and listing tools, milliseconds. Default 10 000. */
   connectTimeoutMs?: number;
   /** Most tools taken from the server. Default 128. */
@@ -52,17 +54,20 @@ export class McpToolSource {
   readonly tools: readonly Tool[];
   private readonly client: Client;
 
-  private constructor(name: string, client: Client, listed: McpTool[], sideEffect: SideEffect) {
+  private constructor(name: string, client: Client, listed: McpTool[], sideEffect: SideEffect, perTool: Readonly<Record<string, SideEffect>>) {
     this.name = name;
     this.client = client;
-    this.tools = listed.map((remote) => wrap(client, name, remote, sideEffect));
+    this.tools = listed.map((remote) => wrap(client, name, remote, Object.hasOwn(perTool, remote.name) ? perTool[remote.name] : sideEffect));
   }
 
   /** Connects, lists the tools, and returns the source. Throws `Failed` when the server cannot be reached. */
   static async connect(config: McpSourceConfig): Promise<McpToolSource> {
     if (!SOURCE_NAME.test(config.name)) throw new ToolError('InvalidArguments', `MCP source name ${JSON.stringify(config.name)} does not match ${SOURCE_NAME}`);
     const sideEffect = config.sideEffect ?? 'external';
-    if (!SIDE_EFFECTS.includes(sideEffect)) throw new ToolError('InvalidArguments', `MCP source ${config.name}: sideEffect must be one of ${SIDE_EFFECTS.join(', ')}`);
+    const perTool = config.toolSideEffects ?? {};
+    for (const value of [sideEffect, ...Object.values(perTool)]) {
+      if (!SIDE_EFFECTS.includes(value)) throw new ToolError('InvalidArguments', `MCP source ${config.name}: sideEffect must be one of ${SIDE_EFFECTS.join(', ')}`);
+    }
     const timeout = config.connectTimeoutMs ?? 10_000;
     const maxTools = config.maxTools ?? 128;
     const client = new Client({ name: 'toka', version: '0.1.0' });
@@ -85,7 +90,7 @@ export class McpToolSource {
       await client.close().catch(() => undefined);
       throw new ToolError('Failed', `MCP source ${config.name}: cannot connect or list tools: ${(err as Error).message}`);
     }
-    return new McpToolSource(config.name, client, listed, sideEffect);
+    return new McpToolSource(config.name, client, listed, sideEffect, perTool);
   }
 
   /** Registers every tool the registry accepts; reports the others with the reason. */

@@ -70,6 +70,13 @@ export class ToolRegistry {
     this.tools.set(m.name, { tool, validate });
   }
 
+  /** A new registry holding this one's tools (their compiled schemas shared), to which more can be added. */
+  copy(): ToolRegistry {
+    const copy = new ToolRegistry({ maxArgumentBytes: this.maxArgumentBytes });
+    for (const [name, entry] of this.tools) copy.tools.set(name, entry);
+    return copy;
+  }
+
   get(name: string): Tool | undefined {
     return this.tools.get(name)?.tool;
   }

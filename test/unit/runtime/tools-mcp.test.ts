@@ -32,7 +32,7 @@ describe('runtime/tools: external MCP tool source over stdio', function () {
 
   it('offers the server tools namespaced, under tool:mcp, and reports the ones it cannot offer', () => {
     const report = source.register(registry);
-    assert.deepEqual(report.registered, ['fx__echo', 'fx__fail', 'fx__throws', 'fx__slow', 'fx__env', 'fx__big']);
+    assert.deepEqual(report.registered, ['fx__echo', 'fx__fail', 'fx__throws', 'fx__slow', 'fx__env', 'fx__big', 'fx__secret_digest']);
     assert.equal(report.skipped.length, 1);
     assert.equal(report.skipped[0].name, 'fx__bad.name');
     assert.match(report.skipped[0].reason, /does not match/);
@@ -41,7 +41,7 @@ describe('runtime/tools: external MCP tool source over stdio', function () {
     assert.equal(echo?.manifest.sideEffect, 'external');
     assert.equal(echo?.manifest.description, '[fx] Echo the text back.');
     assert.deepEqual(registry.list(['tool:fs-read']), []);
-    assert.equal(registry.list(['tool:mcp']).length, 6);
+    assert.equal(registry.list(['tool:mcp']).length, 7);
   });
 
   it('calls a tool through the registry, validating arguments against the server schema first', async () => {

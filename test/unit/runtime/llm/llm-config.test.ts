@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { createLogger } from '../../../../server/host/logger.js';
-import { createProvider, LlmError } from '../../../../server/runtime/llm/index.js';
+import { createProvider, LlmError, PROVIDER_NAMES } from '../../../../server/runtime/llm/index.js';
+import { LLM_PROVIDERS } from '../../../../server/runtime/spec/index.js';
 import { json, sampleRequest, TEST_KEY, WireServer } from '../../../helpers/llm-wire.js';
 
 const misconfigured = async (p: Promise<unknown>, pattern: RegExp) => {
@@ -21,6 +22,10 @@ describe('llm: createProvider from the environment', () => {
     dir = await mkdtemp(join(tmpdir(), 'toka-llm-config-'));
   });
   after(() => rm(dir, { recursive: true, force: true }));
+
+  it("the spec schema's llm.provider names exactly the providers", () => {
+    assert.deepEqual([...LLM_PROVIDERS], [...PROVIDER_NAMES]);
+  });
 
   it('without LLM_PROVIDER, the first provider with a key wins: anthropic, openai, then local', async () => {
     assert.equal((await createProvider({}, { env: { OPENAI_API_KEY: 'o', ANTHROPIC_API_KEY: 'a' } })).name, 'anthropic');

@@ -92,6 +92,16 @@ describe('agent spec loading', () => {
     assert.deepEqual(spec.security.permissions, []);
     assert.deepEqual(spec.reporting, { channels: [], metrics: [] });
     assert.deepEqual(spec.extensions, {});
+    assert.equal(spec.llm, undefined);
+    assert.deepEqual(spec.tools, { mcpServers: [] });
+  });
+
+  it('reads llm (provider, model) and tools.mcp_servers into the normal form, not the extensions', () => {
+    const a = analyzeSpecText('l.yaml', `${MINIMAL_YAML}llm:\n  provider: mcp-sampling\ntools:\n  mcp_servers: [notes, git-hub]\n`);
+    assert.deepEqual(a.diagnostics, []);
+    assert.deepEqual(a.spec!.llm, { provider: 'mcp-sampling' });
+    assert.deepEqual(a.spec!.tools, { mcpServers: ['notes', 'git-hub'] });
+    assert.equal(Object.hasOwn(a.spec!.extensions, 'llm') || Object.hasOwn(a.spec!.extensions, 'tools'), false);
   });
 
   it('keeps a __proto__ section as data (own property), not as the prototype', () => {
@@ -116,6 +126,19 @@ describe('agent spec diagnostics: line, column and rule', () => {
     assert.equal(d.path, '/metadata/name');
     assert.equal(d.schemaPath, '#/properties/metadata/properties/name/pattern');
     assert.match(d.message, /metadata\.name: "Changelog_Writer" does not match/);
+  });
+
+  it('an unknown llm provider, a bad MCP server name, and a server named twice', () => {
+    const base = MINIMAL_YAML.split('\n').length;
+    const { diagnostics } = analyzeSpecText('x.yaml', `${MINIMAL_YAML}llm:\n  provider: gemini\ntools:\n  mcp_servers: [a__b, ok, ok]\n`);
+    assert.deepEqual(
+      diagnostics.map((d) => [d.line - base, d.rule, d.path]),
+      [
+        [1, 'schema/enum', '/llm/provider'],
+        [3, 'schema/uniqueItems', '/tools/mcp_servers'],
+        [3, 'schema/pattern', '/tools/mcp_servers/0'],
+      ],
+    );
   });
 
   it('a priority outside the enum: schema/enum', () => {
