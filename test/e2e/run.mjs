@@ -242,6 +242,38 @@ async function vsix() {
       await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
       await page.locator('.monaco-list-row', { hasText: 'Count the files' }).filter({ hasText: 'canceled' }).first().waitFor({ timeout: 30000 });
     });
+    await check("Run Workstream's progress notification follows the waves; Cancel cancels the runs", async () => {
+      await palette('Toka: Run Workstream');
+      await input.waitFor({ state: 'visible' });
+      await input.fill('pipeline');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'pipeline/agents' }).first().click();
+      await page.locator('.quick-input-widget', { hasText: 'task text for every agent' }).waitFor();
+      await page.keyboard.press('Enter'); // empty: the agents' default tasks
+      const progress = page.locator('.notification-toast', { hasText: 'Running workstream pipeline/agents' }).filter({ hasText: 'waiting for approval' }).first();
+      await progress.waitFor({ timeout: 30000 });
+      await page.screenshot({ path: path.join(artifacts, 'workstream.png') });
+      await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
+      await page.locator('.notification-toast', { hasText: 'workstream pipeline/agents: 1 cancelled, 1 skipped' }).first().waitFor({ timeout: 30000 });
+      await page.locator('.monaco-list-row', { hasText: 'Report what is in the workspace' }).filter({ hasText: 'canceled' }).first().waitFor({ timeout: 30000 });
+    });
+    await check('the Events webview shows the live log and filters it by type', async () => {
+      const header = page.locator('.pane-header', { hasText: 'Events' }).first();
+      if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
+      const frame = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+      await frame.locator('#list li[data-type="RunCancelled"]').first().waitFor({ timeout: 30000 });
+      await frame.locator('#type').selectOption('RunCancelled');
+      // The extension answers the filter with the filtered list: wait until only that type is shown.
+      let types = [];
+      for (let i = 0; i < 50; i++) {
+        types = await frame.locator('#list li').evaluateAll((rows) => [...new Set(rows.map((r) => r.dataset.type))]);
+        if (types.length === 1 && types[0] === 'RunCancelled') break;
+        await page.waitForTimeout(200);
+      }
+      if (types.length !== 1 || types[0] !== 'RunCancelled') throw new Error(`the type filter shows ${types.join(', ')}`);
+      await frame.locator('#list li').first().click();
+      await frame.locator('#list li pre', { hasText: '"type": "RunCancelled"' }).first().waitFor();
+      await page.screenshot({ path: path.join(artifacts, 'events.png') });
+    });
     console.log(`vscode-e2e: ${passed} passed, 0 failed (vsix + UI)`);
     return true;
   } catch (err) {
