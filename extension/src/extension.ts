@@ -45,7 +45,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<TokaAp
 
   const refresh = async () => {
     if (host.state !== 'running') return;
-    const results = await Promise.allSettled([views.agents.refresh(), views.capabilities.refresh(), refreshApprovals()]);
+    // Agents first: a new approval's notification names its agent.
+    const results = await Promise.allSettled([views.agents.refresh(), views.capabilities.refresh()]);
+    results.push(...(await Promise.allSettled([refreshApprovals()])));
     for (const r of results) if (r.status === 'rejected') log.appendLine(`[toka] refresh: ${(r.reason as Error).message}`);
     views.events.setAgentNames(views.agents.snapshot().agents);
     updateStatus();
