@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { WorkDoneProgress, type WorkDoneProgressBegin, type WorkDoneProgressEnd, type WorkDoneProgressReport } from 'vscode-languageclient/node';
 import { CancellationTokenSource } from 'vscode-jsonrpc';
-import { MAX_TOKEN_LIFETIME_S, PERMISSIONS } from '../../protocol/capability.js';
+import { MAX_TOKEN_LIFETIME_S, PERMISSIONS, permits } from '../../protocol/capability.js';
 import type { TaskPriority } from '../../protocol/kernel.js';
 import {
   AgentRunRequest,
@@ -21,8 +21,12 @@ import {
   LogVerifyRequest,
   TaskCancelRequest,
   TaskGetRequest,
+  WorkstreamPlanRequest,
+  WorkstreamRunRequest,
   type AgentSpawnResult,
   type MintResult,
+  type WorkstreamRunResult,
+  type WorkstreamSpec,
 } from '../../protocol/rpc/index.js';
 import type { ApprovalRecord, RunRecord } from '../../protocol/runtime.js';
 import type { HostConnection } from './connection.js';
@@ -90,7 +94,12 @@ export function registerCommands(context: vscode.ExtensionContext, host: HostCon
   register('toka.delegate', async (args?: { subject?: string; permissions?: string[]; ttlSeconds?: number }) => {
     const held = host.hostInfo?.session.permissions ?? [];
     const subject = args?.subject ?? (await ask({ title: 'Delegate: subject of the child token', validateInput: nonEmpty }));
-    const permissions = args?.permissions ?? (await pickMany(held.map((label) => ({ label })), { title: 'Delegate: permissions (a subset of this session’s)' })).map((p) => p.label);
+    // Every permission of the vocabulary this session holds, its wildcards (`*`, `task:*`) spelled out.
+    const offered = Object.entries(PERMISSIONS)
+      .filter(([permission]) => permits(held, permission))
+      .map(([label, detail]) => ({ label, detail }));
+    const permissions = args?.permissions ?? (await pickMany(offered, { title: 'Delegate: permissions (a subset of this session’s)' })).map((p) => p.label);
+    if (permissions.length === 0) throw new Error('choose at least one permission');
     const ttlSeconds = args?.ttlSeconds ?? 900;
     const child = await host.request(CapabilityDelegateRequest, { subject, permissions, ttlSeconds });
     views.capabilities.remember({ token: child.token, claims: child.claims });
@@ -169,6 +178,29 @@ export function registerCommands(context: vscode.ExtensionContext, host: HostCon
     return runAgent(spawned.agent, options?.input, options?.wait ?? false);
   });
 
+  register('toka.runWorkstream', async (args?: { folder?: vscode.Uri | string; input?: string; concurrency?: number }) => {
+    const folder = typeof args?.folder === 'string' ? vscode.Uri.file(args.folder) : args?.folder ?? (await pickWorkstreamFolder());
+    const input = args ? args.input : (await ask({ title: 'Run Workstream: task text for every agent (empty runs their default tasks)', value: '' })) || undefined;
+    const specs = await readWorkstream(folder);
+    const plan = await host.request(WorkstreamPlanRequest, { specs });
+    if (!plan.ok) {
+      const errors = plan.diagnostics.filter((d) => d.severity === 'error');
+      throw new Error(`the workstream does not plan: ${errors.length} error(s), first: ${errors[0].file}:${errors[0].line}: ${errors[0].message}`);
+    }
+    const name = vscode.workspace.asRelativePath(folder);
+    const result = await runWorkstream(host, { specs, input, concurrency: args?.concurrency }, `Running workstream ${name} (${plan.waves.length} wave${plan.waves.length === 1 ? '' : 's'})`);
+    await refresh();
+    const counts = new Map<string, number>();
+    for (const a of result.agents) counts.set(a.status, (counts.get(a.status) ?? 0) + 1);
+    const summary = [...counts].map(([status, n]) => `${n} ${status}`).join(', ');
+    if (!args) {
+      const problems = result.agents.filter((a) => a.reason).map((a) => `${a.name}: ${a.reason}`);
+      const text = `Toka: workstream ${name}: ${summary}.${problems.length ? ` ${problems.join('; ')}` : ''}`;
+      void (result.ok ? vscode.window.showInformationMessage(text) : vscode.window.showWarningMessage(text));
+    }
+    return result;
+  });
+
   register('toka.scheduleTask', async (target?: AgentNode | { agent: string; description: string; priority?: TaskPriority }) => {
     let agent: string;
     let description: string;
@@ -223,18 +255,18 @@ export function registerCommands(context: vscode.ExtensionContext, host: HostCon
   register('toka.deny', async (approval?: ApprovalRecord | { task: string; approval: string }) => resolve('deny', approval));
 
   register('toka.showEventLog', async (filter?: string) => {
-    if (typeof filter === 'string') views.events.setFilter(filter);
+    if (typeof filter === 'string') views.events.setFilter({ text: filter });
     await vscode.commands.executeCommand('toka.events.focus');
   });
 
   register('toka.filterEvents', async () => {
-    const filter = await ask({ title: 'Filter events: text in the event (type, agent id, ...); empty shows all', value: views.events.filter });
-    views.events.setFilter(filter);
+    const text = await ask({ title: 'Filter events: text in the event (type, agent id, ...); empty shows all', value: views.events.filter.text });
+    views.events.setFilter({ text });
   });
 
   register('toka.showAgentEvents', async (node?: AgentNode) => {
     if (node?.kind !== 'agent') throw new Error('choose an agent in the Agents view');
-    views.events.setFilter(node.agent.id);
+    views.events.setFilter({ type: '', agent: node.agent.id, text: '' });
     await vscode.commands.executeCommand('toka.events.focus');
   });
 
@@ -335,6 +367,65 @@ export function watchRuns(host: HostConnection, tasks: string[], title: string, 
       }
     }),
   );
+}
+
+/**
+ * Run a workstream on the host under a cancellable progress notification: the host reports work-done
+ * progress (waves, agents, steps); Cancel sends `$/cancelRequest`, which cancels the runs in flight and skips
+ * the agents not started, and the host answers with the report.
+ */
+function runWorkstream(host: HostConnection, params: { specs: WorkstreamSpec[]; input?: string; concurrency?: number }, title: string): Promise<WorkstreamRunResult> {
+  return Promise.resolve(
+    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Toka: ${title}`, cancellable: true }, async (progress, cancel) => {
+      const source = new CancellationTokenSource();
+      const cancelling = cancel.onCancellationRequested(() => source.cancel());
+      const progressToken = `workstream-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+      let last = 0;
+      const listening = host.onProgress(WorkDoneProgress.type, progressToken, (value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd) => {
+        if (value.kind === 'end') return;
+        const percentage = value.percentage ?? last;
+        progress.report({ message: value.kind === 'report' ? value.message : undefined, increment: percentage - last });
+        last = percentage;
+      });
+      try {
+        return await host.request(WorkstreamRunRequest, { ...params, workDoneToken: progressToken }, source.token);
+      } finally {
+        listening.dispose();
+        cancelling.dispose();
+        source.dispose();
+      }
+    }),
+  );
+}
+
+/** Most spec files read from one workstream folder (the host's own bound). */
+const MAX_WORKSTREAM_FILES = 500;
+
+/** The spec files directly in `folder` (`*.yaml`, `*.yml`, `*.json`, sorted by name), as the host plans a folder. */
+async function readWorkstream(folder: vscode.Uri): Promise<WorkstreamSpec[]> {
+  const entries = (await vscode.workspace.fs.readDirectory(folder))
+    .filter(([name, type]) => type === vscode.FileType.File && /\.(ya?ml|json)$/i.test(name))
+    .map(([name]) => name)
+    .sort();
+  if (entries.length === 0) throw new Error(`no spec files (*.yaml, *.yml, *.json) in ${vscode.workspace.asRelativePath(folder)}`);
+  if (entries.length > MAX_WORKSTREAM_FILES) throw new Error(`${entries.length} spec files in the folder; a workstream may hold at most ${MAX_WORKSTREAM_FILES}`);
+  return Promise.all(
+    entries.map(async (name) => {
+      const uri = vscode.Uri.joinPath(folder, name);
+      return { uri: vscode.workspace.asRelativePath(uri), text: new TextDecoder().decode(await vscode.workspace.fs.readFile(uri)) };
+    }),
+  );
+}
+
+/** A folder holding agent specs: the folders of the workspace's spec files. */
+async function pickWorkstreamFolder(): Promise<vscode.Uri> {
+  const found = await Promise.all(['**/*.agent.{yaml,yml,json}', '**/agents/*.{yaml,yml,json}'].map((glob) => vscode.workspace.findFiles(glob, '**/node_modules/**', 500)));
+  const folders = [...new Map(found.flat().map((uri) => { const dir = vscode.Uri.joinPath(uri, '..'); return [dir.toString(), dir] as const; })).values()];
+  const picked = await pickOne(
+    folders.map((uri) => ({ label: vscode.workspace.asRelativePath(uri), value: uri })).sort((a, b) => a.label.localeCompare(b.label)),
+    { title: 'Run Workstream: which folder of agent specs' },
+  );
+  return picked.value;
 }
 
 class Cancelled extends Error {}

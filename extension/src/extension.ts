@@ -31,7 +31,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TokaAp
     agents: new AgentsView(host),
     capabilities: new CapabilitiesView(host),
     approvals: new ApprovalsView(host),
-    events: new EventsView(),
+    events: new EventsView(context.extensionUri),
   };
   context.subscriptions.push(
     log,
@@ -40,13 +40,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<TokaAp
     vscode.window.registerTreeDataProvider('toka.agents', views.agents),
     vscode.window.registerTreeDataProvider('toka.capabilities', views.capabilities),
     vscode.window.registerTreeDataProvider('toka.approvals', views.approvals),
-    vscode.window.registerTreeDataProvider('toka.events', views.events),
+    vscode.window.registerWebviewViewProvider('toka.events', views.events),
   );
 
   const refresh = async () => {
     if (host.state !== 'running') return;
-    const results = await Promise.allSettled([views.agents.refresh(), views.capabilities.refresh(), refreshApprovals()]);
+    // Agents first: a new approval's notification names its agent.
+    const results = await Promise.allSettled([views.agents.refresh(), views.capabilities.refresh()]);
+    results.push(...(await Promise.allSettled([refreshApprovals()])));
     for (const r of results) if (r.status === 'rejected') log.appendLine(`[toka] refresh: ${(r.reason as Error).message}`);
+    views.events.setAgentNames(views.agents.snapshot().agents);
     updateStatus();
   };
 

@@ -2,6 +2,7 @@
  * The four views of the "Toka" container. Each holds the data it last read from the host (`snapshot()`,
  * also what the e2e tests inspect) and re-reads it when the event log says something changed.
  */
+import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { LogRecord } from '../../protocol/events.js';
 import type { GrantRecord, TaskRecord } from '../../protocol/kernel.js';
@@ -271,15 +272,40 @@ export class ApprovalsView implements vscode.TreeDataProvider<ApprovalRecord> {
 
 // ---- Events ---------------------------------------------------------------------------------------------
 
-export class EventsView implements vscode.TreeDataProvider<LogRecord> {
-  private readonly changed = new vscode.EventEmitter<LogRecord | undefined>();
-  readonly onDidChangeTreeData = this.changed.event;
-  private readonly records: LogRecord[] = [];
-  /** Shown: records whose type or JSON contains this text (case-insensitive); empty shows all. */
-  filter = '';
+/** What the Events view shows: records matching every non-empty field. */
+export interface EventsViewFilter {
+  /** Exactly this event type (`RunCompleted`), or '' for any. */
+  type: string;
+  /** Records about this agent id (its `agent` field, or the agent a run belongs to), or '' for any. */
+  agent: string;
+  /** Text anywhere in the event's JSON (case-insensitive), or '' for any. */
+  text: string;
+}
 
+/** Longest filter text or id the webview may send. */
+const MAX_FILTER_CHARS = 256;
+
+/**
+ * The Events view: a webview (`media/events.js`) showing the newest records of the live log, filterable by
+ * type, agent and text. The records and the filter live here, in the extension (the e2e tests read
+ * `snapshot()`); the webview renders what it is sent and sends back the filter the user picks.
+ */
+export class EventsView implements vscode.WebviewViewProvider {
+  private readonly records: LogRecord[] = [];
+  /** Agent id → name, for the agent picker. */
+  private names = new Map<string, string>();
+  private current: EventsViewFilter = { type: '', agent: '', text: '' };
+  private view: vscode.WebviewView | undefined;
+
+  constructor(private readonly extensionUri: vscode.Uri) {}
+
+  get filter(): EventsViewFilter {
+    return { ...this.current };
+  }
+
+  /** The records the filter lets through, oldest first. */
   snapshot(): LogRecord[] {
-    return this.visible();
+    return this.records.filter((r) => this.matches(r));
   }
 
   get lastSeq(): number {
@@ -287,40 +313,128 @@ export class EventsView implements vscode.TreeDataProvider<LogRecord> {
   }
 
   add(records: LogRecord[]): void {
-    for (const r of records) if (r.seq > this.lastSeq) this.records.push(r);
-    if (this.records.length > MAX_EVENTS) this.records.splice(0, this.records.length - MAX_EVENTS);
-    this.changed.fire(undefined);
+    const fresh = records.filter((r, i) => r.seq > this.lastSeq && (i === 0 || r.seq > records[i - 1].seq));
+    if (fresh.length === 0) return;
+    this.records.push(...fresh);
+    const dropped = this.records.length > MAX_EVENTS ? this.records.splice(0, this.records.length - MAX_EVENTS) : [];
+    void this.post({ kind: 'append', records: fresh.filter((r) => this.matches(r)).map(row), dropBefore: dropped.length ? this.records[0].seq : 0, choices: this.choices() });
   }
 
   /** Forget the records (another host: its log is another log). */
   clear(): void {
     this.records.splice(0);
-    this.changed.fire(undefined);
+    this.render();
   }
 
-  setFilter(filter: string): void {
-    this.filter = filter.trim().toLowerCase();
-    this.changed.fire(undefined);
+  /** Agent names for the agent picker (from the Agents view). */
+  setAgentNames(agents: readonly { id: string; name: string }[]): void {
+    this.names = new Map(agents.map((a) => [a.id, a.name]));
   }
 
-  private visible(): LogRecord[] {
-    if (!this.filter) return this.records;
-    return this.records.filter((r) => JSON.stringify(r.event).toLowerCase().includes(this.filter));
+  setFilter(filter: Partial<EventsViewFilter>): void {
+    this.current = { ...this.current, ...filter, text: (filter.text ?? this.current.text).trim() };
+    this.render();
   }
 
-  getTreeItem(record: LogRecord): vscode.TreeItem {
-    const event = record.event as { type: string; agent?: string; run?: string };
-    const item = new vscode.TreeItem(`${record.seq} ${event.type}`, vscode.TreeItemCollapsibleState.None);
-    item.id = `event:${record.seq}`;
-    item.description = [event.agent, event.run].filter(Boolean).join(' · ');
-    item.tooltip = new vscode.MarkdownString(`\`\`\`json\n${truncate(JSON.stringify(record.event, null, 2), 4000)}\n\`\`\``);
-    item.iconPath = icon('symbol-event');
-    return item;
+  resolveWebviewView(view: vscode.WebviewView): void {
+    this.view = view;
+    const media = vscode.Uri.joinPath(this.extensionUri, 'media');
+    view.webview.options = { enableScripts: true, localResourceRoots: [media] };
+    const nonce = randomBytes(16).toString('base64');
+    const uri = (file: string) => view.webview.asWebviewUri(vscode.Uri.joinPath(media, file)).toString();
+    view.webview.html = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${view.webview.cspSource}; script-src 'nonce-${nonce}';">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${uri('events.css')}">
+<title>Toka events</title>
+</head>
+<body>
+<div class="bar">
+  <select id="type" title="Event type"><option value="">all types</option></select>
+  <select id="agent" title="Agent"><option value="">all agents</option></select>
+  <input id="text" type="search" placeholder="Filter text" maxlength="${MAX_FILTER_CHARS}">
+  <label title="Scroll to each new event"><input id="follow" type="checkbox" checked> follow</label>
+</div>
+<div id="count" class="count"></div>
+<ol id="list" class="list"></ol>
+<script nonce="${nonce}" src="${uri('events.js')}"></script>
+</body>
+</html>`;
+    view.webview.onDidReceiveMessage((message: unknown) => {
+      const filter = filterFrom(message);
+      if (filter) this.setFilter(filter);
+      else if (isReady(message)) this.render();
+    });
+    view.onDidDispose(() => {
+      if (this.view === view) this.view = undefined;
+    });
   }
 
-  getChildren(node?: LogRecord): LogRecord[] {
-    return node ? [] : [...this.visible()].reverse();
+  /** Send the whole filtered list (after a filter change or a reload of the webview). */
+  private render(): void {
+    void this.post({ kind: 'reset', records: this.snapshot().map(row), filter: this.current, choices: this.choices() });
   }
+
+  private post(message: unknown): Thenable<boolean> | undefined {
+    return this.view?.webview.postMessage(message);
+  }
+
+  /** The types and agents present, for the pickers. */
+  private choices(): { types: string[]; agents: { id: string; name: string }[] } {
+    const types = new Set<string>();
+    const agents = new Set<string>();
+    for (const r of this.records) {
+      types.add(r.event.type);
+      const agent = agentOf(r);
+      if (agent) agents.add(agent);
+    }
+    return { types: [...types].sort(), agents: [...agents].sort().map((id) => ({ id, name: this.names.get(id) ?? id })) };
+  }
+
+  private matches(record: LogRecord): boolean {
+    const { type, agent, text } = this.current;
+    if (type && record.event.type !== type) return false;
+    if (agent && agentOf(record) !== agent) return false;
+    return !text || JSON.stringify(record.event).toLowerCase().includes(text.toLowerCase());
+  }
+}
+
+/** The agent a record is about (the event's `agent` field, which the host filters by too). */
+function agentOf(record: LogRecord): string | undefined {
+  return record.event.agent;
+}
+
+/** What the webview shows of a record: a summary line, and the event as JSON (bounded). */
+function row(record: LogRecord): { seq: number; at: number; type: string; agent: string; run: string; json: string } {
+  const event = record.event as { type: string; run?: unknown };
+  return {
+    seq: record.seq,
+    at: record.event.at,
+    type: event.type,
+    agent: agentOf(record) ?? '',
+    run: typeof event.run === 'string' ? event.run : '',
+    json: truncate(JSON.stringify(record.event, null, 2), 8000),
+  };
+}
+
+/** A filter sent by the webview, checked field by field; anything else is ignored. */
+function filterFrom(message: unknown): Partial<EventsViewFilter> | undefined {
+  if (typeof message !== 'object' || message === null || !Object.hasOwn(message, 'kind') || (message as { kind: unknown }).kind !== 'filter') return undefined;
+  const filter: Partial<EventsViewFilter> = {};
+  for (const key of ['type', 'agent', 'text'] as const) {
+    if (!Object.hasOwn(message, key)) continue;
+    const value = (message as Record<string, unknown>)[key];
+    if (typeof value !== 'string' || value.length > MAX_FILTER_CHARS) return undefined;
+    filter[key] = value;
+  }
+  return filter;
+}
+
+function isReady(message: unknown): boolean {
+  return typeof message === 'object' && message !== null && Object.hasOwn(message, 'kind') && (message as { kind: unknown }).kind === 'ready';
 }
 
 function firstLine(text: string): string {

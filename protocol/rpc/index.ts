@@ -8,3 +8,4 @@ export * from './host.js';
 export * from './admin.js';
 export * from './initialize.js';
 export * from './runtime.js';
+export * from './workstreams.js';

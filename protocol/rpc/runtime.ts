@@ -9,7 +9,8 @@ import type { ApprovalRecord, RunLimits, RunRecord, RunState } from '../runtime.
 import type { MessageDirection, NoParams } from './common.js';
 
 const id = z.string().min(1).max(256);
-const limits = z
+/** Decodes `Partial<RunLimits>` (each bound a positive integer; unknown fields refused). */
+export const runLimitsSchema = z
   .object({
     timeoutMs: z.number().int().min(1),
     maxTurns: z.number().int().min(1),
@@ -76,7 +77,7 @@ export namespace AgentRunRequest {
   export const method = 'toka/agents/run' as const;
   export const messageDirection: MessageDirection = 'clientToServer';
   export const type = new RequestType<AgentRunParams, AgentRunResult, ErrorData>(method);
-  export const paramsSchema = z.object({ agent: id, input: z.string().min(1).max(64 * 1024).optional(), limits });
+  export const paramsSchema = z.object({ agent: id, input: z.string().min(1).max(64 * 1024).optional(), limits: runLimitsSchema });
 }
 
 export interface AgentTerminateParams {

@@ -38,12 +38,16 @@ import {
   LogVerifyRequest,
   StateGetRequest,
   TOKA_PROTOCOL_VERSION,
+  WorkstreamPlanRequest,
+  WorkstreamRunRequest,
+  type WorkstreamAgentReport,
   type HostInfo,
   type RequestDefinition,
 } from '../../protocol/rpc/index.js';
 import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import type { AgentRuntime } from '../runtime/runtime.js';
+import { Orchestration, localClient, planWorkstreamSpecs, type AgentReport, type ProgressEvent } from '../runtime/orchestrate.js';
 import { analyzeSpecText } from '../runtime/spec/index.js';
 import type { Subscription } from '../store/event-log.js';
 import { TOKA_VERSION } from '../host/version.js';
@@ -128,6 +132,8 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
   let nextSubscription = 1;
   let disposed = false;
   const disposables: Disposable[] = [];
+  /** Workstreams this connection runs: cancelled when it closes (nobody would follow or cancel them). */
+  const workstreams = new Set<Orchestration>();
   let inFlight = 0;
 
   const handle = <P, R>(definition: RequestDefinition<P, R>, fn: (params: P, token: CancellationToken) => Promise<R>) => {
@@ -256,6 +262,54 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
 
   handle(ApprovalResolveRequest, async ({ task, ...decision }) => agents().resolve(session(), { run: task, ...decision }));
 
+  handle(WorkstreamPlanRequest, async ({ specs }) => {
+    await host.check(session());
+    const { plan, diagnostics } = planWorkstreamSpecs(specs);
+    if (!plan) return { ok: false, waves: [], agents: [], diagnostics };
+    const agents = plan.waves.flatMap((wave, index) =>
+      wave.map((name) => {
+        const a = plan.agents.get(name)!;
+        return { name, uri: a.file, wave: index, priority: a.priority, requires: a.requires };
+      }),
+    );
+    return { ok: true, waves: plan.waves, agents, diagnostics };
+  });
+
+  handle(WorkstreamRunRequest, async ({ specs, input, limits, concurrency, workDoneToken: progressToken }, token) => {
+    const runtime = agents();
+    const { plan, diagnostics } = planWorkstreamSpecs(specs);
+    if (!plan) {
+      const errors = diagnostics.filter((d) => d.severity === 'error');
+      throw new HostError('InvalidParams', `the workstream has ${errors.length} error(s): ${errors[0]?.message ?? 'no plan'}`, {
+        field: 'specs',
+        diagnostics: errors.slice(0, 50),
+      });
+    }
+    const report = (value: unknown) => {
+      if (progressToken !== undefined && connection.sendProgress) void connection.sendProgress(progressToken, value).catch(() => undefined);
+    };
+    const total = plan.agents.size;
+    let ended = 0;
+    const onProgress = (event: ProgressEvent) => {
+      if (event.kind === 'agent' && event.report.status !== 'running') ended++;
+      report({ kind: 'report', message: progressText(event, plan.waves.length), percentage: Math.round((ended / total) * 100) });
+    };
+    const orchestration = new Orchestration(localClient(host, runtime, session()), plan, { input, limits, concurrency, onProgress });
+    workstreams.add(orchestration);
+    const cancelled = token.onCancellationRequested(() => void orchestration.cancel('cancelled by the client'));
+    // A token cancelled before dispatch notifies its listeners only on a later timer tick: cancel now.
+    if (token.isCancellationRequested) void orchestration.cancel('cancelled by the client');
+    report({ kind: 'begin', title: `Running ${total} agent${total === 1 ? '' : 's'} in ${plan.waves.length} wave${plan.waves.length === 1 ? '' : 's'}`, cancellable: true, percentage: 0 });
+    try {
+      const result = await orchestration.run();
+      return { ...result, agents: result.agents.map(wireReport) };
+    } finally {
+      workstreams.delete(orchestration);
+      cancelled.dispose();
+      report({ kind: 'end' });
+    }
+  });
+
   handle(HostInfoRequest, async (): Promise<HostInfo> => {
     const claims = await host.check(session());
     const health = host.health();
@@ -293,9 +347,27 @@ export function bindTokaProtocol(connection: RpcConnection, host: Host, session:
   return {
     dispose() {
       disposed = true;
+      for (const orchestration of workstreams) void orchestration.cancel('the connection closed');
       for (const sub of subscriptions.values()) sub.unsubscribe();
       subscriptions.clear();
       for (const d of disposables) d.dispose();
     },
   };
+}
+
+/** One line of workstream progress, as `$/progress` reports carry it. */
+function progressText(event: ProgressEvent, waves: number): string {
+  switch (event.kind) {
+    case 'wave':
+      return `wave ${event.index + 1}/${waves}: ${event.agents.join(', ')}`;
+    case 'agent':
+      return `${event.report.name}: ${event.report.status}${event.report.reason ? ` (${event.report.reason})` : ''}`;
+    case 'step':
+      return `${event.name}: ${event.step}`;
+  }
+}
+
+/** An agent's report as the protocol names it (its spec's `uri`). */
+function wireReport({ file, ...rest }: AgentReport): WorkstreamAgentReport {
+  return { ...rest, uri: file };
 }

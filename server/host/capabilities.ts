@@ -42,12 +42,28 @@ export async function mint(core: HostCore, session: Session, request: MintParams
   }
 }
 
-/** Mint a narrower child of the session's token (recorded as CapabilityDelegated). */
+/**
+ * Mint a narrower child of the session's token (recorded as CapabilityDelegated). The owner's local session
+ * holds no token and no grant to chain a child to (a token "delegated" from it would name a grant that does
+ * not exist and be refused on every use): its delegation is a grant of its own for the subject, expiring with
+ * the token, and the token minted from it (recorded as GrantCreated; revoke the token or the grant).
+ */
 export async function delegate(core: HostCore, session: Session, request: DelegateParams): Promise<DelegateResult> {
   const claims = await core.check(session);
   const nowS = Math.floor(core.now() / 1000);
   const ttl = boundedInt(request.ttlSeconds, 1, MAX_TOKEN_LIFETIME_S, DEFAULT_TTL_S, 'ttlSeconds');
   const alg = signingAlg(request.alg);
+  if (session.local) {
+    const { token, claims: child } = await mint(core, session, {
+      subject: request.subject,
+      permissions: request.permissions,
+      ttlSeconds: ttl,
+      alg,
+      grantExpiresAt: (nowS + ttl) * 1000,
+      label: `delegated by ${session.principal}`,
+    });
+    return { token, claims: child };
+  }
   const exp = Math.min(claims.exp, nowS + ttl);
   const result = await core.execute(session.principal, claims, {
     type: 'DelegateCapability',

@@ -18,7 +18,17 @@ import { HostError } from '../host/errors.js';
 import type { Host, Session } from '../host/host.js';
 import { readFileSync } from 'node:fs';
 import type { AgentRuntime, LoadedSpec, SpawnResult } from './runtime.js';
-import { loadSpecFile, loadWorkstream, type AgentSpec, type Diagnostic, type Priority, type SpecAnalysis } from './spec/index.js';
+import {
+  analyzeSpecText,
+  loadSpecFile,
+  loadWorkstream,
+  planWorkstream,
+  type AgentSpec,
+  type Diagnostic,
+  type Priority,
+  type SpecAnalysis,
+  type WorkstreamPlan,
+} from './spec/index.js';
 
 /** How often the runs waited for are read, whatever the log says (ms). */
 export const RECONCILE_MS = 2000;
@@ -56,27 +66,36 @@ export interface PlanResult {
 export function planSpecFile(path: string): PlanResult {
   const analysis = loadSpecFile(path);
   if (!analysis.spec || !analysis.digest) return { diagnostics: analysis.diagnostics };
-  const agent = plannedAgent(analysis, analysis.spec, []);
+  const agent = plannedAgent(analysis, analysis.spec, [], readFileSync(path, 'utf8'));
   return { diagnostics: analysis.diagnostics, plan: { waves: [[agent.name]], agents: new Map([[agent.name, agent]]) } };
 }
 
 /** A folder of specs: a workstream, in the waves `planWorkstream` gives. */
 export function planWorkstreamDir(dir: string): PlanResult {
-  const ws = loadWorkstream(dir);
+  return planOf(loadWorkstream(dir), (uri) => readFileSync(uri, 'utf8'));
+}
+
+/** Spec texts as a client sent them (`toka/workstreams/*`): a workstream, planned as a folder would be. */
+export function planWorkstreamSpecs(specs: readonly { uri: string; text: string }[]): PlanResult {
+  const texts = new Map(specs.map((s) => [s.uri, s.text]));
+  return planOf(planWorkstream(specs.map((s) => analyzeSpecText(s.uri, s.text))), (uri) => texts.get(uri)!);
+}
+
+function planOf(ws: WorkstreamPlan, textOf: (uri: string) => string): PlanResult {
   if (!ws.waves) return { diagnostics: ws.diagnostics };
   const agents = new Map<string, PlannedAgent>();
   for (const [name, { spec, analysis }] of ws.agents) {
     const requires = [...new Set(spec.dependencies.required.map((d) => d.agent))];
-    agents.set(name, plannedAgent(analysis, spec, requires));
+    agents.set(name, plannedAgent(analysis, spec, requires, textOf(analysis.uri)));
   }
   return { diagnostics: ws.diagnostics, plan: { waves: ws.waves, agents } };
 }
 
-function plannedAgent(analysis: SpecAnalysis, spec: AgentSpec, requires: string[]): PlannedAgent {
+function plannedAgent(analysis: SpecAnalysis, spec: AgentSpec, requires: string[], text: string): PlannedAgent {
   return {
     name: spec.metadata.name,
     file: analysis.uri,
-    text: readFileSync(analysis.uri, 'utf8'),
+    text,
     loaded: { spec, digest: analysis.digest!, document: analysis.document },
     priority: spec.spec.priority,
     requires,

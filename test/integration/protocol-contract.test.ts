@@ -35,6 +35,8 @@ import {
   KernelSubmitRequest,
   LogVerifyRequest,
   StateGetRequest,
+  WorkstreamPlanRequest,
+  WorkstreamRunRequest,
   type TokaServerCapabilities,
 } from '../../protocol/rpc/index.js';
 import { startAdminSocket, type AdminSocket } from '../../server/adapters/admin-socket.js';
@@ -67,6 +69,8 @@ const WRONG_PARAMS: Record<string, { params: unknown; field: string }> = {
   [TaskCancelRequest.method]: { params: { task: 'x', reason: 7 }, field: 'reason' },
   [ApprovalListRequest.method]: { params: { extra: true }, field: 'extra' },
   [ApprovalResolveRequest.method]: { params: { task: 't', approval: 'a', decision: 'maybe' }, field: 'decision' },
+  [WorkstreamPlanRequest.method]: { params: { specs: [] }, field: 'specs' },
+  [WorkstreamRunRequest.method]: { params: { specs: [{ uri: 'a.yaml', text: 'x' }], concurrency: 0 }, field: 'concurrency' },
 };
 
 interface Face {

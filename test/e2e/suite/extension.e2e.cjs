@@ -58,7 +58,7 @@ describe('Toka extension in VS Code', function () {
     assert.equal(api.host.hostInfo.session.principal, 'local-admin');
     assert.equal(hostPids().length, 1, 'one host process for the workspace');
     const commands = await vscode.commands.getCommands(true);
-    for (const id of ['toka.grantCapability', 'toka.delegate', 'toka.revoke', 'toka.spawnAgentFromSpec', 'toka.runAgent', 'toka.scheduleTask', 'toka.cancelTask', 'toka.showEventLog', 'toka.verifyLog', 'toka.restartHost', 'toka.connectToHost']) {
+    for (const id of ['toka.grantCapability', 'toka.delegate', 'toka.revoke', 'toka.spawnAgentFromSpec', 'toka.runAgent', 'toka.runWorkstream', 'toka.scheduleTask', 'toka.cancelTask', 'toka.showEventLog', 'toka.verifyLog', 'toka.restartHost', 'toka.connectToHost']) {
       assert.ok(commands.includes(id), `command ${id} is registered`);
     }
   });
@@ -170,6 +170,53 @@ describe('Toka extension in VS Code', function () {
     const run = await vscode.commands.executeCommand('toka.cancelTask', { task });
     assert.ok(['canceled', 'working', 'input-required'].includes(run.state));
     assert.equal((await finalState(task)).state, 'canceled');
+  });
+
+  it('runs a workstream on the host: waves from its dependencies, an approval on the way, every agent completed', async function () {
+    const running = vscode.commands.executeCommand('toka.runWorkstream', { folder: path.join(folder(), 'pipeline', 'agents') });
+    // ws-gather (wave 1) asks for the shell; ws-report (wave 2) waits for it.
+    const approval = await until('the gatherer to ask for the shell', () => api.views.approvals.snapshot().find((a) => a.call.name === 'shell' && api.views.agents.snapshot().agents.some((g) => g.id === a.agent && g.name === 'ws-gather')));
+    assert.equal(api.views.agents.snapshot().agents.some((a) => a.name === 'ws-report'), false, 'the second wave has not started');
+    await vscode.commands.executeCommand('toka.approve', approval);
+    const result = await running;
+    assert.equal(result.ok, true, JSON.stringify(result.agents.map((a) => [a.name, a.status, a.reason])));
+    assert.deepEqual(result.waves, [['ws-gather'], ['ws-report']]);
+    assert.deepEqual(result.agents.map((a) => [a.name, a.status, a.uri]), [
+      ['ws-gather', 'completed', 'pipeline/agents/gather.yaml'],
+      ['ws-report', 'completed', 'pipeline/agents/report.yaml'],
+    ]);
+    await until('the Agents view to show both agents completed', () => {
+      const { agents, runs } = api.views.agents.snapshot();
+      return result.agents.every((r) => agents.some((a) => a.id === r.agent) && (runs[r.agent] ?? []).some((run) => run.state === 'completed'));
+    });
+  });
+
+  it('filters the Events view by type and by agent', async function () {
+    const events = api.views.events;
+    await vscode.commands.executeCommand('toka.showEventLog');
+    events.setFilter({ type: 'RunCompleted', agent: '', text: '' });
+    const completed = events.snapshot();
+    assert.ok(completed.length >= 2 && completed.every((r) => r.event.type === 'RunCompleted'), 'only RunCompleted');
+    const reporter = api.views.agents.snapshot().agents.find((a) => a.name === 'ws-report');
+    events.setFilter({ type: '', agent: reporter.id });
+    const about = events.snapshot();
+    assert.ok(about.length > 0 && about.every((r) => r.event.agent === reporter.id), 'only the reporter');
+    assert.ok(about.some((r) => r.event.type === 'RunStarted'));
+    events.setFilter({ type: '', agent: '', text: '' });
+    assert.ok(events.snapshot().length > about.length);
+  });
+
+  it('delegates from the owner session: the token is backed by a grant of the vault', async function () {
+    assert.equal(api.host.hostInfo.session.principal, 'local-admin');
+    const result = await vscode.commands.executeCommand('toka.delegate', { subject: 'e2e-helper', permissions: ['state:read'], ttlSeconds: 300 });
+    const held = api.views.capabilities.tokens.find((t) => t.claims.jti === result.jti);
+    assert.ok(held, 'the delegated token is remembered in the Capabilities view');
+    assert.deepEqual([held.claims.sub, held.claims.permissions], ['e2e-helper', ['state:read']]);
+    await api.views.capabilities.refresh();
+    const grant = api.views.capabilities.snapshot().grants.find((g) => g.id === held.claims.grant);
+    assert.ok(grant, 'its grant is a grant of the vault');
+    assert.equal(grant.label, 'delegated by local-admin');
+    await vscode.commands.executeCommand('toka.revoke', { jti: result.jti });
   });
 
   it('restarts the host after it is killed', async function () {

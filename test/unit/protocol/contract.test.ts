@@ -46,6 +46,8 @@ const exact: {
   TaskCancelRequest: true,
   TaskGetRequest: true,
   TaskListRequest: true,
+  WorkstreamPlanRequest: true,
+  WorkstreamRunRequest: true,
 };
 
 function protocolFiles(dir: string, out: string[] = []): string[] {
