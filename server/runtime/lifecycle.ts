@@ -163,6 +163,51 @@ function update(run: RunRecord, at: number, changes: Partial<RunRecord>): void {
   Object.assign(run, changes, { updatedAt: at });
 }
 
+type RunEvent = KernelEvent & Record<string, unknown>;
+
+/**
+ * What each event of a run does to its record: the one definition the kernel applies (each handler's
+ * `apply`) and the runner follows its own run by (`advanceRun`), so the two cannot drift.
+ */
+const RUN_STEPS: Readonly<Record<string, (run: RunRecord, e: RunEvent) => void>> = {
+  RunStarted: (run, e) => update(run, e.at, { state: 'working', executor: e.executor as string, startedAt: e.at }),
+  LlmTurnRecorded: (run, e) =>
+    update(run, e.at, { turns: run.turns + 1, tokens: run.tokens + (e.tokens as number), outputBytes: run.outputBytes + (e.bytes as number) }),
+  ToolCallRequested: (run, e) => {
+    const approval = e.approval as ApprovalRecord | undefined;
+    update(run, e.at, { toolCalls: run.toolCalls + 1, ...(approval ? { state: 'input-required', approval } : {}) });
+  },
+  ApprovalResolved: (run, e) => {
+    delete run.approval;
+    update(run, e.at, { state: 'working' });
+  },
+  ToolResultRecorded: (run, e) => update(run, e.at, { outputBytes: run.outputBytes + (e.bytes as number) }),
+  RunCompleted: (run, e) => update(run, e.at, { state: 'completed', text: e.text as string, artifacts: e.artifacts as RunArtifact[] }),
+  RunFailed: (run, e) => {
+    delete run.approval;
+    update(run, e.at, { state: 'failed', reason: e.reason as RunRecord['reason'] });
+  },
+  RunCancelled: (run, e) => {
+    delete run.approval;
+    update(run, e.at, { state: 'canceled', reason: { code: 'Cancelled', message: e.reason as string } });
+  },
+};
+
+/**
+ * Bring `run` up to date with one event of it (a step of its lifecycle after `RunSubmitted`), exactly as the
+ * kernel does; false when the event is not one. The record is changed in place, top-level fields only.
+ */
+export function advanceRun(run: RunRecord, event: KernelEvent): boolean {
+  if (!Object.hasOwn(RUN_STEPS, event.type) || (event as RunEvent).run !== run.id) return false;
+  RUN_STEPS[event.type](run, event as RunEvent);
+  return true;
+}
+
+/** Apply a step event to the run it names in the live state. */
+function applyStep(event: KernelEvent, state: WorldState): void {
+  RUN_STEPS[event.type](writable(state).runs[(event as RunEvent).run as string], event as RunEvent);
+}
+
 /** One handler of the family: shared namespace, its own opcode and events. */
 function handler(h: Omit<OpcodeHandler, 'namespace'>): OpcodeHandler {
   return { ...h, namespace: RUNTIME_NAMESPACE };
@@ -286,10 +331,7 @@ export const startRun = handler({
     }
     return [view.event('RunStarted', { agent: run.agent, run: run.id, executor: env.origin })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; executor: string };
-    update(writable(state).runs[e.run], e.at, { state: 'working', executor: e.executor, startedAt: e.at });
-  },
+  apply: applyStep,
 });
 
 /** One LLM turn, as the provider returned it (plain JSON): the run's non-deterministic input, recorded. */
@@ -330,11 +372,7 @@ export const recordLlmTurn = handler({
       }),
     ];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; tokens: number; bytes: number };
-    const run = writable(state).runs[e.run];
-    update(run, e.at, { turns: run.turns + 1, tokens: run.tokens + e.tokens, outputBytes: run.outputBytes + e.bytes });
-  },
+  apply: applyStep,
 });
 
 /**
@@ -376,11 +414,7 @@ export const requestToolCall = handler({
       }),
     ];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; approval?: ApprovalRecord };
-    const run = writable(state).runs[e.run];
-    update(run, e.at, { toolCalls: run.toolCalls + 1, ...(e.approval ? { state: 'input-required', approval: e.approval } : {}) });
-  },
+  apply: applyStep,
 });
 
 /** A human decision on the pending approval: back to `working`. The approver is never the executor. */
@@ -413,12 +447,7 @@ export const resolveApproval = handler({
       }),
     ];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string };
-    const run = writable(state).runs[e.run];
-    delete run.approval;
-    update(run, e.at, { state: 'working' });
-  },
+  apply: applyStep,
 });
 
 /** What a tool call produced (or why it did not run), as the LLM will see it. */
@@ -445,11 +474,7 @@ export const recordToolResult = handler({
     const result = o.result as RunToolResult;
     return [view.event('ToolResultRecorded', { agent: run.agent, run: run.id, result, bytes: utf8ByteLength(result.content) })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; bytes: number };
-    const run = writable(state).runs[e.run];
-    update(run, e.at, { outputBytes: run.outputBytes + e.bytes });
-  },
+  apply: applyStep,
 });
 
 export const completeRun = handler({
@@ -482,10 +507,7 @@ export const completeRun = handler({
     requireExecutor(run, env);
     return [view.event('RunCompleted', { agent: run.agent, run: run.id, text: o.text, artifacts: (o.artifacts ?? []) as RunArtifact[] })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; text: string; artifacts: RunArtifact[] };
-    update(writable(state).runs[e.run], e.at, { state: 'completed', text: e.text, artifacts: e.artifacts });
-  },
+  apply: applyStep,
 });
 
 export const failRun = handler({
@@ -508,12 +530,7 @@ export const failRun = handler({
     const reason = { code: o.code, message: o.message, ...(o.limit !== undefined ? { limit: o.limit } : {}) };
     return [view.event('RunFailed', { agent: run.agent, run: run.id, reason })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; reason: RunRecord['reason'] };
-    const run = writable(state).runs[e.run];
-    delete run.approval;
-    update(run, e.at, { state: 'failed', reason: e.reason });
-  },
+  apply: applyStep,
 });
 
 /** Cancel a run that has not ended (any holder of `task:cancel` in the vault). */
@@ -535,12 +552,7 @@ export const cancelRun = handler({
     }
     return [view.event('RunCancelled', { agent: run.agent, run: run.id, reason: (o.reason as string | undefined) ?? 'cancelled' })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; reason: string };
-    const run = writable(state).runs[e.run];
-    delete run.approval;
-    update(run, e.at, { state: 'canceled', reason: { code: 'Cancelled', message: e.reason } });
-  },
+  apply: applyStep,
 });
 
 /** Terminate an agent: no run of it starts again (its live runs are cancelled by the runtime). */

@@ -105,7 +105,16 @@ export class AgentRuntime {
    * there on, not from the agent's first event. Runs found in the state at start read from the beginning.
    */
   private readonly submittedAt = new Map<string, number>();
+  /**
+   * The record a worker starts a run from, for runs not yet taken: the run as its `RunSubmitted` carried it
+   * (or as the durable state had it at start). A run entered again (an approval resolved) is read afresh.
+   */
+  private readonly startFrom = new Map<string, RunRecord>();
   private readonly agentSessions = new Map<string, Session>();
+  /** Runtime records of agents that ran (durable reads), dropped with the sessions on a revocation or termination. */
+  private readonly agentRecords = new Map<string, AgentRuntimeRecord>();
+  /** Agents whose workspace directory this runtime has made. */
+  private readonly workspaces = new Set<string>();
   private readonly endWaiters = new Map<string, ((run: RunRecord) => void)[]>();
   private watching: Subscription | null = null;
   private closed = false;
@@ -129,7 +138,10 @@ export class AgentRuntime {
     for (const run of Object.values(rt.runs).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))) {
       runtime.vaultOf.set(run.id, run.vault);
       runtime.vaultOf.set(run.agent, run.vault);
-      if (run.state === 'submitted' || run.state === 'working') runtime.enqueue(run);
+      if (run.state === 'submitted' || run.state === 'working') {
+        runtime.startFrom.set(run.id, run);
+        runtime.enqueue(run);
+      }
     }
     runtime.watching = options.host.watch(seq, (record) => runtime.observe(record));
     runtime.pump();
@@ -297,6 +309,7 @@ export class AgentRuntime {
         this.vaultOf.set(run.id, run.vault);
         this.vaultOf.set(run.agent, run.vault);
         this.submittedAt.set(run.id, record.seq);
+        this.startFrom.set(run.id, { ...run });
         this.enqueue(run);
         break;
       }
@@ -314,6 +327,7 @@ export class AgentRuntime {
       case 'GrantRevoked':
       case 'AgentTerminated':
         this.agentSessions.clear();
+        this.agentRecords.clear();
         break;
     }
   }
@@ -321,6 +335,7 @@ export class AgentRuntime {
   /** Forget what a live run needed and wake whoever waits for its end. */
   private release(runId: string): void {
     this.submittedAt.delete(runId);
+    this.startFrom.delete(runId);
     const vault = this.vaultOf.get(runId);
     this.vaultOf.delete(runId);
     const waiters = this.endWaiters.get(runId);
@@ -373,12 +388,17 @@ export class AgentRuntime {
     const admin = this.host.localSession(vault);
     let outcome: RunnerOutcome;
     try {
-      const run = await this.getRun(admin, runId);
+      const fresh = this.startFrom.get(runId);
+      this.startFrom.delete(runId);
+      const run = fresh ?? (await this.getRun(admin, runId));
       if (TERMINAL_RUN_STATES.includes(run.state)) return;
       const record = await this.agentRecord(admin, agentId);
       const workspace = join(this.options.workspaceRoot, agentId);
       const conversation = this.conversation(admin, run);
-      await mkdir(workspace, { recursive: true, mode: 0o700 });
+      if (!this.workspaces.has(agentId)) {
+        await mkdir(workspace, { recursive: true, mode: 0o700 });
+        this.workspaces.add(agentId);
+      }
       outcome = await driveRun({
         run,
         agentSession: () => this.agentSession(vault, agentId, record),
@@ -422,10 +442,14 @@ export class AgentRuntime {
   }
 
   private async agentRecord(admin: Session, agentId: string): Promise<AgentRuntimeRecord | undefined> {
-    return this.host.read(admin, 'state:read', (state) => {
+    const cached = this.agentRecords.get(agentId);
+    if (cached) return cached;
+    const record = await this.host.read(admin, 'state:read', (state) => {
       const agents = runtimeState(state).agents;
       return Object.hasOwn(agents, agentId) ? deepCopy(agents[agentId]) : undefined;
     });
+    if (record) this.agentRecords.set(agentId, record);
+    return record;
   }
 
   /**
