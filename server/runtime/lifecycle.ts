@@ -11,6 +11,7 @@ import { isKnownPermission } from '../../protocol/capability.js';
 import type { KernelEvent, OperationEnvelope, WorldState } from '../../protocol/kernel.js';
 import {
   DEFAULT_RUN_LIMITS,
+  ENDED_RUNS_KEPT,
   TERMINAL_RUN_STATES,
   type AgentLimits,
   type AgentRuntimeRecord,
@@ -84,7 +85,7 @@ function runtimeOf(view: KernelView): RuntimeState {
 
 /** The writable runtime namespace inside `apply`. */
 function writable(state: WorldState): RuntimeState {
-  if (!Object.hasOwn(state.ext, RUNTIME_NAMESPACE)) state.ext[RUNTIME_NAMESPACE] = { runs: {}, agents: {} } satisfies RuntimeState;
+  if (!Object.hasOwn(state.ext, RUNTIME_NAMESPACE)) state.ext[RUNTIME_NAMESPACE] = { runs: {}, agents: {}, ended: {} } satisfies RuntimeState;
   return state.ext[RUNTIME_NAMESPACE] as RuntimeState;
 }
 
@@ -93,10 +94,20 @@ function agentIn(rt: RuntimeState, id: string): AgentRuntimeRecord | undefined {
   return Object.hasOwn(rt.agents, id) ? rt.agents[id] : undefined;
 }
 
+/**
+ * A run the state still holds: live, or ended and kept for its agent (own properties only: ids come from the
+ * wire). A kept run is looked for agent by agent, which only a run that is not live costs.
+ */
+export function findRun(rt: RuntimeState, id: string): RunRecord | undefined {
+  if (Object.hasOwn(rt.runs, id)) return rt.runs[id];
+  if (rt.ended === undefined) return undefined;
+  for (const kept of Object.values(rt.ended)) if (Object.hasOwn(kept, id)) return kept[id];
+  return undefined;
+}
+
 function runIn(view: KernelView, id: string): RunRecord {
-  const rt = runtimeOf(view);
-  if (!Object.hasOwn(rt.runs, id)) throw new KernelError('UnknownEntity', `unknown run ${JSON.stringify(id)}`, { entity: 'run', id });
-  const run = rt.runs[id];
+  const run = findRun(runtimeOf(view), id);
+  if (run === undefined) throw new KernelError('UnknownEntity', `unknown run ${JSON.stringify(id)}`, { entity: 'run', id });
   if (run.vault !== view.vault) throw KernelError.denied('run outside the token vault');
   return run;
 }
@@ -208,6 +219,31 @@ function applyStep(event: KernelEvent, state: WorldState): void {
   RUN_STEPS[event.type](writable(state).runs[(event as RunEvent).run as string], event as RunEvent);
 }
 
+/**
+ * Apply a run's last event: the run leaves the live runs for its agent's kept ended runs, and when the agent
+ * then keeps more than `ENDED_RUNS_KEPT`, the one that ended first (then the lowest id) leaves the state. The
+ * choice reads only the records, never member order, so a state restored from a snapshot evicts alike.
+ */
+function applyEnd(event: KernelEvent, state: WorldState): void {
+  const rt = writable(state);
+  const id = (event as RunEvent).run as string;
+  const run = rt.runs[id];
+  RUN_STEPS[event.type](run, event as RunEvent);
+  if (!Object.hasOwn(rt, 'ended')) rt.ended = {};
+  const ended = rt.ended!;
+  if (!Object.hasOwn(ended, run.agent)) ended[run.agent] = {};
+  const kept = ended[run.agent];
+  kept[id] = run;
+  delete rt.runs[id];
+  let count = 0;
+  let oldest: RunRecord | undefined;
+  for (const r of Object.values(kept)) {
+    count++;
+    if (oldest === undefined || r.updatedAt < oldest.updatedAt || (r.updatedAt === oldest.updatedAt && r.id < oldest.id)) oldest = r;
+  }
+  if (count > ENDED_RUNS_KEPT) delete kept[oldest!.id];
+}
+
 /** One handler of the family: shared namespace, its own opcode and events. */
 function handler(h: Omit<OpcodeHandler, 'namespace'>): OpcodeHandler {
   return { ...h, namespace: RUNTIME_NAMESPACE };
@@ -286,7 +322,8 @@ export const submitRun = handler({
     if (record?.terminated) throw KernelError.invalid(`agent ${agent.id} is terminated`);
     if (o.task !== undefined) view.task(agent.id, o.task as string);
     const id = freshId(env, 0);
-    if (Object.hasOwn(rt.runs, id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
+    const kept = rt.ended !== undefined && Object.hasOwn(rt.ended, agent.id) ? rt.ended[agent.id] : {};
+    if (Object.hasOwn(rt.runs, id) || Object.hasOwn(kept, id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
     const run: RunRecord = {
       id,
       agent: agent.id,
@@ -507,7 +544,7 @@ export const completeRun = handler({
     requireExecutor(run, env);
     return [view.event('RunCompleted', { agent: run.agent, run: run.id, text: o.text, artifacts: (o.artifacts ?? []) as RunArtifact[] })];
   },
-  apply: applyStep,
+  apply: applyEnd,
 });
 
 export const failRun = handler({
@@ -530,7 +567,7 @@ export const failRun = handler({
     const reason = { code: o.code, message: o.message, ...(o.limit !== undefined ? { limit: o.limit } : {}) };
     return [view.event('RunFailed', { agent: run.agent, run: run.id, reason })];
   },
-  apply: applyStep,
+  apply: applyEnd,
 });
 
 /** Cancel a run that has not ended (any holder of `task:cancel` in the vault). */
@@ -552,7 +589,7 @@ export const cancelRun = handler({
     }
     return [view.event('RunCancelled', { agent: run.agent, run: run.id, reason: (o.reason as string | undefined) ?? 'cancelled' })];
   },
-  apply: applyStep,
+  apply: applyEnd,
 });
 
 /** Terminate an agent: no run of it starts again (its live runs are cancelled by the runtime). */

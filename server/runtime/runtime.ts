@@ -23,7 +23,7 @@ import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { deepCopy } from '../kernel/state.js';
 import type { Subscription } from '../store/event-log.js';
-import { RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
+import { advanceRun, findRun, RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
 import type { LlmProvider } from './llm/provider.js';
 import { CONVERSATION_EVENTS, driveRun, type RunnerOutcome } from './runner.js';
 import { checkGrant, permissionsOf, type AgentSpec } from './spec/index.js';
@@ -218,7 +218,14 @@ export class AgentRuntime {
 
   /** Cancel a run that has not ended; the in-flight LLM request and tool stop within a second. */
   async cancel(session: Session, request: { run: string; reason?: string }): Promise<RunRecord> {
-    await this.host.submit(session, { type: 'CancelRun', run: request.run, ...(request.reason !== undefined ? { reason: request.reason } : {}) });
+    try {
+      await this.host.submit(session, { type: 'CancelRun', run: request.run, ...(request.reason !== undefined ? { reason: request.reason } : {}) });
+    } catch (err) {
+      // A run that has left the state has ended: say so, as the kernel does for one it still holds.
+      if (!(err instanceof HostError && err.errorName === 'UnknownEntity')) throw err;
+      const ended = await this.getRun(session, request.run);
+      throw new HostError('InvalidOperation', `run ${ended.id} has already ended (${ended.state})`, { reason: 'not cancelable', state: ended.state });
+    }
     this.active.get(request.run)?.abort(new Error('cancelled'));
     return this.getRun(session, request.run);
   }
@@ -239,26 +246,36 @@ export class AgentRuntime {
     return this.getRun(session, request.run);
   }
 
-  /** A run of the caller's vault (needs `state:read`). */
+  /**
+   * A run of the caller's vault (needs `state:read`): from the world state while it is live or among its
+   * agent's kept ended runs, else from the log (an ended run that has left the state).
+   */
   async getRun(session: Session, id: string): Promise<RunRecord> {
-    const run = await this.host.read(session, 'state:read', (state, claims) => {
-      const runs = runtimeState(state).runs;
-      return Object.hasOwn(runs, id) && runs[id].vault === claims.vault ? deepCopy(runs[id]) : undefined;
+    const found = await this.host.read(session, 'state:read', (state, claims) => {
+      const run = findRun(runtimeState(state), id);
+      return { vault: claims.vault, run: run !== undefined && run.vault === claims.vault ? deepCopy(run) : undefined };
     });
+    const run = found.run ?? (await this.endedRunFromLog(found.vault, id));
     if (!run) throw new HostError('UnknownEntity', `unknown run ${id}`, { entity: 'run', id });
     return run;
   }
 
-  /** Runs of the caller's vault, newest first, optionally of one agent or in one state (needs `state:read`). */
+  /**
+   * Runs of the caller's vault, newest first, optionally of one agent or in one state (needs `state:read`):
+   * the live runs and each agent's kept ended runs (`ENDED_RUNS_KEPT`); older ones are found by id.
+   */
   async listRuns(session: Session, query: { agent?: string; state?: RunRecord['state']; limit?: number } = {}): Promise<RunRecord[]> {
     const limit = Math.min(Math.max(query.limit ?? 100, 1), 1000);
-    return this.host.read(session, 'state:read', (state, claims) =>
-      Object.values(runtimeState(state).runs)
+    return this.host.read(session, 'state:read', (state, claims) => {
+      const rt = runtimeState(state);
+      const kept = rt.ended ?? {};
+      const ended = query.agent === undefined ? Object.values(kept) : Object.hasOwn(kept, query.agent) ? [kept[query.agent]] : [];
+      return [...Object.values(rt.runs), ...ended.flatMap((runs) => Object.values(runs))]
         .filter((r) => r.vault === claims.vault && (query.agent === undefined || r.agent === query.agent) && (query.state === undefined || r.state === query.state))
         .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1))
         .slice(0, limit)
-        .map((r) => deepCopy(r)),
-    );
+        .map((r) => deepCopy(r));
+    });
   }
 
   /** Terminate an agent: its live runs are cancelled and none starts again. */
@@ -492,6 +509,27 @@ export class AgentRuntime {
         afterSeq = Math.max(afterSeq, seq);
       },
     };
+  }
+
+  /**
+   * An ended run that has left the world state, rebuilt from the log: its `RunSubmitted` record (found by
+   * index), then its agent's records from there, each applied with the kernel's own transitions until the
+   * run's end. Reads the agent's records of the run's lifetime only. Undefined when the vault's log has no
+   * such run.
+   */
+  private async endedRunFromLog(vault: string, id: string): Promise<RunRecord | undefined> {
+    const admin = this.host.localSession(vault);
+    const submitted = await this.host.runSubmission(admin, id);
+    if (submitted === null) return undefined;
+    const run = deepCopy((submitted.event as unknown as { run: RunRecord }).run);
+    let afterSeq = submitted.seq;
+    while (!TERMINAL_RUN_STATES.includes(run.state)) {
+      const page = await this.host.queryEvents(admin, { agent: run.agent, afterSeq, limit: HISTORY_PAGE });
+      for (const r of page) advanceRun(run, r.event);
+      if (page.length < HISTORY_PAGE) break;
+      afterSeq = page[page.length - 1].seq;
+    }
+    return run;
   }
 
   /**
