@@ -171,10 +171,19 @@ export interface AgentLimits {
  */
 export const ENDED_RUNS_KEPT = 16;
 
+/**
+ * The shard of `state.ext.runtime.runs` a run lives in: the first two characters of its id. A run's end
+ * deletes it from its shard, and a delete from the state costs O(members) of the map it is deleted from
+ * (the kernel's undo journal keeps member order), so live runs are spread over small maps.
+ */
+export function runShard(id: string): string {
+  return id.slice(0, 2);
+}
+
 /** `state.ext.runtime`. */
 export interface RuntimeState {
-  /** Live runs (submitted, working, input-required) by id. */
-  runs: Record<string, RunRecord>;
+  /** Live runs (submitted, working, input-required) by shard (`runShard`), then by id. */
+  runs: Record<string, Record<string, RunRecord>>;
   /**
    * Ended runs kept per agent id, by run id: at most `ENDED_RUNS_KEPT` each, the newest by end time. Absent in
    * a state written before the retention rule.

@@ -12,6 +12,7 @@ import type { KernelEvent, OperationEnvelope, WorldState } from '../../protocol/
 import {
   DEFAULT_RUN_LIMITS,
   ENDED_RUNS_KEPT,
+  runShard,
   TERMINAL_RUN_STATES,
   type AgentLimits,
   type AgentRuntimeRecord,
@@ -94,12 +95,24 @@ function agentIn(rt: RuntimeState, id: string): AgentRuntimeRecord | undefined {
   return Object.hasOwn(rt.agents, id) ? rt.agents[id] : undefined;
 }
 
+/** A live run (own properties only), or undefined. */
+function liveRun(rt: RuntimeState, id: string): RunRecord | undefined {
+  const shard = runShard(id);
+  return Object.hasOwn(rt.runs, shard) && Object.hasOwn(rt.runs[shard], id) ? rt.runs[shard][id] : undefined;
+}
+
+/** Every live run, in no particular order. */
+export function liveRuns(rt: RuntimeState): RunRecord[] {
+  return Object.values(rt.runs).flatMap((shard) => Object.values(shard));
+}
+
 /**
  * A run the state still holds: live, or ended and kept for its agent (own properties only: ids come from the
  * wire). A kept run is looked for agent by agent, which only a run that is not live costs.
  */
 export function findRun(rt: RuntimeState, id: string): RunRecord | undefined {
-  if (Object.hasOwn(rt.runs, id)) return rt.runs[id];
+  const live = liveRun(rt, id);
+  if (live !== undefined) return live;
   if (rt.ended === undefined) return undefined;
   for (const kept of Object.values(rt.ended)) if (Object.hasOwn(kept, id)) return kept[id];
   return undefined;
@@ -216,7 +229,8 @@ export function advanceRun(run: RunRecord, event: KernelEvent): boolean {
 
 /** Apply a step event to the run it names in the live state. */
 function applyStep(event: KernelEvent, state: WorldState): void {
-  RUN_STEPS[event.type](writable(state).runs[(event as RunEvent).run as string], event as RunEvent);
+  const id = (event as RunEvent).run as string;
+  RUN_STEPS[event.type](writable(state).runs[runShard(id)][id], event as RunEvent);
 }
 
 /**
@@ -227,14 +241,15 @@ function applyStep(event: KernelEvent, state: WorldState): void {
 function applyEnd(event: KernelEvent, state: WorldState): void {
   const rt = writable(state);
   const id = (event as RunEvent).run as string;
-  const run = rt.runs[id];
+  const shard = rt.runs[runShard(id)];
+  const run = shard[id];
   RUN_STEPS[event.type](run, event as RunEvent);
   if (!Object.hasOwn(rt, 'ended')) rt.ended = {};
   const ended = rt.ended!;
   if (!Object.hasOwn(ended, run.agent)) ended[run.agent] = {};
   const kept = ended[run.agent];
   kept[id] = run;
-  delete rt.runs[id];
+  delete shard[id];
   let count = 0;
   let oldest: RunRecord | undefined;
   for (const r of Object.values(kept)) {
@@ -323,7 +338,7 @@ export const submitRun = handler({
     if (o.task !== undefined) view.task(agent.id, o.task as string);
     const id = freshId(env, 0);
     const kept = rt.ended !== undefined && Object.hasOwn(rt.ended, agent.id) ? rt.ended[agent.id] : {};
-    if (Object.hasOwn(rt.runs, id) || Object.hasOwn(kept, id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
+    if (liveRun(rt, id) !== undefined || Object.hasOwn(kept, id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
     const run: RunRecord = {
       id,
       agent: agent.id,
@@ -344,7 +359,10 @@ export const submitRun = handler({
   },
   apply(event, state) {
     const e = event as KernelEvent & { run: RunRecord };
-    writable(state).runs[e.run.id] = e.run;
+    const runs = writable(state).runs;
+    const shard = runShard(e.run.id);
+    if (!Object.hasOwn(runs, shard)) runs[shard] = {};
+    runs[shard][e.run.id] = e.run;
   },
 });
 

@@ -23,7 +23,7 @@ import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { deepCopy } from '../kernel/state.js';
 import type { Subscription } from '../store/event-log.js';
-import { advanceRun, findRun, RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
+import { advanceRun, findRun, liveRuns, RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
 import type { LlmProvider } from './llm/provider.js';
 import { CONVERSATION_EVENTS, driveRun, type RunnerOutcome } from './runner.js';
 import { checkGrant, permissionsOf, type AgentSpec } from './spec/index.js';
@@ -135,7 +135,7 @@ export class AgentRuntime {
     const runtime = new AgentRuntime(options);
     const { seq, state } = await options.host.worldState();
     const rt = runtimeState(state);
-    for (const run of Object.values(rt.runs).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))) {
+    for (const run of liveRuns(rt).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))) {
       runtime.vaultOf.set(run.id, run.vault);
       runtime.vaultOf.set(run.agent, run.vault);
       if (run.state === 'submitted' || run.state === 'working') {
@@ -233,7 +233,7 @@ export class AgentRuntime {
   /** Tool calls of the caller's vault waiting for a decision (needs `task:approve`). */
   async approvals(session: Session): Promise<ApprovalRecord[]> {
     return this.host.read(session, 'task:approve', (state, claims) =>
-      Object.values(runtimeState(state).runs)
+      liveRuns(runtimeState(state))
         .filter((r) => r.vault === claims.vault && r.state === 'input-required' && r.approval !== undefined)
         .map((r) => deepCopy(r.approval!))
         .sort((a, b) => a.requestedAt - b.requestedAt || (a.id < b.id ? -1 : 1)),
@@ -270,7 +270,7 @@ export class AgentRuntime {
       const rt = runtimeState(state);
       const kept = rt.ended ?? {};
       const ended = query.agent === undefined ? Object.values(kept) : Object.hasOwn(kept, query.agent) ? [kept[query.agent]] : [];
-      return [...Object.values(rt.runs), ...ended.flatMap((runs) => Object.values(runs))]
+      return [...liveRuns(rt), ...ended.flatMap((runs) => Object.values(runs))]
         .filter((r) => r.vault === claims.vault && (query.agent === undefined || r.agent === query.agent) && (query.state === undefined || r.state === query.state))
         .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1))
         .slice(0, limit)

@@ -104,7 +104,7 @@ describe('ended-run retention', function () {
     const otherRun = await runOnce(runtime, dev, other, 'the other agent');
 
     const rt = await runtimeNamespace(host);
-    assert.deepEqual(Object.keys(rt.runs), [], 'no live run is left');
+    assert.deepEqual(Object.values(rt.runs).flatMap((shard) => Object.keys(shard)), [], 'no live run is left');
     assert.deepEqual(Object.keys(rt.ended![agent]).sort(), ended.slice(3).map((r) => r.id).sort(), 'the agent keeps its newest ended runs');
     assert.deepEqual(Object.keys(rt.ended![other]), [otherRun.id], "another agent's runs are kept apart");
 
