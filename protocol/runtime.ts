@@ -164,10 +164,31 @@ export interface AgentLimits {
   maxMemoryBytes?: number;
 }
 
+/**
+ * Ended runs each agent keeps in the world state, the newest by end time: a run that ends leaves `runs` for
+ * its agent's `ended`, and the oldest of more than this many leaves the state (its events stay in the log,
+ * where the runtime still finds it by id). Part of the kernel's semantics: replay evicts exactly alike.
+ */
+export const ENDED_RUNS_KEPT = 16;
+
+/**
+ * The shard of `state.ext.runtime.runs` a run lives in: the first two characters of its id. A run's end
+ * deletes it from its shard, and a delete from the state costs O(members) of the map it is deleted from
+ * (the kernel's undo journal keeps member order), so live runs are spread over small maps.
+ */
+export function runShard(id: string): string {
+  return id.slice(0, 2);
+}
+
 /** `state.ext.runtime`. */
 export interface RuntimeState {
-  /** Runs by id. */
-  runs: Record<string, RunRecord>;
+  /** Live runs (submitted, working, input-required) by shard (`runShard`), then by id. */
+  runs: Record<string, Record<string, RunRecord>>;
+  /**
+   * Ended runs kept per agent id, by run id: at most `ENDED_RUNS_KEPT` each, the newest by end time. Absent in
+   * a state written before the retention rule.
+   */
+  ended?: Record<string, Record<string, RunRecord>>;
   /** Runtime facts per agent id. */
   agents: Record<string, AgentRuntimeRecord>;
 }

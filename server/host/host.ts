@@ -120,6 +120,11 @@ export class Host {
     return queries.queryEvents(this.core, session, query);
   }
 
+  /** The `RunSubmitted` record of a run of the caller's vault (needs `events:read`), or null. */
+  runSubmission(session: Session, run: string): Promise<LogRecord | null> {
+    return queries.runSubmission(this.core, session, run);
+  }
+
   subscribe(session: Session, query: queries.SubscribeQuery, listener: queries.SubscribeListener): Promise<Subscription> {
     return queries.subscribe(this.core, session, query, listener);
   }

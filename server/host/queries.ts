@@ -84,6 +84,22 @@ export async function queryEvents(core: HostCore, session: Session, query: Event
   return core.log.read({ afterSeq, limit, filter: vaultFilter(claims.vault, query) });
 }
 
+/** Longest run id `runSubmission` looks up (host-assigned ids are UUIDs). */
+const RUN_ID_CHARS = 128;
+
+/**
+ * The `RunSubmitted` record of run `run` in the caller's vault (needs `events:read`), or null: where the run's
+ * events begin in the log, found by index once its record has left the world state.
+ */
+export async function runSubmission(core: HostCore, session: Session, run: string): Promise<LogRecord | null> {
+  const claims = await core.check(session);
+  core.require(claims, 'events:read');
+  if (typeof run !== 'string' || run.length === 0 || run.length > RUN_ID_CHARS || !isWellFormedText(run)) {
+    throw new HostError('InvalidParams', `run must be a string of 1..${RUN_ID_CHARS} characters`, { field: 'run' });
+  }
+  return core.log.runSubmission(claims.vault, run);
+}
+
 /**
  * Subscribe to the vault's events after `afterSeq`. The token is re-checked before each delivery:
  * once it expires or is revoked the subscription ends with reason `unauthenticated`.

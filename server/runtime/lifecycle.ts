@@ -11,6 +11,8 @@ import { isKnownPermission } from '../../protocol/capability.js';
 import type { KernelEvent, OperationEnvelope, WorldState } from '../../protocol/kernel.js';
 import {
   DEFAULT_RUN_LIMITS,
+  ENDED_RUNS_KEPT,
+  runShard,
   TERMINAL_RUN_STATES,
   type AgentLimits,
   type AgentRuntimeRecord,
@@ -84,7 +86,7 @@ function runtimeOf(view: KernelView): RuntimeState {
 
 /** The writable runtime namespace inside `apply`. */
 function writable(state: WorldState): RuntimeState {
-  if (!Object.hasOwn(state.ext, RUNTIME_NAMESPACE)) state.ext[RUNTIME_NAMESPACE] = { runs: {}, agents: {} } satisfies RuntimeState;
+  if (!Object.hasOwn(state.ext, RUNTIME_NAMESPACE)) state.ext[RUNTIME_NAMESPACE] = { runs: {}, agents: {}, ended: {} } satisfies RuntimeState;
   return state.ext[RUNTIME_NAMESPACE] as RuntimeState;
 }
 
@@ -93,10 +95,32 @@ function agentIn(rt: RuntimeState, id: string): AgentRuntimeRecord | undefined {
   return Object.hasOwn(rt.agents, id) ? rt.agents[id] : undefined;
 }
 
+/** A live run (own properties only), or undefined. */
+function liveRun(rt: RuntimeState, id: string): RunRecord | undefined {
+  const shard = runShard(id);
+  return Object.hasOwn(rt.runs, shard) && Object.hasOwn(rt.runs[shard], id) ? rt.runs[shard][id] : undefined;
+}
+
+/** Every live run, in no particular order. */
+export function liveRuns(rt: RuntimeState): RunRecord[] {
+  return Object.values(rt.runs).flatMap((shard) => Object.values(shard));
+}
+
+/**
+ * A run the state still holds: live, or ended and kept for its agent (own properties only: ids come from the
+ * wire). A kept run is looked for agent by agent, which only a run that is not live costs.
+ */
+export function findRun(rt: RuntimeState, id: string): RunRecord | undefined {
+  const live = liveRun(rt, id);
+  if (live !== undefined) return live;
+  if (rt.ended === undefined) return undefined;
+  for (const kept of Object.values(rt.ended)) if (Object.hasOwn(kept, id)) return kept[id];
+  return undefined;
+}
+
 function runIn(view: KernelView, id: string): RunRecord {
-  const rt = runtimeOf(view);
-  if (!Object.hasOwn(rt.runs, id)) throw new KernelError('UnknownEntity', `unknown run ${JSON.stringify(id)}`, { entity: 'run', id });
-  const run = rt.runs[id];
+  const run = findRun(runtimeOf(view), id);
+  if (run === undefined) throw new KernelError('UnknownEntity', `unknown run ${JSON.stringify(id)}`, { entity: 'run', id });
   if (run.vault !== view.vault) throw KernelError.denied('run outside the token vault');
   return run;
 }
@@ -161,6 +185,78 @@ function requireToolCall(v: unknown, where: string): RunToolCall {
 
 function update(run: RunRecord, at: number, changes: Partial<RunRecord>): void {
   Object.assign(run, changes, { updatedAt: at });
+}
+
+type RunEvent = KernelEvent & Record<string, unknown>;
+
+/**
+ * What each event of a run does to its record: the one definition the kernel applies (each handler's
+ * `apply`) and the runner follows its own run by (`advanceRun`), so the two cannot drift.
+ */
+const RUN_STEPS: Readonly<Record<string, (run: RunRecord, e: RunEvent) => void>> = {
+  RunStarted: (run, e) => update(run, e.at, { state: 'working', executor: e.executor as string, startedAt: e.at }),
+  LlmTurnRecorded: (run, e) =>
+    update(run, e.at, { turns: run.turns + 1, tokens: run.tokens + (e.tokens as number), outputBytes: run.outputBytes + (e.bytes as number) }),
+  ToolCallRequested: (run, e) => {
+    const approval = e.approval as ApprovalRecord | undefined;
+    update(run, e.at, { toolCalls: run.toolCalls + 1, ...(approval ? { state: 'input-required', approval } : {}) });
+  },
+  ApprovalResolved: (run, e) => {
+    delete run.approval;
+    update(run, e.at, { state: 'working' });
+  },
+  ToolResultRecorded: (run, e) => update(run, e.at, { outputBytes: run.outputBytes + (e.bytes as number) }),
+  RunCompleted: (run, e) => update(run, e.at, { state: 'completed', text: e.text as string, artifacts: e.artifacts as RunArtifact[] }),
+  RunFailed: (run, e) => {
+    delete run.approval;
+    update(run, e.at, { state: 'failed', reason: e.reason as RunRecord['reason'] });
+  },
+  RunCancelled: (run, e) => {
+    delete run.approval;
+    update(run, e.at, { state: 'canceled', reason: { code: 'Cancelled', message: e.reason as string } });
+  },
+};
+
+/**
+ * Bring `run` up to date with one event of it (a step of its lifecycle after `RunSubmitted`), exactly as the
+ * kernel does; false when the event is not one. The record is changed in place, top-level fields only.
+ */
+export function advanceRun(run: RunRecord, event: KernelEvent): boolean {
+  if (!Object.hasOwn(RUN_STEPS, event.type) || (event as RunEvent).run !== run.id) return false;
+  RUN_STEPS[event.type](run, event as RunEvent);
+  return true;
+}
+
+/** Apply a step event to the run it names in the live state. */
+function applyStep(event: KernelEvent, state: WorldState): void {
+  const id = (event as RunEvent).run as string;
+  RUN_STEPS[event.type](writable(state).runs[runShard(id)][id], event as RunEvent);
+}
+
+/**
+ * Apply a run's last event: the run leaves the live runs for its agent's kept ended runs, and when the agent
+ * then keeps more than `ENDED_RUNS_KEPT`, the one that ended first (then the lowest id) leaves the state. The
+ * choice reads only the records, never member order, so a state restored from a snapshot evicts alike.
+ */
+function applyEnd(event: KernelEvent, state: WorldState): void {
+  const rt = writable(state);
+  const id = (event as RunEvent).run as string;
+  const shard = rt.runs[runShard(id)];
+  const run = shard[id];
+  RUN_STEPS[event.type](run, event as RunEvent);
+  if (!Object.hasOwn(rt, 'ended')) rt.ended = {};
+  const ended = rt.ended!;
+  if (!Object.hasOwn(ended, run.agent)) ended[run.agent] = {};
+  const kept = ended[run.agent];
+  kept[id] = run;
+  delete shard[id];
+  let count = 0;
+  let oldest: RunRecord | undefined;
+  for (const r of Object.values(kept)) {
+    count++;
+    if (oldest === undefined || r.updatedAt < oldest.updatedAt || (r.updatedAt === oldest.updatedAt && r.id < oldest.id)) oldest = r;
+  }
+  if (count > ENDED_RUNS_KEPT) delete kept[oldest!.id];
 }
 
 /** One handler of the family: shared namespace, its own opcode and events. */
@@ -241,7 +337,8 @@ export const submitRun = handler({
     if (record?.terminated) throw KernelError.invalid(`agent ${agent.id} is terminated`);
     if (o.task !== undefined) view.task(agent.id, o.task as string);
     const id = freshId(env, 0);
-    if (Object.hasOwn(rt.runs, id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
+    const kept = rt.ended !== undefined && Object.hasOwn(rt.ended, agent.id) ? rt.ended[agent.id] : {};
+    if (liveRun(rt, id) !== undefined || Object.hasOwn(kept, id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
     const run: RunRecord = {
       id,
       agent: agent.id,
@@ -262,7 +359,10 @@ export const submitRun = handler({
   },
   apply(event, state) {
     const e = event as KernelEvent & { run: RunRecord };
-    writable(state).runs[e.run.id] = e.run;
+    const runs = writable(state).runs;
+    const shard = runShard(e.run.id);
+    if (!Object.hasOwn(runs, shard)) runs[shard] = {};
+    runs[shard][e.run.id] = e.run;
   },
 });
 
@@ -286,10 +386,7 @@ export const startRun = handler({
     }
     return [view.event('RunStarted', { agent: run.agent, run: run.id, executor: env.origin })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; executor: string };
-    update(writable(state).runs[e.run], e.at, { state: 'working', executor: e.executor, startedAt: e.at });
-  },
+  apply: applyStep,
 });
 
 /** One LLM turn, as the provider returned it (plain JSON): the run's non-deterministic input, recorded. */
@@ -330,11 +427,7 @@ export const recordLlmTurn = handler({
       }),
     ];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; tokens: number; bytes: number };
-    const run = writable(state).runs[e.run];
-    update(run, e.at, { turns: run.turns + 1, tokens: run.tokens + e.tokens, outputBytes: run.outputBytes + e.bytes });
-  },
+  apply: applyStep,
 });
 
 /**
@@ -376,11 +469,7 @@ export const requestToolCall = handler({
       }),
     ];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; approval?: ApprovalRecord };
-    const run = writable(state).runs[e.run];
-    update(run, e.at, { toolCalls: run.toolCalls + 1, ...(e.approval ? { state: 'input-required', approval: e.approval } : {}) });
-  },
+  apply: applyStep,
 });
 
 /** A human decision on the pending approval: back to `working`. The approver is never the executor. */
@@ -413,12 +502,7 @@ export const resolveApproval = handler({
       }),
     ];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string };
-    const run = writable(state).runs[e.run];
-    delete run.approval;
-    update(run, e.at, { state: 'working' });
-  },
+  apply: applyStep,
 });
 
 /** What a tool call produced (or why it did not run), as the LLM will see it. */
@@ -445,11 +529,7 @@ export const recordToolResult = handler({
     const result = o.result as RunToolResult;
     return [view.event('ToolResultRecorded', { agent: run.agent, run: run.id, result, bytes: utf8ByteLength(result.content) })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; bytes: number };
-    const run = writable(state).runs[e.run];
-    update(run, e.at, { outputBytes: run.outputBytes + e.bytes });
-  },
+  apply: applyStep,
 });
 
 export const completeRun = handler({
@@ -482,10 +562,7 @@ export const completeRun = handler({
     requireExecutor(run, env);
     return [view.event('RunCompleted', { agent: run.agent, run: run.id, text: o.text, artifacts: (o.artifacts ?? []) as RunArtifact[] })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; text: string; artifacts: RunArtifact[] };
-    update(writable(state).runs[e.run], e.at, { state: 'completed', text: e.text, artifacts: e.artifacts });
-  },
+  apply: applyEnd,
 });
 
 export const failRun = handler({
@@ -508,12 +585,7 @@ export const failRun = handler({
     const reason = { code: o.code, message: o.message, ...(o.limit !== undefined ? { limit: o.limit } : {}) };
     return [view.event('RunFailed', { agent: run.agent, run: run.id, reason })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; reason: RunRecord['reason'] };
-    const run = writable(state).runs[e.run];
-    delete run.approval;
-    update(run, e.at, { state: 'failed', reason: e.reason });
-  },
+  apply: applyEnd,
 });
 
 /** Cancel a run that has not ended (any holder of `task:cancel` in the vault). */
@@ -535,12 +607,7 @@ export const cancelRun = handler({
     }
     return [view.event('RunCancelled', { agent: run.agent, run: run.id, reason: (o.reason as string | undefined) ?? 'cancelled' })];
   },
-  apply(event, state) {
-    const e = event as KernelEvent & { run: string; reason: string };
-    const run = writable(state).runs[e.run];
-    delete run.approval;
-    update(run, e.at, { state: 'canceled', reason: { code: 'Cancelled', message: e.reason } });
-  },
+  apply: applyEnd,
 });
 
 /** Terminate an agent: no run of it starts again (its live runs are cancelled by the runtime). */

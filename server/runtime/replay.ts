@@ -28,7 +28,7 @@ import type { Logger } from '../host/logger.js';
 import { Kernel, type OpcodeHandler } from '../kernel/kernel.js';
 import type { EventLog } from '../store/event-log.js';
 import { stateDigest } from '../store/hash.js';
-import { runtimeState } from './lifecycle.js';
+import { findRun, runtimeState } from './lifecycle.js';
 import { LlmError, type LlmProvider, type LlmTurn } from './llm/provider.js';
 import { CONVERSATION_EVENTS, driveRun } from './runner.js';
 import { ToolError, TOOL_ERROR_CODES, type ToolErrorCode } from './tools/errors.js';
@@ -142,11 +142,10 @@ export async function replayRun(log: EventLog, id: string, options: ReplayOption
   const difference =
     replay.difference ??
     (replayed !== recorded ? { seq: window[window.length - 1].seq, type: null, message: 'the replayed state digest differs from the recorded one' } : undefined);
-  const runs = runtimeState(kernel.state).runs;
   return {
     run: run.id,
     identical: difference === undefined,
-    state: Object.hasOwn(runs, run.id) ? runs[run.id].state : null,
+    state: findRun(runtimeState(kernel.state), run.id)?.state ?? null,
     compared: replay.compared,
     applied: replay.applied,
     fromSeq: window[0].seq,
@@ -241,9 +240,9 @@ class RunReplay {
 
   private current(): RunRecord {
     this.applyOthers();
-    const runs = runtimeState(this.kernel.state).runs;
-    if (!Object.hasOwn(runs, this.run.id)) throw new HostError('UnknownEntity', `unknown run ${this.run.id}`);
-    return structuredClone(runs[this.run.id]);
+    const run = findRun(runtimeState(this.kernel.state), this.run.id);
+    if (run === undefined) throw new HostError('UnknownEntity', `unknown run ${this.run.id}`);
+    return structuredClone(run);
   }
 
   private history(): LogRecord[] {

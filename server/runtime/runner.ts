@@ -12,6 +12,7 @@ import { HostError } from '../host/errors.js';
 import type { Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { LIMITS, LlmError, type LlmMessage, type LlmProvider, type LlmTurn } from './llm/provider.js';
+import { advanceRun } from './lifecycle.js';
 import type { LoadedSpec, SpawnResult } from './runtime.js';
 import { ToolError } from './tools/errors.js';
 import type { ToolRegistry } from './tools/registry.js';
@@ -22,11 +23,12 @@ export const CONVERSATION_EVENTS = ['LlmTurnRecorded', 'ToolCallRequested', 'App
 
 /** What a runner needs: the host calls it makes (already bound to the right sessions) and the run's parts. */
 export interface RunContext {
-  run: RunRecord;
   /** The agent's own session (token renewed by the runtime before it expires). */
   agentSession(): Promise<Session>;
   submit(session: Session, op: Operation): Promise<LogRecord[]>;
-  /** The run's conversation events, in log order. */
+  /** The run as it stood when the runner was entered (durable: from the log or a durable read). */
+  run: RunRecord;
+  /** The run's conversation events so far, in log order (read only when the run has started). */
   history(): Promise<LogRecord[]>;
   /** The run as the kernel has it now. */
   current(): Promise<RunRecord>;
@@ -67,65 +69,86 @@ export function boundedContent(content: string): string {
 /** How a runner stopped: the run ended, waits for an approval, or was cancelled (by someone else). */
 export type RunnerOutcome = 'ended' | 'awaiting-approval' | 'cancelled';
 
-interface Conversation {
-  messages: LlmMessage[];
-  /** Calls of the last turn without a result yet, in order. */
-  pending: RunToolCall[];
-  /** Decisions recorded for pending calls: by call id. */
-  decisions: Map<string, { decision: 'allowed' | 'denied' | 'approval'; resolved?: 'approve' | 'deny' }>;
-}
+type Decision = { decision: 'allowed' | 'denied' | 'approval'; resolved?: 'approve' | 'deny' };
 
-/** Rebuild the LLM conversation of a run from its recorded events. */
-export function conversationOf(run: RunRecord, history: LogRecord[]): Conversation {
-  const messages: LlmMessage[] = [{ role: 'user', text: run.input }];
-  let pending: RunToolCall[] = [];
-  let results: RunToolResult[] = [];
-  const decisions = new Map<string, { decision: 'allowed' | 'denied' | 'approval'; resolved?: 'approve' | 'deny' }>();
-  const flushResults = () => {
-    if (results.length > 0) messages.push({ role: 'tool', results: results.map(({ callId, content, isError }) => ({ callId, content, isError })) });
-    results = [];
-  };
-  for (const { event } of history) {
+/**
+ * A run's LLM conversation, built from its recorded events in log order: the runner feeds it the history it
+ * finds when it enters a run, then each step it records, so a step costs what it adds.
+ */
+export class Conversation {
+  readonly messages: LlmMessage[];
+  /** Calls of the last turn without a result yet, in order. */
+  pending: RunToolCall[] = [];
+  /** Decisions recorded for pending calls: by call id. */
+  readonly decisions = new Map<string, Decision>();
+  /** Results of the last turn's calls, not yet a message (they become one before the next turn). */
+  private results: RunToolResult[] = [];
+
+  constructor(input: string) {
+    this.messages = [{ role: 'user', text: input }];
+  }
+
+  /** Take one event of the run into account (events that are not part of a conversation are ignored). */
+  add(event: LogRecord['event']): void {
     const e = event as unknown as Record<string, unknown>;
     switch (event.type) {
       case 'LlmTurnRecorded': {
-        flushResults();
+        this.flushResults();
         const turn = e.turn as LlmTurn;
-        messages.push({ role: 'assistant', text: turn.text, toolCalls: turn.toolCalls });
-        pending = turn.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }));
-        decisions.clear();
+        this.messages.push({ role: 'assistant', text: turn.text, toolCalls: turn.toolCalls });
+        this.pending = turn.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }));
+        this.decisions.clear();
         break;
       }
       case 'ToolCallRequested':
-        decisions.set((e.call as RunToolCall).id, { decision: e.decision as 'allowed' | 'denied' | 'approval' });
+        this.decisions.set((e.call as RunToolCall).id, { decision: e.decision as Decision['decision'] });
         break;
       case 'ApprovalResolved': {
-        const d = decisions.get((e.call as RunToolCall).id);
+        const d = this.decisions.get((e.call as RunToolCall).id);
         if (d) d.resolved = e.decision as 'approve' | 'deny';
         break;
       }
       case 'ToolResultRecorded': {
         const result = e.result as RunToolResult;
-        results.push(result);
-        pending = pending.filter((c) => c.id !== result.callId);
+        this.results.push(result);
+        this.pending = this.pending.filter((c) => c.id !== result.callId);
         break;
       }
     }
   }
-  flushResults();
-  return { messages, pending, decisions };
+
+  /** The messages to send the LLM next: every result recorded so far is in them. */
+  prompt(): LlmMessage[] {
+    this.flushResults();
+    return [...this.messages];
+  }
+
+  private flushResults(): void {
+    if (this.results.length > 0) this.messages.push({ role: 'tool', results: this.results.map(({ callId, content, isError }) => ({ callId, content, isError })) });
+    this.results = [];
+  }
 }
 
 class RunEnded extends Error {}
 
-/** Drive the run until it ends, waits for an approval, or is cancelled. */
+/**
+ * Drive the run until it ends, waits for an approval, or is cancelled. The runner starts from `ctx.run` and
+ * follows its own run by the events its steps return (`advanceRun`, the kernel's own transitions); others
+ * change a live run only by cancelling it (the runtime aborts `ctx.signal`) or, while it waits for an
+ * approval, by resolving it (the runtime enters the run again). A step the kernel refuses because the run
+ * changed under it makes the runner read the run as the kernel has it (`ctx.current()`).
+ */
 export async function driveRun(ctx: RunContext): Promise<RunnerOutcome> {
-  let run = await ctx.current();
+  const run: RunRecord = { ...ctx.run };
+  // Conversation events all come after the run starts: a run still `submitted` has none to read.
+  const conversation = new Conversation(run.input);
+  if (run.state !== 'submitted') for (const { event } of await ctx.history()) conversation.add(event);
   const session = async () => ctx.agentSession();
   const submit = async (op: Operation): Promise<LogRecord[]> => {
     if (ctx.signal.aborted) throw new RunEnded();
+    let records: LogRecord[];
     try {
-      return await ctx.submit(await session(), op);
+      records = await ctx.submit(await session(), op);
     } catch (err) {
       // The run changed under us (cancelled from another face, or ended): stop quietly, the log says why.
       if (err instanceof HostError && err.errorName === 'InvalidOperation') {
@@ -134,6 +157,8 @@ export async function driveRun(ctx: RunContext): Promise<RunnerOutcome> {
       }
       throw err;
     }
+    for (const { event } of records) if (advanceRun(run, event)) conversation.add(event);
+    return records;
   };
   const fail = async (code: string, message: string, limit?: string) => {
     await submit({ type: 'FailRun', run: run.id, code, message: message.slice(0, 4000), ...(limit ? { limit } : {}) });
@@ -141,22 +166,17 @@ export async function driveRun(ctx: RunContext): Promise<RunnerOutcome> {
   };
 
   try {
-    if (run.state === 'submitted') {
-      await submit({ type: 'StartRun', run: run.id });
-      run = await ctx.current();
-    }
+    if (run.state === 'submitted') await submit({ type: 'StartRun', run: run.id });
     if (run.state === 'canceled') return 'cancelled';
     if (run.state !== 'working' && run.state !== 'input-required') return 'ended';
     const deadline = (run.startedAt ?? run.createdAt) + run.limits.timeoutMs;
 
     for (;;) {
       if (ctx.signal.aborted) return 'cancelled';
-      run = await ctx.current();
       if (run.state === 'input-required') return 'awaiting-approval';
       if (run.state !== 'working') return run.state === 'canceled' ? 'cancelled' : 'ended';
       if (ctx.now() >= deadline) return await fail('LimitExceeded', `run took longer than ${run.limits.timeoutMs} ms`, 'timeoutMs');
       const agent = await session();
-      const conversation = conversationOf(run, await ctx.history());
 
       if (conversation.pending.length > 0) {
         const call = conversation.pending[0];
@@ -172,7 +192,7 @@ export async function driveRun(ctx: RunContext): Promise<RunnerOutcome> {
       let turn: LlmTurn;
       try {
         turn = await withDeadline(ctx.signal, deadline - ctx.now(), (signal) =>
-          ctx.provider.complete({ system: ctx.system, messages: conversation.messages, tools: offered }, { signal, onText: ctx.onText }),
+          ctx.provider.complete({ system: ctx.system, messages: conversation.prompt(), tools: offered }, { signal, onText: ctx.onText }),
         );
       } catch (err) {
         if (ctx.signal.aborted) return 'cancelled';
@@ -182,7 +202,6 @@ export async function driveRun(ctx: RunContext): Promise<RunnerOutcome> {
         return await fail('LlmError', message);
       }
       await submit({ type: 'RecordLlmTurn', run: run.id, turn: toJson(turn) });
-      run = await ctx.current();
       if (run.tokens > run.limits.maxTokens) return await fail('LimitExceeded', `run used ${run.tokens} of ${run.limits.maxTokens} LLM tokens`, 'maxTokens');
       if (run.outputBytes > run.limits.maxOutputBytes) {
         return await fail('LimitExceeded', `run produced ${run.outputBytes} of ${run.limits.maxOutputBytes} output bytes`, 'maxOutputBytes');
@@ -204,7 +223,7 @@ async function handleCall(
   run: RunRecord,
   held: readonly string[],
   call: RunToolCall,
-  decided: { decision: 'allowed' | 'denied' | 'approval'; resolved?: 'approve' | 'deny' } | undefined,
+  decided: Decision | undefined,
   submit: (op: Operation) => Promise<LogRecord[]>,
   deadline: number,
 ): Promise<RunnerOutcome | null> {

@@ -24,7 +24,7 @@ import type { Host, Session } from '../host/host.js';
 import type { Logger } from '../host/logger.js';
 import { deepCopy } from '../kernel/state.js';
 import type { Subscription } from '../store/event-log.js';
-import { RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
+import { advanceRun, findRun, liveRuns, RUNTIME_HANDLERS, runtimeState } from './lifecycle.js';
 import type { SamplingClient } from './llm/mcp-sampling.js';
 import type { LlmProvider } from './llm/provider.js';
 import { CONVERSATION_EVENTS, driveRun, type RunnerOutcome } from './runner.js';
@@ -132,7 +132,16 @@ export class AgentRuntime {
    * there on, not from the agent's first event. Runs found in the state at start read from the beginning.
    */
   private readonly submittedAt = new Map<string, number>();
+  /**
+   * The record a worker starts a run from, for runs not yet taken: the run as its `RunSubmitted` carried it
+   * (or as the durable state had it at start). A run entered again (an approval resolved) is read afresh.
+   */
+  private readonly startFrom = new Map<string, RunRecord>();
   private readonly agentSessions = new Map<string, Session>();
+  /** Runtime records of agents that ran (durable reads), dropped with the sessions on a revocation or termination. */
+  private readonly agentRecords = new Map<string, AgentRuntimeRecord>();
+  /** Agents whose workspace directory this runtime has made. */
+  private readonly workspaces = new Set<string>();
   private readonly endWaiters = new Map<string, ((run: RunRecord) => void)[]>();
   /** Spec settings of agents that ran (or were spawned with some), read once from the log, with their vault. */
   private readonly settings = new Map<string, { vault: string; settings: AgentSettings }>();
@@ -157,10 +166,13 @@ export class AgentRuntime {
     const runtime = new AgentRuntime(options);
     const { seq, state } = await options.host.worldState();
     const rt = runtimeState(state);
-    for (const run of Object.values(rt.runs).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))) {
+    for (const run of liveRuns(rt).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))) {
       runtime.vaultOf.set(run.id, run.vault);
       runtime.vaultOf.set(run.agent, run.vault);
-      if (run.state === 'submitted' || run.state === 'working') runtime.enqueue(run);
+      if (run.state === 'submitted' || run.state === 'working') {
+        runtime.startFrom.set(run.id, run);
+        runtime.enqueue(run);
+      }
     }
     runtime.watching = options.host.watch(seq, (record) => runtime.observe(record));
     runtime.pump();
@@ -268,7 +280,14 @@ export class AgentRuntime {
 
   /** Cancel a run that has not ended; the in-flight LLM request and tool stop within a second. */
   async cancel(session: Session, request: { run: string; reason?: string }): Promise<RunRecord> {
-    await this.host.submit(session, { type: 'CancelRun', run: request.run, ...(request.reason !== undefined ? { reason: request.reason } : {}) });
+    try {
+      await this.host.submit(session, { type: 'CancelRun', run: request.run, ...(request.reason !== undefined ? { reason: request.reason } : {}) });
+    } catch (err) {
+      // A run that has left the state has ended: say so, as the kernel does for one it still holds.
+      if (!(err instanceof HostError && err.errorName === 'UnknownEntity')) throw err;
+      const ended = await this.getRun(session, request.run);
+      throw new HostError('InvalidOperation', `run ${ended.id} has already ended (${ended.state})`, { reason: 'not cancelable', state: ended.state });
+    }
     this.active.get(request.run)?.abort(new Error('cancelled'));
     return this.getRun(session, request.run);
   }
@@ -276,7 +295,7 @@ export class AgentRuntime {
   /** Tool calls of the caller's vault waiting for a decision (needs `task:approve`). */
   async approvals(session: Session): Promise<ApprovalRecord[]> {
     return this.host.read(session, 'task:approve', (state, claims) =>
-      Object.values(runtimeState(state).runs)
+      liveRuns(runtimeState(state))
         .filter((r) => r.vault === claims.vault && r.state === 'input-required' && r.approval !== undefined)
         .map((r) => deepCopy(r.approval!))
         .sort((a, b) => a.requestedAt - b.requestedAt || (a.id < b.id ? -1 : 1)),
@@ -289,26 +308,36 @@ export class AgentRuntime {
     return this.getRun(session, request.run);
   }
 
-  /** A run of the caller's vault (needs `state:read`). */
+  /**
+   * A run of the caller's vault (needs `state:read`): from the world state while it is live or among its
+   * agent's kept ended runs, else from the log (an ended run that has left the state).
+   */
   async getRun(session: Session, id: string): Promise<RunRecord> {
-    const run = await this.host.read(session, 'state:read', (state, claims) => {
-      const runs = runtimeState(state).runs;
-      return Object.hasOwn(runs, id) && runs[id].vault === claims.vault ? deepCopy(runs[id]) : undefined;
+    const found = await this.host.read(session, 'state:read', (state, claims) => {
+      const run = findRun(runtimeState(state), id);
+      return { vault: claims.vault, run: run !== undefined && run.vault === claims.vault ? deepCopy(run) : undefined };
     });
+    const run = found.run ?? (await this.endedRunFromLog(found.vault, id));
     if (!run) throw new HostError('UnknownEntity', `unknown run ${id}`, { entity: 'run', id });
     return run;
   }
 
-  /** Runs of the caller's vault, newest first, optionally of one agent or in one state (needs `state:read`). */
+  /**
+   * Runs of the caller's vault, newest first, optionally of one agent or in one state (needs `state:read`):
+   * the live runs and each agent's kept ended runs (`ENDED_RUNS_KEPT`); older ones are found by id.
+   */
   async listRuns(session: Session, query: { agent?: string; state?: RunRecord['state']; limit?: number } = {}): Promise<RunRecord[]> {
     const limit = Math.min(Math.max(query.limit ?? 100, 1), 1000);
-    return this.host.read(session, 'state:read', (state, claims) =>
-      Object.values(runtimeState(state).runs)
+    return this.host.read(session, 'state:read', (state, claims) => {
+      const rt = runtimeState(state);
+      const kept = rt.ended ?? {};
+      const ended = query.agent === undefined ? Object.values(kept) : Object.hasOwn(kept, query.agent) ? [kept[query.agent]] : [];
+      return [...liveRuns(rt), ...ended.flatMap((runs) => Object.values(runs))]
         .filter((r) => r.vault === claims.vault && (query.agent === undefined || r.agent === query.agent) && (query.state === undefined || r.state === query.state))
         .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1))
         .slice(0, limit)
-        .map((r) => deepCopy(r)),
-    );
+        .map((r) => deepCopy(r));
+    });
   }
 
   /** Terminate an agent: its live runs are cancelled and none starts again. */
@@ -360,6 +389,7 @@ export class AgentRuntime {
         this.vaultOf.set(run.id, run.vault);
         this.vaultOf.set(run.agent, run.vault);
         this.submittedAt.set(run.id, record.seq);
+        this.startFrom.set(run.id, { ...run });
         this.enqueue(run);
         break;
       }
@@ -381,6 +411,7 @@ export class AgentRuntime {
         break;
       case 'GrantRevoked':
         this.agentSessions.clear();
+        this.agentRecords.clear();
         break;
     }
   }
@@ -389,6 +420,7 @@ export class AgentRuntime {
   private release(runId: string): void {
     this.submittedAt.delete(runId);
     this.requesters.delete(runId);
+    this.startFrom.delete(runId);
     const vault = this.vaultOf.get(runId);
     this.vaultOf.delete(runId);
     const waiters = this.endWaiters.get(runId);
@@ -441,13 +473,18 @@ export class AgentRuntime {
     const admin = this.host.localSession(vault);
     let outcome: RunnerOutcome;
     try {
-      const run = await this.getRun(admin, runId);
+      const fresh = this.startFrom.get(runId);
+      this.startFrom.delete(runId);
+      const run = fresh ?? (await this.getRun(admin, runId));
       if (TERMINAL_RUN_STATES.includes(run.state)) return;
       const record = await this.agentRecord(admin, agentId);
       const settings = await this.settingsOf(admin, agentId);
       const workspace = join(this.options.workspaceRoot, agentId);
       const conversation = this.conversation(admin, run);
-      await mkdir(workspace, { recursive: true, mode: 0o700 });
+      if (!this.workspaces.has(agentId)) {
+        await mkdir(workspace, { recursive: true, mode: 0o700 });
+        this.workspaces.add(agentId);
+      }
       outcome = await driveRun({
         run,
         agentSession: () => this.agentSession(vault, agentId, record),
@@ -495,10 +532,14 @@ export class AgentRuntime {
   }
 
   private async agentRecord(admin: Session, agentId: string): Promise<AgentRuntimeRecord | undefined> {
-    return this.host.read(admin, 'state:read', (state) => {
+    const cached = this.agentRecords.get(agentId);
+    if (cached) return cached;
+    const record = await this.host.read(admin, 'state:read', (state) => {
       const agents = runtimeState(state).agents;
       return Object.hasOwn(agents, agentId) ? deepCopy(agents[agentId]) : undefined;
     });
+    if (record) this.agentRecords.set(agentId, record);
+    return record;
   }
 
   /**
@@ -557,6 +598,27 @@ export class AgentRuntime {
         afterSeq = Math.max(afterSeq, seq);
       },
     };
+  }
+
+  /**
+   * An ended run that has left the world state, rebuilt from the log: its `RunSubmitted` record (found by
+   * index), then its agent's records from there, each applied with the kernel's own transitions until the
+   * run's end. Reads the agent's records of the run's lifetime only. Undefined when the vault's log has no
+   * such run.
+   */
+  private async endedRunFromLog(vault: string, id: string): Promise<RunRecord | undefined> {
+    const admin = this.host.localSession(vault);
+    const submitted = await this.host.runSubmission(admin, id);
+    if (submitted === null) return undefined;
+    const run = deepCopy((submitted.event as unknown as { run: RunRecord }).run);
+    let afterSeq = submitted.seq;
+    while (!TERMINAL_RUN_STATES.includes(run.state)) {
+      const page = await this.host.queryEvents(admin, { agent: run.agent, afterSeq, limit: HISTORY_PAGE });
+      for (const r of page) advanceRun(run, r.event);
+      if (page.length < HISTORY_PAGE) break;
+      afterSeq = page[page.length - 1].seq;
+    }
+    return run;
   }
 
   /**

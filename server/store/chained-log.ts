@@ -141,6 +141,7 @@ export abstract class ChainedEventLog implements EventLog {
   protected abstract readonly isReadOnly: boolean;
 
   abstract read(options?: ReadOptions): Promise<LogRecord[]>;
+  abstract runSubmission(vault: string, run: string): Promise<LogRecord | null>;
   abstract verify(): Promise<VerifyReport>;
   abstract writeSnapshot(snapshot: SnapshotInput): Promise<string>;
   abstract latestSnapshot(): Promise<Snapshot | null>;

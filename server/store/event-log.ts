@@ -76,6 +76,11 @@ export interface EventLog {
   /** Sequence number and hash of the last record (0 and 64 zeros when empty). */
   head(): { seq: number; hash: string };
   read(options?: ReadOptions): Promise<LogRecord[]>;
+  /**
+   * The `RunSubmitted` record of run `run` in `vault` (the record whose `run.id` is `run`), or null: where a
+   * run's events begin once its record has left the world state (an index lookup, not a scan, on SQLite).
+   */
+  runSubmission(vault: string, run: string): Promise<LogRecord | null>;
   /** Walk the whole chain: recompute every hash and link. */
   verify(): Promise<VerifyReport>;
   /** Stores a snapshot (the newest few are kept) and resolves with its digest. */

@@ -39,6 +39,17 @@ export class MemoryEventLog extends ChainedEventLog {
     return out;
   }
 
+  async runSubmission(vault: string, run: string): Promise<LogRecord | null> {
+    if (this.closed) throw new LogClosedError();
+    // Tests only: a scan of the RunSubmitted records.
+    for (const row of this.rows) {
+      if (row.type !== 'RunSubmitted' || row.vault !== vault) continue;
+      const record = toLogRecord(row);
+      if ((record.event as unknown as { run?: { id?: unknown } }).run?.id === run) return record;
+    }
+    return null;
+  }
+
   async verify(): Promise<VerifyReport> {
     if (this.closed) throw new LogClosedError();
     const state = { seq: 0, hash: GENESIS_HASH };

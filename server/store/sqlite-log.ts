@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_vault ON events (vault, seq);
 CREATE INDEX IF NOT EXISTS events_by_agent ON events (agent, seq);
 CREATE INDEX IF NOT EXISTS events_by_type ON events (type, seq);
+CREATE INDEX IF NOT EXISTS run_submissions ON events (json_extract(body, '$.run.id')) WHERE type = 'RunSubmitted';
 CREATE TABLE IF NOT EXISTS snapshots (
   seq    INTEGER PRIMARY KEY,
   digest TEXT NOT NULL,
@@ -68,6 +69,7 @@ export class SqliteEventLog extends ChainedEventLog {
   private readonly insertSnapshot: Database.Statement;
   private readonly pruneSnapshots: Database.Statement;
   private readonly newestSnapshot: Database.Statement;
+  private readonly submission: Database.Statement;
   /** Read statements by SQL text (one per filter shape: vault, agent, type present or not). */
   private readonly reads = new Map<string, Database.Statement>();
   private readonly writeRows: Database.Transaction<(rows: StoredRecord[]) => void>;
@@ -111,6 +113,10 @@ export class SqliteEventLog extends ChainedEventLog {
         'DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)',
       );
       this.newestSnapshot = db.prepare('SELECT seq, digest, state FROM snapshots ORDER BY seq DESC LIMIT 1');
+      // The expression and the type test are the index's own, so the lookup is one probe of run_submissions.
+      this.submission = db.prepare(
+        `SELECT ${RECORD_COLUMNS} FROM events WHERE type = 'RunSubmitted' AND json_extract(body, '$.run.id') = ? AND vault = ? ORDER BY seq LIMIT 1`,
+      );
       this.writeRows = db.transaction((rows: StoredRecord[]) => {
         // The in-memory head must still be the file's head: refuse to fork the chain if another writer appended.
         const fileHead = this.maxSeq.get() as number;
@@ -175,6 +181,12 @@ export class SqliteEventLog extends ChainedEventLog {
       this.reads.set(sql, statement);
     }
     return (statement.all(...params) as RecordRow[]).map(toLogRecord);
+  }
+
+  async runSubmission(vault: string, run: string): Promise<LogRecord | null> {
+    if (this.closed) throw new LogClosedError();
+    const row = this.submission.get(run, vault) as RecordRow | undefined;
+    return row === undefined ? null : toLogRecord(row);
   }
 
   async verify(): Promise<VerifyReport> {
