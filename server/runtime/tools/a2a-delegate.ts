@@ -77,17 +77,17 @@ class RemoteTask {
     if (p === undefined) return;
     if (p.$case === 'task') {
       this.id = p.value.id;
-      this.status(p.value.status?.state, p.value.status?.message);
+      const text = this.status(p.value.status?.state, p.value.status?.message);
       for (const a of p.value.artifacts) this.artifact(a, false);
-      await this.record({ kind: 'status', state: this.state, text: this.statusText });
+      await this.record({ kind: 'status', state: this.state, text });
     } else if (p.$case === 'message') {
       this.state = 'completed';
       this.statusText = partsText(p.value.parts);
       await this.record({ kind: 'status', state: this.state, text: this.statusText });
     } else if (p.$case === 'statusUpdate') {
       this.id ||= p.value.taskId;
-      this.status(p.value.status?.state, p.value.status?.message);
-      await this.record({ kind: 'status', state: this.state, text: this.statusText });
+      const text = this.status(p.value.status?.state, p.value.status?.message);
+      await this.record({ kind: 'status', state: this.state, text });
     } else if (p.$case === 'artifactUpdate' && p.value.artifact) {
       this.id ||= p.value.taskId;
       const text = this.artifact(p.value.artifact, p.value.append);
@@ -95,9 +95,12 @@ class RemoteTask {
     }
   }
 
-  private status(state: TaskState | undefined, message: Message | undefined): void {
+  /** Takes a status in; returns its own message's text (the last one seen is kept for the result). */
+  private status(state: TaskState | undefined, message: Message | undefined): string {
     this.state = stateName(state);
-    if (message) this.statusText = partsText(message.parts);
+    const text = message ? partsText(message.parts) : '';
+    if (text) this.statusText = text;
+    return text;
   }
 
   private artifact(a: Artifact, append: boolean): string {
