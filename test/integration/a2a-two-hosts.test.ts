@@ -130,6 +130,11 @@ describe('two Toka hosts: a2a_delegate over the WebSocket binding (two processes
     assert.deepEqual([submitted.run.id, submitted.run.agent, submitted.run.requestedBy], [remote, bAgent, `host-a/${aAgent}`]);
     assert.equal(of(bLog, 'RunCompleted', remote).length, 1);
     await waitFor(() => events(onB).then((l) => of<{ jti: string }>(l, 'TokenRevoked').some((e) => e.jti === delegated.jti) || null), 10_000, 'the per-call token to be revoked on B');
+
+    // A's run replays from A's log alone: the recorded progress applies in place, the tool result is read back.
+    const replay = await toka(['replay', '--task', run, '--data', a.dataDir, '--json'], { timeoutMs: 30_000 });
+    assert.equal(replay.code, 0, replay.stdout + replay.stderr);
+    assert.equal((JSON.parse(replay.stdout) as { identical: boolean }).identical, true);
   });
 
   it("cancelling A's run cancels B's task", async () => {
