@@ -149,6 +149,7 @@ describe('a2a_delegate against a bare @a2a-js/sdk server (in-process Toka host)'
       unconfigured: { url: 'http://127.0.0.1:1/elsewhere', message: 'hello?' },
       'bad-url': { url: 'ftp://127.0.0.1/x', message: 'hello?' },
       denied: { url: sdk.url, message: 'not allowed' },
+      chunks: { url: sdk.url, message: 'chunks' },
     });
     const transcript = (name: string): ScriptedTranscript => ({
       turns: [{ toolCalls: [{ id: `${name}-1`, name: 'a2a_delegate', arguments: calls[name] }] }, { text: `${name} done` }],
@@ -156,7 +157,14 @@ describe('a2a_delegate against a bare @a2a-js/sdk server (in-process Toka host)'
     const providers = new Map(Object.keys(calls).map((name) => [name, scriptedProvider(parseTranscript(transcript(name)))]));
     const tools = new ToolRegistry();
     for (const tool of [...builtinTools(), ...kernelTools, createA2aDelegateTool({ dataDir })]) tools.register(tool);
-    runtime = await AgentRuntime.start({ host, provider: (agent) => providers.get(agent?.specName ?? '')!, tools, workspaceRoot: join(dir, 'ws'), logger: quiet });
+    runtime = await AgentRuntime.start({
+      host,
+      provider: (agent) => providers.get(agent?.specName ?? '')!,
+      tools,
+      workspaceRoot: join(dir, 'ws'),
+      logger: quiet,
+      toolLimits: { a2aOutputChars: 1000, a2aRecordedUpdates: 10 },
+    });
     const { token } = await host.mint(host.localSession('v'), { subject: 'dev', permissions: ['agent:spawn', 'capability:grant', 'task:schedule', 'task:run', 'task:cancel', 'state:read', 'tool:a2a', 'tool:fs-read'], ttlSeconds: 1800 });
     dev = await host.authenticate(token);
   });
@@ -200,6 +208,15 @@ describe('a2a_delegate against a bare @a2a-js/sdk server (in-process Toka host)'
     assert.match(result.content, /^remote task \S+ at 127\.0\.0\.1:\d+: completed/);
     assert.match(result.content, /\[artifact answer\]\necho: summarise the report/);
     assert.equal((await runtime.getRun(dev, run)).state, 'completed');
+  });
+
+  it('bounds what a remote can make it keep: recorded updates and the result text', async () => {
+    const records = await ended((await runAgent('chunks')).run);
+    assert.equal(progressOf(records).length, 10, 'a2aRecordedUpdates');
+    const result = resultOf(records);
+    assert.equal(result.isError, false);
+    assert.match(result.content, /\n\[cut at 1000 characters \(limit a2aOutputChars\)\]\n\[303 updates seen, the first 10 recorded \(limit a2aRecordedUpdates\)\]$/);
+    assert.ok(result.content.length < 1200, `${result.content.length} characters`);
   });
 
   it('a remote task that fails is a tool-level error (isError) the LLM sees', async () => {

@@ -22,6 +22,8 @@ import type { KernelAccess, Tool, ToolContext, ToolResult } from './types.js';
 const MESSAGE_CHARS = 64 * 1024;
 /** Text of one recorded update (the kernel's bound on a progress record's text). */
 const UPDATE_TEXT_CHARS = 16 * 1024;
+/** Artifacts of one remote task kept for the result; further ones are recorded as progress only. */
+const MAX_ARTIFACTS = 64;
 /** Bound on cancelling the remote task once the call is cancelled. */
 const CANCEL_TIMEOUT_MS = 5_000;
 
@@ -53,8 +55,8 @@ function partsText(parts: readonly Part[] | undefined): string {
   return out.join('\n');
 }
 
-function cut(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max)}\n[cut at ${max} characters]`;
+function cut(text: string, max: number, limit = 'a2aOutputChars'): string {
+  return text.length <= max ? text : `${text.slice(0, max)}\n[cut at ${max} characters (limit ${limit})]`;
 }
 
 /** What the call has seen of the remote task so far. */
@@ -69,6 +71,8 @@ class RemoteTask {
   constructor(
     private readonly kernel: KernelAccess,
     private readonly maxRecorded: number,
+    /** Characters of artifact text kept per artifact (the result's bound): a remote cannot grow it past that. */
+    private readonly maxChars: number,
   ) {}
 
   /** Takes one update in and records it in the run's log (within the bound). */
@@ -82,7 +86,7 @@ class RemoteTask {
       await this.record({ kind: 'status', state: this.state, text });
     } else if (p.$case === 'message') {
       this.state = 'completed';
-      this.statusText = partsText(p.value.parts);
+      this.statusText = partsText(p.value.parts).slice(0, this.maxChars + 1);
       await this.record({ kind: 'status', state: this.state, text: this.statusText });
     } else if (p.$case === 'statusUpdate') {
       this.id ||= p.value.taskId;
@@ -98,7 +102,7 @@ class RemoteTask {
   /** Takes a status in; returns its own message's text (the last one seen is kept for the result). */
   private status(state: TaskState | undefined, message: Message | undefined): string {
     this.state = stateName(state);
-    const text = message ? partsText(message.parts) : '';
+    const text = message ? partsText(message.parts).slice(0, this.maxChars + 1) : '';
     if (text) this.statusText = text;
     return text;
   }
@@ -106,7 +110,9 @@ class RemoteTask {
   private artifact(a: Artifact, append: boolean): string {
     const text = partsText(a.parts);
     const before = this.artifacts.get(a.artifactId);
-    this.artifacts.set(a.artifactId, { name: a.name || a.artifactId, text: append && before ? before.text + text : text });
+    if (before === undefined && this.artifacts.size >= MAX_ARTIFACTS) return text;
+    const kept = append && before ? before.text + text : text;
+    this.artifacts.set(a.artifactId, { name: (a.name || a.artifactId).slice(0, 256), text: kept.slice(0, this.maxChars + 1) });
     return text;
   }
 
@@ -119,7 +125,7 @@ class RemoteTask {
       subject: `a2a task ${this.id || '(unassigned)'}`,
       ...(update.state !== undefined ? { state: update.state } : {}),
       ...(update.name !== undefined ? { name: update.name.slice(0, 4096) } : {}),
-      ...(update.text ? { text: cut(update.text, UPDATE_TEXT_CHARS - 32) } : {}),
+      ...(update.text ? { text: cut(update.text, UPDATE_TEXT_CHARS - 64, 'of a recorded update') } : {}),
     });
   }
 
@@ -127,8 +133,8 @@ class RemoteTask {
     const lines = [`remote task ${this.id || '(none)'} at ${url.host}: ${this.state}`];
     if (this.statusText) lines.push(this.statusText);
     for (const a of this.artifacts.values()) lines.push(`\n[artifact ${a.name}]\n${a.text}`);
-    if (this.seen > this.recorded) lines.push(`\n[${this.seen} updates seen, the first ${this.recorded} recorded (limit a2aRecordedUpdates)]`);
-    const content = cut(lines.join('\n'), max);
+    const unrecorded = this.seen > this.recorded ? `\n[${this.seen} updates seen, the first ${this.recorded} recorded (limit a2aRecordedUpdates)]` : '';
+    const content = cut(lines.join('\n'), max) + unrecorded;
     const data = {
       task: this.id,
       state: this.state,
@@ -209,7 +215,7 @@ export function createA2aDelegateTool(config: A2aDelegateConfig): Tool {
         token = await perCallToken(url, credential, ctx.agentId, ttl, signal);
         narrowed = true;
       }
-      const remote = new RemoteTask(ctx.kernel, ctx.limits.a2aRecordedUpdates);
+      const remote = new RemoteTask(ctx.kernel, ctx.limits.a2aRecordedUpdates, ctx.limits.a2aOutputChars);
       let connection: A2aConnection | undefined;
       try {
         connection = await connectA2a(url.href, { token, ...(peer.binding ? { binding: peer.binding } : {}), signal });
