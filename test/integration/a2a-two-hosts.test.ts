@@ -160,5 +160,9 @@ describe('two Toka hosts: a2a_delegate over the WebSocket binding (two processes
     assert.equal(Object.keys(lines[0])[0], 'task');
     assert.equal(lines.at(-1)!.statusUpdate?.status?.state, 'TASK_STATE_COMPLETED');
     assert.ok(lines.some((l) => l.artifactUpdate?.artifact?.parts?.[0]?.text === 'B result: 42'));
+
+    const refused = await toka(['a2a', 'send', b.url, 'hello', '--skill', bAgent, '--binding', 'ws'], { env: { TOKA_TOKEN: 'not-a-token' }, timeoutMs: 40_000 });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /the WebSocket upgrade was refused with HTTP 401: Unauthenticated/);
   });
 });
