@@ -2,6 +2,7 @@
  * `npm run bench [-- <section>...]`: runs the benchmark sections and prints Markdown tables of ratios
  * against baselines measured in the same run. Record results in docs/benchmarks.md.
  */
+import { benchA2a } from './a2a.js';
 import { benchCore } from './core.js';
 import { printRows, type Row } from './lib.js';
 import { benchMcp } from './mcp.js';
@@ -13,6 +14,7 @@ const SECTIONS: Record<string, { title: string; run: () => Promise<Row[]> }> = {
   transport: { title: 'Kernel host: JSON-RPC over stdio and WebSocket', run: benchTransport },
   mcp: { title: 'MCP: tools/call over stdio and Streamable HTTP', run: benchMcp },
   runtime: { title: 'Agent runtime: task lifecycle, idle agents, restart', run: benchRuntime },
+  a2a: { title: 'A2A: SendMessage round trips (JSON-RPC, WebSocket binding)', run: benchA2a },
 };
 
 const wanted = process.argv.slice(2);

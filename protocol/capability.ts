@@ -45,6 +45,7 @@ export const PERMISSIONS = {
   'tool:shell': 'Run a shell command in a child process confined to the agent workspace (shell).',
   'tool:http': 'Fetch an allow-listed URL over HTTP(S) (http_fetch).',
   'tool:mcp': 'Call tools of the external MCP servers configured for the agent (<source>__<tool>).',
+  'tool:a2a': 'Hand a task to a remote A2A agent of a configured peer (a2a_delegate).',
 } as const;
 
 export type Permission = keyof typeof PERMISSIONS;

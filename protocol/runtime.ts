@@ -58,6 +58,26 @@ export interface RunToolResult {
   code?: string;
 }
 
+/**
+ * One update a running tool reported before its result (e.g. a remote A2A task's status or artifact seen
+ * by `a2a_delegate`): recorded as `ToolProgressRecorded`, so the run's log shows what the tool saw as it
+ * happened. The LLM sees only the tool's result.
+ */
+export interface RunToolProgress {
+  /** Id of the call it belongs to. */
+  callId: string;
+  /** `status`: the remote work changed state; `artifact`: it produced (part of) an artifact. */
+  kind: 'status' | 'artifact';
+  /** What the tool is following, e.g. the remote task id. */
+  subject: string;
+  /** The remote state (`working`, `completed`, ...) for a status update. */
+  state?: string;
+  /** The artifact's name or id for an artifact update. */
+  name?: string;
+  /** The update's text (cut by the tool to its bound). */
+  text?: string;
+}
+
 /** A tool call waiting for a human decision. */
 export interface ApprovalRecord {
   /** Approval id (host-assigned). */

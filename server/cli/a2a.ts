@@ -1,11 +1,12 @@
 /**
- * `toka a2a card <url>` and `toka a2a send <url> "text" [--stream]`: calling a remote A2A agent (any A2A
- * v1.0 peer, Toka or not) with the reference SDK's client over its JSON-RPC binding. The token (a bearer
- * credential of the remote side) comes from the CLI's one token source; the card needs none (with one, the
- * extended card is fetched). Results go to stdout as JSON (one line per update with --stream).
+ * `toka a2a card <url>` and `toka a2a send <url> "text" [--stream] [--binding jsonrpc|rest|ws]`: calling a
+ * remote A2A agent (any A2A v1.0 peer, Toka or not) with Toka's A2A client (server/runtime/a2a/client.ts:
+ * the reference SDK's client over its JSON-RPC or HTTP+JSON transport, or over Toka's WebSocket binding).
+ * The token (a bearer credential of the remote side) comes from the CLI's one token source; the card needs
+ * none (with one, the extended card is fetched). Results go to stdout as JSON (one line per update with --stream).
  */
 import { AGENT_CARD_PATH, AgentCard, SendMessageRequest, StreamResponse, Task, Message } from '@a2a-js/sdk';
-import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, type Client } from '@a2a-js/sdk/client';
+import { A2A_BINDINGS, a2aBaseUrl, connectA2a, isA2aBinding, type A2aBinding, type A2aConnection } from '../runtime/a2a/client.js';
 import { UsageError, tokenFrom, type TokenFlags } from './args.js';
 import type { Command } from './commands.js';
 
@@ -13,17 +14,25 @@ const TOKEN_OPTIONS = {
   'token-file': { type: 'string', value: '<file|->', help: 'read the remote bearer token from this file (- for stdin)', default: '$TOKA_TOKEN, else $TOKA_TOKEN_FILE' },
 } as const;
 
-/** The remote base URL: http(s), no query or fragment. */
+const BINDING_OPTION = {
+  binding: { type: 'string', value: `<${Object.keys(A2A_BINDINGS).join('|')}>`, help: 'the binding to call over (the card must offer it)', default: 'the first of the card Toka speaks' },
+} as const;
+
+/** The remote base URL: http(s), no credentials, query or fragment. */
 function baseUrl(value: string | undefined): string {
   if (value === undefined) throw new UsageError('the remote agent\'s base URL is required (e.g. http://127.0.0.1:7420)');
-  let url: URL;
   try {
-    url = new URL(value);
-  } catch {
-    throw new UsageError(`not a URL: ${value}`);
+    return a2aBaseUrl(value).href.replace(/\/+$/, '');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`an http(s) URL is required, got ${url.protocol}`);
-  return url.toString().replace(/\/+$/, '');
+}
+
+function bindingOf(flags: Record<string, unknown>): A2aBinding | undefined {
+  const value = flags.binding;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !isA2aBinding(value)) throw new UsageError(`--binding must be one of ${Object.keys(A2A_BINDINGS).join(', ')}`);
+  return value;
 }
 
 function optionalToken(flags: TokenFlags): string | undefined {
@@ -31,22 +40,22 @@ function optionalToken(flags: TokenFlags): string | undefined {
   return tokenFrom(flags);
 }
 
-/** A client of the remote agent whose every request carries the token. */
-export async function a2aClient(url: string, token: string | undefined): Promise<Client> {
-  const fetchImpl: typeof fetch = (input, init) => {
-    const headers = new Headers(init?.headers);
-    if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
-    return fetch(input, { ...init, headers });
-  };
-  const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, { transports: [new JsonRpcTransportFactory({ fetchImpl })] }));
-  return factory.createFromUrl(url);
+/** Run `work` with a connection to the remote agent, closed afterwards. */
+async function withConnection<T>(url: string, token: string | undefined, binding: A2aBinding | undefined, work: (c: A2aConnection) => Promise<T>): Promise<T> {
+  const connection = await connectA2a(url, { ...(token !== undefined ? { token } : {}), ...(binding ? { binding } : {}) });
+  try {
+    return await work(connection);
+  } finally {
+    connection.close();
+  }
 }
 
 export const a2aCardCommand: Command = {
   summary: 'print a remote A2A agent\'s card: <url> (the extended card when a token is given)',
-  options: { ...TOKEN_OPTIONS },
+  options: { ...TOKEN_OPTIONS, ...BINDING_OPTION },
   async run(flags, positionals) {
     const url = baseUrl(positionals[0]);
+    const binding = bindingOf(flags);
     const token = optionalToken(flags as TokenFlags);
     if (token === undefined) {
       const res = await fetch(`${url}/${AGENT_CARD_PATH}`, { headers: { accept: 'application/json' } });
@@ -54,16 +63,17 @@ export const a2aCardCommand: Command = {
       process.stdout.write(`${JSON.stringify(AgentCard.toJSON(AgentCard.fromJSON(await res.json())), null, 2)}\n`);
       return 0;
     }
-    const card = await (await a2aClient(url, token)).getAgentCard();
+    const card = await withConnection(url, token, binding, (c) => c.client.getAgentCard());
     process.stdout.write(`${JSON.stringify(AgentCard.toJSON(card), null, 2)}\n`);
     return 0;
   },
 };
 
 export const a2aSendCommand: Command = {
-  summary: 'send a message to a remote A2A agent: <url> "text" [--skill ID] [--task ID] [--stream]',
+  summary: 'send a message to a remote A2A agent: <url> "text" [--skill ID] [--task ID] [--stream] [--binding B]',
   options: {
     ...TOKEN_OPTIONS,
+    ...BINDING_OPTION,
     skill: { type: 'string', value: '<id>', help: 'the skill (on Toka: the agent) the message addresses', default: 'the agent\'s only skill' },
     task: { type: 'string', value: '<id>', help: 'continue this task (on Toka: answer its approval with "approve" or "deny")', default: 'a new task' },
     stream: { type: 'boolean', help: 'print every update as a JSON line as it comes', default: 'off: wait and print the task' },
@@ -71,10 +81,11 @@ export const a2aSendCommand: Command = {
   async run(flags, positionals) {
     const url = baseUrl(positionals[0]);
     const text = positionals[1];
-    if (text === undefined || positionals.length > 2) throw new UsageError('usage: toka a2a send <url> "text" [--skill ID] [--task ID] [--stream]');
+    if (text === undefined || positionals.length > 2) throw new UsageError('usage: toka a2a send <url> "text" [--skill ID] [--task ID] [--stream] [--binding B]');
+    const binding = bindingOf(flags);
     const skill = typeof flags.skill === 'string' ? flags.skill : undefined;
     const task = typeof flags.task === 'string' ? flags.task : undefined;
-    const client = await a2aClient(url, tokenFrom(flags as TokenFlags));
+    const token = tokenFrom(flags as TokenFlags);
     const request = SendMessageRequest.fromJSON({
       message: {
         messageId: crypto.randomUUID(),
@@ -84,12 +95,14 @@ export const a2aSendCommand: Command = {
         ...(skill ? { metadata: { skill } } : {}),
       },
     });
-    if (flags.stream === true) {
-      for await (const update of client.sendMessageStream(request)) process.stdout.write(`${JSON.stringify(StreamResponse.toJSON(update))}\n`);
+    return withConnection(url, token, binding, async ({ client }) => {
+      if (flags.stream === true) {
+        for await (const update of client.sendMessageStream(request)) process.stdout.write(`${JSON.stringify(StreamResponse.toJSON(update))}\n`);
+        return 0;
+      }
+      const result = await client.sendMessage(request);
+      process.stdout.write(`${JSON.stringify('messageId' in result ? Message.toJSON(result) : Task.toJSON(result), null, 2)}\n`);
       return 0;
-    }
-    const result = await client.sendMessage(request);
-    process.stdout.write(`${JSON.stringify('messageId' in result ? Message.toJSON(result) : Task.toJSON(result), null, 2)}\n`);
-    return 0;
+    });
   },
 };

@@ -22,6 +22,7 @@ import {
   type RunRecord,
   type RunState,
   type RunToolCall,
+  type RunToolProgress,
   type RunToolResult,
   type RuntimeState,
 } from '../../protocol/runtime.js';
@@ -60,6 +61,8 @@ export const RUNTIME_LIMITS = {
   messageChars: 4096,
   /** Tool names. */
   toolNameChars: 128,
+  /** Text of one recorded tool progress update. */
+  toolProgressChars: 16 * 1024,
 } as const;
 
 const LIMIT_BOUNDS: Record<keyof RunLimits, number> = {
@@ -206,6 +209,7 @@ const RUN_STEPS: Readonly<Record<string, (run: RunRecord, e: RunEvent) => void>>
     update(run, e.at, { state: 'working' });
   },
   ToolResultRecorded: (run, e) => update(run, e.at, { outputBytes: run.outputBytes + (e.bytes as number) }),
+  ToolProgressRecorded: (run, e) => update(run, e.at, {}),
   RunCompleted: (run, e) => update(run, e.at, { state: 'completed', text: e.text as string, artifacts: e.artifacts as RunArtifact[] }),
   RunFailed: (run, e) => {
     delete run.approval;
@@ -532,6 +536,34 @@ export const recordToolResult = handler({
   apply: applyStep,
 });
 
+/** An update a running tool saw (a remote task's status or artifact): recorded, never shown to the LLM. */
+export const recordToolProgress = handler({
+  opcode: 'RecordToolProgress',
+  permission: 'task:run',
+  eventTypes: ['ToolProgressRecorded'],
+  validate(op) {
+    const o = op as unknown as Fields;
+    onlyFields(o, ['type', 'run', 'progress'], 'RecordToolProgress');
+    requireId(o.run, 'run');
+    const p = requireObject(o.progress, 'progress');
+    onlyFields(p, ['callId', 'kind', 'subject', 'state', 'name', 'text'], 'progress');
+    requireId(p.callId, 'progress.callId');
+    if (p.kind !== 'status' && p.kind !== 'artifact') throw KernelError.invalid('progress.kind must be status or artifact');
+    requireText(p.subject, 'progress.subject', 'messageChars', RUNTIME_LIMITS.messageChars);
+    optionalText(p.state, 'progress.state', 'toolNameChars', RUNTIME_LIMITS.toolNameChars);
+    optionalText(p.name, 'progress.name', 'messageChars', RUNTIME_LIMITS.messageChars);
+    optionalText(p.text, 'progress.text', 'toolProgressChars', RUNTIME_LIMITS.toolProgressChars);
+  },
+  execute(env, view) {
+    const o = fields(env);
+    const run = runIn(view, o.run as string);
+    requireState(run, 'working');
+    requireExecutor(run, env);
+    return [view.event('ToolProgressRecorded', { agent: run.agent, run: run.id, progress: o.progress as RunToolProgress })];
+  },
+  apply: applyStep,
+});
+
 export const completeRun = handler({
   opcode: 'CompleteRun',
   permission: 'task:run',
@@ -646,6 +678,7 @@ export const RUNTIME_HANDLERS: OpcodeHandler[] = [
   requestToolCall,
   resolveApproval,
   recordToolResult,
+  recordToolProgress,
   completeRun,
   failRun,
   cancelRun,

@@ -263,7 +263,7 @@ async function handleCall(
   let result: RunToolResult | Omit<RunToolResult, 'callId'>;
   try {
     const out = await withDeadline(ctx.signal, deadline - ctx.now(), (signal) =>
-      ctx.tools.call(call.name, call.arguments, { signal, workspace: ctx.workspace, limits: ctx.toolLimits, agentId: run.agent, kernel: kernelAccess(ctx, run, held) }, held),
+      ctx.tools.call(call.name, call.arguments, { signal, workspace: ctx.workspace, limits: ctx.toolLimits, agentId: run.agent, kernel: kernelAccess(ctx, run, held, call.id) }, held),
     );
     result = { content: out.content, isError: out.isError };
   } catch (err) {
@@ -283,7 +283,7 @@ async function handleCall(
 }
 
 /** The kernel as the run's agent may use it from a tool: every call with the agent's own session. */
-function kernelAccess(ctx: RunContext, run: RunRecord, held: readonly string[]): KernelAccess | undefined {
+function kernelAccess(ctx: RunContext, run: RunRecord, held: readonly string[], callId: string): KernelAccess | undefined {
   const spawn = ctx.spawn;
   if (spawn === undefined) return undefined;
   return {
@@ -291,6 +291,9 @@ function kernelAccess(ctx: RunContext, run: RunRecord, held: readonly string[]):
     permissions: held,
     submit: async (op) => ctx.submit(await ctx.agentSession(), op),
     spawn: async (loaded) => spawn(await ctx.agentSession(), loaded, { parent: run.agent }),
+    progress: async (update) => {
+      await ctx.submit(await ctx.agentSession(), { type: 'RecordToolProgress', run: run.id, progress: { callId, ...update } });
+    },
   };
 }
 

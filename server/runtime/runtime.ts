@@ -238,11 +238,12 @@ export class AgentRuntime {
 
   /**
    * Ask an agent to work: one run for `input`, or one run per queued task (each task then leaves the queue,
-   * its run names it). Resolves with the run ids once they are submitted; they run as workers free up.
+   * its run names it). Resolves with the run ids once they are submitted, and the log position where each
+   * run's records start (`submittedSeqs[i]` for `runs[i]`); they run as workers free up.
    * An agent that asks the requester's model (`llm.provider: mcp-sampling`) runs only for a `from` whose MCP
    * client declared sampling: otherwise `InvalidOperation` (reason `SamplingUnavailable`) and no run is made.
    */
-  async run(session: Session, request: RunRequest, from: RunRequester = {}): Promise<{ runs: string[] }> {
+  async run(session: Session, request: RunRequest, from: RunRequester = {}): Promise<{ runs: string[]; submittedSeqs: number[] }> {
     const settings = await this.settingsOf(this.host.localSession(session.claims.vault), request.agent);
     if (this.options.asksRequester?.(settings.llm)) {
       const why = !from.sampling
@@ -264,18 +265,20 @@ export class AgentRuntime {
     const base = { type: 'SubmitRun', agent: request.agent, ...(request.limits ? { limits: request.limits } : {}) };
     if (request.input !== undefined) {
       const r = await this.host.submit(session, { ...base, input: request.input });
-      return { runs: [bind(runIdOf(r.records))] };
+      return { runs: [bind(runIdOf(r.records))], submittedSeqs: [r.records[0].seq] };
     }
     const queued = await this.host.getState(session, { agent: request.agent, includeTasks: true });
     const agent = queued.agents[0];
     if (!agent) throw new HostError('UnknownEntity', `unknown agent ${request.agent}`, { entity: 'agent', id: request.agent });
     const runs: string[] = [];
+    const submittedSeqs: number[] = [];
     for (const task of agent.tasks ?? []) {
       const r = await this.host.submit(session, { ...base, input: task.description, task: task.id });
       runs.push(bind(runIdOf(r.records)));
+      submittedSeqs.push(r.records[0].seq);
       await this.host.submit(session, { type: 'CancelTask', agent: agent.id, task: task.id, reason: `taken by run ${runIdOf(r.records)}` });
     }
-    return { runs };
+    return { runs, submittedSeqs };
   }
 
   /** Cancel a run that has not ended; the in-flight LLM request and tool stop within a second. */

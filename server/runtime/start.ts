@@ -13,6 +13,7 @@ import type { AgentLlm } from './spec/index.js';
 import { builtinTools, ToolRegistry } from './tools/index.js';
 import { kernelTools } from './tools/kernel.js';
 import { AgentMcpServers, readMcpServers } from './tools/mcp-servers.js';
+import { createA2aDelegateTool } from './tools/a2a-delegate.js';
 
 export interface StartRuntimeOptions {
   /** The data dir: agents work in `<data>/workspaces/<agent id>`. */
@@ -30,12 +31,13 @@ export interface StartRuntimeOptions {
 }
 
 /**
- * The tools every agent of `toka serve` may be offered (filtered by its token): the built-ins and the kernel
- * tools. `toka replay` builds the same registry, so a replayed run decides on the same manifests.
+ * The tools every agent of `toka serve` may be offered (filtered by its token): the built-ins, the kernel
+ * tools and `a2a_delegate` (its peers are read from `dataDir` at each call). `toka replay` builds the same
+ * registry, so a replayed run decides on the same manifests.
  */
-export function runtimeTools(): ToolRegistry {
+export function runtimeTools(dataDir?: string): ToolRegistry {
   const tools = new ToolRegistry();
-  for (const tool of [...builtinTools(), ...kernelTools]) tools.register(tool);
+  for (const tool of [...builtinTools(), ...kernelTools, createA2aDelegateTool({ dataDir })]) tools.register(tool);
   return tools;
 }
 
@@ -43,7 +45,7 @@ export function runtimeTools(): ToolRegistry {
  * Throws `McpServersConfigError` for a bad `<data>/mcp-servers.json` (the host does not start half-configured).
  */
 export function startRuntime(host: Host, options: StartRuntimeOptions): Promise<AgentRuntime> {
-  const tools = runtimeTools();
+  const tools = runtimeTools(options.dataDir);
   const env = options.env ?? process.env;
   const mcpServers = new AgentMcpServers(readMcpServers(options.dataDir), options.logger.child({ face: 'mcp-servers' }), env);
   const llm = options.llm ?? {};

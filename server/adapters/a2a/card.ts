@@ -7,14 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentCard, AgentSkill } from '@a2a-js/sdk';
+import { WEBSOCKET_BINDING } from '../../../protocol/a2a.js';
 import { runtimeState } from '../../runtime/lifecycle.js';
 import type { Host, Session } from '../../host/host.js';
 import { TOKA_VERSION } from '../../host/version.js';
 
 /** The A2A protocol version served. */
 export const A2A_VERSION = '1.0';
-/** `protocolBinding` of Toka's WebSocket binding (docs/a2a-websocket-binding.md). */
-export const WEBSOCKET_BINDING = 'https://toka.dev/a2a/bindings/websocket/v1';
 export const CARD_PATH = '/.well-known/agent-card.json';
 export const A2A_PREFIX = '/a2a';
 export const JSONRPC_PATH = `${A2A_PREFIX}/jsonrpc`;

@@ -66,7 +66,11 @@ export class TokaUser implements User {
 }
 
 /** Where a stream starts. */
-type From = { kind: 'all' } | { kind: 'snapshot' } | { kind: 'after'; position: UpdatePosition };
+/**
+ * Where a task's stream starts: every update (of a run just submitted, whose records start at `submittedSeq`),
+ * one snapshot, or the updates after a position.
+ */
+type From = { kind: 'all'; submittedSeq: number } | { kind: 'snapshot' } | { kind: 'after'; position: UpdatePosition };
 
 export interface A2aHandlerOptions {
   host: Host;
@@ -227,8 +231,8 @@ export class TokaA2aHandler implements A2ARequestHandler {
     if (Buffer.byteLength(input) > A2A_LIMITS.maxInputBytes) {
       throw new RequestMalformedError(`the message's text exceeds ${A2A_LIMITS.maxInputBytes} bytes (a2a.maxInputBytes)`);
     }
-    const { runs } = await this.runtime.run(session, { agent, input });
-    return { run: runs[0], from: { kind: 'all' } };
+    const { runs, submittedSeqs } = await this.runtime.run(session, { agent, input });
+    return { run: runs[0], from: { kind: 'all', submittedSeq: submittedSeqs[0] } };
   }
 
   /** The agent a new message addresses: `message.metadata.skill` (a skill id of the card), or the only one. */
@@ -302,7 +306,9 @@ export class TokaA2aHandler implements A2ARequestHandler {
     const run = await this.run(session, id);
     const fold = new TaskFold(id);
     const backlog: TaskUpdate[] = [];
-    const cut = await this.readRecords(run, 0, (r) => backlog.push(...fold.apply(r)));
+    // A run just submitted is read from its first record on, not from its agent's first: a busy agent's
+    // history would otherwise be scanned for every message sent to it.
+    const cut = await this.readRecords(run, from.kind === 'all' ? from.submittedSeq - 1 : 0, (r) => backlog.push(...fold.apply(r)));
     if (!fold.started) throw new TaskNotFoundError(`no task ${JSON.stringify(id.slice(0, 128))}`);
     const finished = () => TERMINAL_RUN_STATES.includes(fold.state!) || (until === 'interrupted' && fold.state === 'input-required');
     if (from.kind === 'snapshot') {

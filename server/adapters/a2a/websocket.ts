@@ -11,6 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { JsonRpcTransportHandler, ServerCallContext } from '@a2a-js/sdk/server';
+import { CANCEL_STREAM, STREAM_UPDATE } from '../../../protocol/a2a.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import type { Host, Session } from '../../host/host.js';
@@ -21,10 +22,6 @@ import { A2A_VERSION } from './card.js';
 import { A2A_LIMITS, STATE, TokaUser } from './handler.js';
 import { eventId, parseEventId, type UpdatePosition } from './tasks.js';
 
-/** The notification that carries one update of a stream. */
-export const STREAM_UPDATE = 'StreamUpdate';
-/** The request that ends one of the connection's streams early. */
-export const CANCEL_STREAM = 'CancelStream';
 
 /** Bounds of the WebSocket binding. */
 export const A2A_WS_LIMITS = {

@@ -5,6 +5,7 @@
  */
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Operation } from '../../../protocol/kernel.js';
+import type { RunToolProgress } from '../../../protocol/runtime.js';
 import type { LoadedSpec, SpawnResult } from '../runtime.js';
 
 /** Side-effect classes, as in Toka tool manifests. `privileged` tools wait for a human approval in the loop. */
@@ -58,6 +59,12 @@ export interface ToolLimits {
   mcpTimeoutMs: number;
   /** Characters of an external MCP tool's result kept; the rest is dropped with a marker. */
   mcpOutputChars: number;
+  /** Wall-clock bound of one `a2a_delegate` call (the remote task is cancelled past it), milliseconds. */
+  a2aTimeoutMs: number;
+  /** Characters of the remote task's result `a2a_delegate` returns; the rest is dropped with a marker. */
+  a2aOutputChars: number;
+  /** Remote updates `a2a_delegate` records in the run's log per call; later ones are counted, not recorded. */
+  a2aRecordedUpdates: number;
 }
 
 export const DEFAULT_TOOL_LIMITS: Readonly<ToolLimits> = Object.freeze({
@@ -76,6 +83,9 @@ export const DEFAULT_TOOL_LIMITS: Readonly<ToolLimits> = Object.freeze({
   httpRequestBytes: 256 * 1024,
   mcpTimeoutMs: 60_000,
   mcpOutputChars: 256 * 1024,
+  a2aTimeoutMs: 10 * 60_000,
+  a2aOutputChars: 256 * 1024,
+  a2aRecordedUpdates: 256,
 });
 
 /**
@@ -95,6 +105,8 @@ export interface KernelAccess {
    * so it is a child of the agent's grant (never wider, revoked with it). See `AgentRuntime.spawn`.
    */
   spawn(loaded: LoadedSpec): Promise<SpawnResult>;
+  /** Record an update the running call saw (`RecordToolProgress` on its run, with the agent's token). */
+  progress(update: Omit<RunToolProgress, 'callId'>): Promise<void>;
 }
 
 /** What a tool gets besides its arguments. */
