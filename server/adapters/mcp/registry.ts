@@ -15,6 +15,7 @@ import type {
   ElicitRequestFormParams,
   ElicitResult,
   GetPromptResult,
+  ListRootsResult,
   LoggingLevel,
   ReadResourceResult,
   ToolAnnotations,
@@ -41,10 +42,22 @@ export interface McpCallContext extends McpContext {
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** Send `notifications/message` on this call's stream when `level` is at or above the session's level. */
   log(level: LoggingLevel, data: unknown): Promise<void>;
-  /** Ask the client's LLM (`sampling/createMessage`); the client must have declared `sampling`. */
-  sample(params: CreateMessageRequest['params']): Promise<CreateMessageResult>;
-  /** Ask the client's user (`elicitation/create`, form mode); the client must have declared `elicitation`. */
-  elicit(params: ElicitRequestFormParams): Promise<ElicitResult>;
+  /**
+   * Ask the client's LLM (`sampling/createMessage`); the client must have declared `sampling`. On 2026-07-28
+   * the ask is an input round (input-rounds.ts): the call ends with `input_required` and is replayed from the
+   * top when the client answers, so a handler must not act on the world before its asks (or must do so
+   * idempotently). `key` names the ask in the round (default: by order).
+   */
+  sample(params: CreateMessageRequest['params'], options?: AskOptions): Promise<CreateMessageResult>;
+  /** Ask the client's user (`elicitation/create`, form mode); the client must have declared `elicitation`. As `sample`. */
+  elicit(params: ElicitRequestFormParams, options?: AskOptions): Promise<ElicitResult>;
+  /** The client's roots (`roots/list`); the client must have declared `roots`. As `sample`. */
+  roots(options?: AskOptions): Promise<ListRootsResult>;
+}
+
+export interface AskOptions {
+  /** The ask's key in a 2026-07-28 input round (`inputRequests`/`inputResponses`); ignored before that revision. */
+  key?: string;
 }
 
 /** What a tool handler returns. `content` defaults to the JSON text of `structured`. */
