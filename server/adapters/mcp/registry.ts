@@ -24,24 +24,12 @@ import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Host, Session } from '../../host/host.js';
 
-/** What every handler gets: the host, the caller's session, and the request's cancellation signal. */
+/** What every handler gets: the host, the caller's session, the request's cancellation signal, and asks of the client. */
 export interface McpContext {
   readonly host: Host;
   readonly session: Session;
   /** Aborted when the client cancels the request (`notifications/cancelled`) or the session ends. */
   readonly signal: AbortSignal;
-}
-
-/** What a tool handler gets on top of `McpContext`: progress, logging and requests back to the client. */
-export interface McpCallContext extends McpContext {
-  /**
-   * Report progress. Sent as `notifications/progress` when the caller gave a `progressToken`, otherwise
-   * dropped. `progress` must not decrease; `total` when known. Progress also keeps a long call alive on
-   * clients that reset their timeout on progress.
-   */
-  progress(progress: number, total?: number, message?: string): Promise<void>;
-  /** Send `notifications/message` on this call's stream when `level` is at or above the session's level. */
-  log(level: LoggingLevel, data: unknown): Promise<void>;
   /**
    * Ask the client's LLM (`sampling/createMessage`); the client must have declared `sampling`. On 2026-07-28
    * the ask is an input round (input-rounds.ts): the call ends with `input_required` and is replayed from the
@@ -53,6 +41,18 @@ export interface McpCallContext extends McpContext {
   elicit(params: ElicitRequestFormParams, options?: AskOptions): Promise<ElicitResult>;
   /** The client's roots (`roots/list`); the client must have declared `roots`. As `sample`. */
   roots(options?: AskOptions): Promise<ListRootsResult>;
+}
+
+/** What a tool handler gets on top of `McpContext`: progress and logging. */
+export interface McpCallContext extends McpContext {
+  /**
+   * Report progress. Sent as `notifications/progress` when the caller gave a `progressToken`, otherwise
+   * dropped. `progress` must not decrease; `total` when known. Progress also keeps a long call alive on
+   * clients that reset their timeout on progress.
+   */
+  progress(progress: number, total?: number, message?: string): Promise<void>;
+  /** Send `notifications/message` on this call's stream when `level` is at or above the session's level. */
+  log(level: LoggingLevel, data: unknown): Promise<void>;
 }
 
 export interface AskOptions {

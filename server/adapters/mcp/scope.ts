@@ -4,7 +4,6 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import type { LoggingLevel, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { CapabilityClaims } from '../../../protocol/capability.js';
 import type { Host, Session } from '../../host/host.js';
-import type { InputRounds } from './input-rounds.js';
 import type { McpContext, McpRegistry } from './registry.js';
 
 export type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -22,8 +21,6 @@ export interface SessionScope {
   context(extra: Extra): McpContext;
   /** Whether a `notifications/message` at `level` passes the level the client set (`logging/setLevel`). */
   logAllowed(level: LoggingLevel): boolean;
-  /** On 2026-07-28, the request's input rounds: asks of the client are answered from them (input-rounds.ts). */
-  readonly rounds?: InputRounds;
   /** True once the session has been closed. */
   readonly closed: boolean;
 }

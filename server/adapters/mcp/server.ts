@@ -13,7 +13,14 @@
  *   with `isError: true` whose text carries the Toka error name, so the model can read it and correct course.
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { LoggingLevelSchema, SetLevelRequestSchema, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
+import {
+  LoggingLevelSchema,
+  SetLevelRequestSchema,
+  type CreateMessageResult,
+  type ElicitResult,
+  type ListRootsResult,
+  type LoggingLevel,
+} from '@modelcontextprotocol/sdk/types.js';
 import { permits } from '../../../protocol/capability.js';
 import type { Host, Session } from '../../host/host.js';
 import { TOKA_VERSION } from '../../host/version.js';
@@ -80,9 +87,24 @@ export function createMcpSession(
       }
     },
     visible: (claims, permission) => permission === null || permits(claims.permissions, permission),
-    context: (extra) => ({ host, session, signal: extra.signal }),
+    context: (extra) => ({
+      host,
+      session,
+      signal: extra.signal,
+      sample: (params, options) =>
+        modern
+          ? (modern.rounds.ask('sampling/createMessage', params, options?.key) as Promise<CreateMessageResult>)
+          : server.createMessage(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
+      elicit: (params, options) =>
+        modern
+          ? (modern.rounds.ask('elicitation/create', params as unknown as Record<string, unknown>, options?.key) as Promise<ElicitResult>)
+          : server.elicitInput(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
+      roots: (options) =>
+        modern
+          ? (modern.rounds.ask('roots/list', undefined, options?.key) as Promise<ListRootsResult>)
+          : server.listRoots(undefined, { relatedRequestId: extra.requestId, signal: extra.signal }),
+    }),
     logAllowed: (l) => level !== null && LEVELS.indexOf(l) >= LEVELS.indexOf(level),
-    ...(modern ? { rounds: modern.rounds } : {}),
     get closed() {
       return closed;
     },

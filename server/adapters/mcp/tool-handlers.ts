@@ -9,9 +9,6 @@ import {
   ListToolsRequestSchema,
   McpError,
   type CallToolResult,
-  type CreateMessageResult,
-  type ElicitResult,
-  type ListRootsResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
@@ -102,18 +99,6 @@ export function registerToolHandlers(scope: SessionScope, maxCalls: number): voi
         if (!scope.logAllowed(l)) return;
         await extra.sendNotification({ method: 'notifications/message', params: { level: l, logger: 'toka', data } });
       },
-      sample: (params, options) =>
-        scope.rounds
-          ? (scope.rounds.ask('sampling/createMessage', params, options?.key) as Promise<CreateMessageResult>)
-          : server.createMessage(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
-      elicit: (params, options) =>
-        scope.rounds
-          ? (scope.rounds.ask('elicitation/create', params as unknown as Record<string, unknown>, options?.key) as Promise<ElicitResult>)
-          : server.elicitInput(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
-      roots: (options) =>
-        scope.rounds
-          ? (scope.rounds.ask('roots/list', undefined, options?.key) as Promise<ListRootsResult>)
-          : server.listRoots(undefined, { relatedRequestId: extra.requestId, signal: extra.signal }),
     };
   };
 }
