@@ -10,6 +10,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { z } from 'zod';
+import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
+import { mountMcpHttp, type McpHttpMount } from '../../server/adapters/mcp/http.js';
+import type { McpPlugin } from '../../server/adapters/mcp/registry.js';
+import { createTokaRegistry } from '../../server/adapters/mcp/toka.js';
+import { Host } from '../../server/host/host.js';
+import { createLogger } from '../../server/host/logger.js';
 import { toka } from '../helpers/cli.js';
 import { spawnServe, type ServeProcess } from '../helpers/ws-client.js';
 
@@ -139,5 +146,122 @@ describe('MCP 2026-07-28 on toka serve (2.x SDK client, stateless HTTP)', functi
   it('keeps serving after the bad input', async () => {
     const { tools } = await client.listTools();
     assert.ok(tools.length > 0);
+  });
+});
+
+describe('MCP 2026-07-28 bounds and input rounds (in-process host, real HTTP)', function () {
+  this.timeout(20_000);
+  const logger = createLogger({ level: 'silent' });
+  let host: Host;
+  let http: HttpServer;
+  let mcp: McpHttpMount;
+  let url: URL;
+  const waiting: (() => void)[] = [];
+  /** Let every held call answer. */
+  const release = () => waiting.splice(0).forEach((resolve) => resolve());
+
+  const plugin: McpPlugin = (r) => {
+    r.registerTool({
+      name: 'held',
+      description: 'Answers when the test releases it',
+      permission: null,
+      input: z.object({}),
+      run: async () => {
+        await new Promise<void>((resolve) => waiting.push(resolve));
+        return { content: [{ type: 'text', text: 'released' }] };
+      },
+    });
+    r.registerTool({
+      name: 'confirm',
+      description: 'Asks the user to confirm',
+      permission: null,
+      input: z.object({}),
+      run: async (_args, ctx) => {
+        const answer = await ctx.elicit({ message: 'Sure?', requestedSchema: { type: 'object', properties: { ok: { type: 'boolean' } } } }, { key: 'sure' });
+        const more = await ctx.elicit({ message: 'Really?', requestedSchema: { type: 'object', properties: { ok: { type: 'boolean' } } } }, { key: 'really' });
+        return { content: [{ type: 'text', text: `${answer.action}/${more.action}` }] };
+      },
+    });
+  };
+
+  before(async () => {
+    host = await Host.open({ dataDir: null, logger });
+    http = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger });
+    mcp = mountMcpHttp(http, host, { logger, registry: createTokaRegistry([plugin]), maxRequestsPerPrincipal: 1 });
+    url = new URL('/mcp', http.url);
+  });
+
+  after(async () => {
+    release();
+    await mcp.close();
+    await http.close();
+    await host.close();
+  });
+
+  const mint = async (subject: string) => (await host.mint(host.localSession('v1'), { subject, permissions: ['*'], ttlSeconds: 600 })).token;
+  const call = async (token: string, name: string, extra: Record<string, unknown> = {}, capabilities: Record<string, unknown> = { elicitation: {} }) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': REVISION,
+        'mcp-method': 'tools/call',
+        'mcp-name': name,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {}, ...extra, _meta: { ...META, 'io.modelcontextprotocol/clientCapabilities': capabilities } } }),
+    });
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), json: (await res.json()) as { result?: Record<string, any>; error?: { code: number; data: Record<string, unknown> } } };
+  };
+
+  it('a subject with maxRequestsPerPrincipal requests open gets 429 with Retry-After; others and later ones are served', async () => {
+    const alice = await mint('alice');
+    const first = call(alice, 'held');
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await call(alice, 'held');
+    assert.equal(second.status, 429);
+    assert.equal(second.retryAfter, '1');
+    assert.equal(second.json.error!.data.name, 'RateLimited');
+    const bob = call(await mint('bob'), 'held');
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+    assert.equal((await first).json.result!.content[0].text, 'released');
+    assert.equal((await bob).status, 200, 'the cap is per subject');
+    const third = call(alice, 'held');
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+    assert.equal((await third).status, 200);
+  });
+
+  it('input rounds: answers carried in the signed requestState; altered or another caller\'s state is refused', async () => {
+    const alice = await mint('alice');
+    const round1 = await call(alice, 'confirm');
+    assert.equal(round1.json.result!.resultType, 'input_required');
+    assert.deepEqual(Object.keys(round1.json.result!.inputRequests), ['sure']);
+    const state1 = round1.json.result!.requestState as string;
+    const accept = { action: 'accept', content: { ok: true } };
+    const round2 = await call(alice, 'confirm', { inputResponses: { sure: accept }, requestState: state1 });
+    assert.deepEqual(Object.keys(round2.json.result!.inputRequests), ['really']);
+    const state2 = round2.json.result!.requestState as string;
+    const done = await call(alice, 'confirm', { inputResponses: { really: { action: 'decline' } }, requestState: state2 });
+    assert.equal(done.json.result!.resultType, 'complete');
+    assert.equal(done.json.result!.content[0].text, 'accept/decline', 'the first answer came back through the state');
+
+    const altered = `${state2.slice(0, 5)}${state2[5] === 'A' ? 'B' : 'A'}${state2.slice(6)}`;
+    const tampered = await call(alice, 'confirm', { inputResponses: { really: accept }, requestState: altered });
+    assert.equal(tampered.status, 400);
+    assert.equal(tampered.json.error!.code, -32602);
+    const stolen = await call(await mint('mallory'), 'confirm', { inputResponses: { really: accept }, requestState: state2 });
+    assert.equal(stolen.json.error!.code, -32602, "another subject cannot replay alice's state");
+    const wrongShape = await call(alice, 'confirm', { inputResponses: { sure: { action: 'maybe' } } });
+    assert.equal(wrongShape.json.error!.code, -32602, 'an answer that is not an elicitation result');
+  });
+
+  it('an ask the client declared no capability for is MissingRequiredClientCapability (-32021, 400)', async () => {
+    const res = await call(await mint('alice'), 'confirm', {}, {});
+    assert.equal(res.status, 400);
+    assert.equal(res.json.error!.code, -32021);
+    assert.deepEqual(res.json.error!.data.requiredCapabilities, { elicitation: {} });
   });
 });
