@@ -4,6 +4,8 @@
  * are named for their jobs: session-table.ts (who owns a session, caps, idleness), event-store.ts
  * (`Last-Event-ID` resumption), http-auth.ts (bearer auth and its challenges), resource-metadata.ts (RFC 9728).
  *
+ * - Eras: a POST without `mcp-session-id` whose `MCP-Protocol-Version` names no 2025-era revision is a
+ *   stateless 2026-07-28 request, answered by modern.ts on its own; everything else follows the 2025 rules below.
  * - Sessions: `initialize` without `mcp-session-id` opens one (an SDK transport + a Toka MCP session bound to
  *   the token's vault, subject and grant); POST, GET (standalone SSE stream) and DELETE (end) route by the
  *   header. An `initialize` re-verifies the token and is charged to the caller's rate limit (`host.check`),
