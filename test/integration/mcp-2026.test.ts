@@ -9,7 +9,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { z } from 'zod';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
 import { mountMcpHttp, type McpHttpMount } from '../../server/adapters/mcp/http.js';
@@ -17,7 +20,7 @@ import type { McpPlugin } from '../../server/adapters/mcp/registry.js';
 import { createTokaRegistry } from '../../server/adapters/mcp/toka.js';
 import { Host } from '../../server/host/host.js';
 import { createLogger } from '../../server/host/logger.js';
-import { toka } from '../helpers/cli.js';
+import { TOKA_BIN, cleanEnv, toka } from '../helpers/cli.js';
 import { spawnServe, type ServeProcess } from '../helpers/ws-client.js';
 
 const REVISION = '2026-07-28';
@@ -146,6 +149,53 @@ describe('MCP 2026-07-28 on toka serve (2.x SDK client, stateless HTTP)', functi
   it('keeps serving after the bad input', async () => {
     const { tools } = await client.listTools();
     assert.ok(tools.length > 0);
+  });
+
+  it('stdio: toka mcp (attached to this toka serve) serves the pinned 2.x client without initialize', async () => {
+    const stdio = new Client({ name: 'toka-2026-stdio', version: '1.0.0' }, { versionNegotiation: { mode: { pin: REVISION } } });
+    await stdio.connect(new StdioClientTransport({ command: process.execPath, args: [TOKA_BIN, 'mcp', '--data', serve.dataDir], env: cleanEnv({ TOKA_TOKEN: token }) as Record<string, string> }));
+    try {
+      assert.equal(stdio.getNegotiatedProtocolVersion(), REVISION);
+      const { tools } = await stdio.listTools();
+      assert.ok(tools.some((t) => t.name === 'get_state'));
+      const called = await stdio.callTool({ name: 'get_state', arguments: {} });
+      assert.equal(called.isError, undefined, JSON.stringify(called));
+      const read = await stdio.readResource({ uri: 'toka://state' });
+      assert.equal((read.contents[0] as { uri: string }).uri, 'toka://state');
+    } finally {
+      await stdio.close();
+    }
+  });
+
+  it('stdio: raw lines — bad envelope and unsupported version get typed errors; a 2025 session on the same connection still works', async () => {
+    const child = spawn(process.execPath, [TOKA_BIN, 'mcp', '--data', serve.dataDir], { env: cleanEnv({ TOKA_TOKEN: token }), stdio: ['pipe', 'pipe', 'ignore'] });
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const ask = async (message: Record<string, unknown>) => {
+      child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', ...message })}\n`);
+      return JSON.parse((await lines.next()).value as string) as { id: unknown; result?: Record<string, unknown>; error?: { code: number; data: Record<string, unknown> } };
+    };
+    try {
+      const discovered = await ask({ id: 1, method: 'server/discover', params: { _meta: META } });
+      assert.equal((discovered.result!.supportedVersions as string[])[0], REVISION);
+      const noCaps = await ask({ id: 2, method: 'server/discover', params: {} });
+      assert.equal(noCaps.error!.code, -32602);
+      const future = await ask({ id: 3, method: 'tools/list', params: { _meta: { ...META, 'io.modelcontextprotocol/protocolVersion': '2099-01-01' } } });
+      assert.equal(future.error!.code, -32022);
+      assert.equal(future.error!.data.requested, '2099-01-01');
+      const removed = await ask({ id: 4, method: 'ping', params: { _meta: META } });
+      assert.equal(removed.error!.code, -32601);
+      const listed = await ask({ id: 5, method: 'tools/list', params: { _meta: META } });
+      assert.equal(listed.result!.resultType, 'complete');
+      assert.equal(listed.result!.cacheScope, 'private');
+      const init = await ask({ id: 6, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } } });
+      assert.equal((init.result as { protocolVersion: string }).protocolVersion, '2025-11-25');
+      const legacy = await ask({ id: 7, method: 'tools/list', params: {} });
+      assert.ok(Array.isArray(legacy.result!.tools));
+      assert.equal(legacy.result!.resultType, undefined, 'the 2025 session answers in 2025 terms');
+    } finally {
+      child.stdin!.end();
+      child.kill();
+    }
   });
 });
 

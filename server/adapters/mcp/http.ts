@@ -202,7 +202,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
       if (messages.some((m) => isInitializeRequest(m))) return initialize(req, res, caller, body);
       if (isModernRequest(req.headers)) {
         if (!(await authorizeTools(req, res, caller, messages))) return;
-        return modern.handle(req.headers, res, caller, body);
+        return modern.handlePost(req.headers, res, caller, body);
       }
     }
     const live = sessionFor(req, res, caller);

@@ -1,8 +1,10 @@
 /**
- * MCP 2026-07-28 on Streamable HTTP: stateless. No `initialize` and no session: every request carries its
- * protocol version, client capabilities (and client info) in `params._meta`, its method (and tool, prompt or
- * resource) in the `Mcp-Method`/`Mcp-Name` headers, and is answered on its own POST. http.ts routes here a
- * POST without `mcp-session-id` whose `MCP-Protocol-Version` header is not a 2025-era version.
+ * MCP 2026-07-28: stateless. No `initialize` and no session: every request carries its protocol version,
+ * client capabilities (and client info) in `params._meta`, and is answered on its own. On Streamable HTTP it
+ * also carries its method (and tool, prompt or resource) in the `Mcp-Method`/`Mcp-Name` headers and is
+ * answered on its own POST: http.ts routes here a POST without `mcp-session-id` whose `MCP-Protocol-Version`
+ * header is not a 2025-era version. On a stream connection (stdio.ts) a request whose `_meta` names this
+ * revision, or `server/discover`, is answered here, next to the connection's 2025 session.
  *
  * Each request runs on a server built for it from the same registry and handlers as a 2025 session
  * (server.ts), bound to the caller's verified token as a session is, and closed with the answer. On top of
@@ -26,13 +28,13 @@ import {
   LoggingLevelSchema,
   SUPPORTED_PROTOCOL_VERSIONS,
   type JSONRPCMessage,
+  type JSONRPCRequest,
   type LoggingLevel,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
 import { TOKA_VERSION } from '../../host/version.js';
-import { sendJsonRpcError } from '../http-request.js';
 import { invalidJsonRpcMessage } from '../jsonrpc-frames.js';
 import { RESOURCE_NOT_FOUND } from './errors.js';
 import { InputRequired, InputRounds, MISSING_CLIENT_CAPABILITY, type RequestStateSigner } from './input-rounds.js';
@@ -91,6 +93,28 @@ export function isModernRequest(headers: IncomingHttpHeaders): boolean {
   return typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version);
 }
 
+/**
+ * Whether a message on a stream connection (stdio, `<data>/mcp.sock`) is a 2026-07-28 request: discovery, or
+ * a request whose `_meta` names a version that is not 2025-era. Everything else belongs to the connection's
+ * 2025 session.
+ */
+export function isModernMessage(message: JSONRPCMessage): message is JSONRPCRequest {
+  if (!('method' in message) || !('id' in message)) return false;
+  if (message.method === 'server/discover') return true;
+  const version = (message.params?._meta as Record<string, unknown> | undefined)?.[META.protocolVersion];
+  return typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version);
+}
+
+/** The sink of a stream connection: every message is a line of its output. */
+export function lineSink(output: Transport): ModernSink {
+  const over: (() => void)[] = [];
+  return {
+    notify: (message) => void output.send(message),
+    answer: (message) => void output.send(message).finally(() => over.splice(0).forEach((fn) => fn())),
+    done: (fn) => void over.push(fn),
+  };
+}
+
 export interface ModernOptions extends McpServerOptions {
   registry: McpRegistry;
   logger: Logger;
@@ -100,7 +124,20 @@ export interface ModernOptions extends McpServerOptions {
   maxResultBytes?: number;
 }
 
-/** Serves 2026-07-28 requests; one per mount. */
+/**
+ * Where one 2026-07-28 request's messages go: on HTTP its POST's response (a JSON body, or an SSE stream
+ * once a notification comes first); on stdio the connection's output.
+ */
+export interface ModernSink {
+  /** A notification tied to the request (progress, a log message). */
+  notify(message: JSONRPCMessage): void;
+  /** The request's answer; `status` is the HTTP status this revision gives it, `headers` extra HTTP headers. */
+  answer(message: JSONRPCMessage, status: number, headers?: Record<string, string>): void;
+  /** Call `fn` once the request is over (answered, or its client gone). */
+  done(fn: () => void): void;
+}
+
+/** Serves 2026-07-28 requests; one per HTTP mount, one per stdio connection. */
 export class ModernEndpoint {
   private readonly inFlight = new Map<string, number>();
 
@@ -113,31 +150,39 @@ export class ModernEndpoint {
   static readonly capabilities = { tools: {}, resources: {}, prompts: {}, logging: {}, completions: {} };
 
   /** Answer one POST of `caller` whose body parsed as `body`. */
-  async handle(headers: IncomingHttpHeaders, res: ServerResponse, caller: Session, body: unknown): Promise<void> {
+  handlePost(headers: IncomingHttpHeaders, res: ServerResponse, caller: Session, body: unknown): Promise<void> {
     const invalid = invalidJsonRpcMessage(body);
-    if (invalid) return fail(res, 400, invalid.id, ErrorCode.InvalidRequest, `Invalid Request: ${invalid.reason}`, 'InvalidRequest');
+    if (invalid) return Promise.resolve(fail(httpSink(res), 400, invalid.id, ErrorCode.InvalidRequest, `Invalid Request: ${invalid.reason}`, 'InvalidRequest'));
     const message = body as JSONRPCMessage;
     if (!('method' in message) || !('id' in message)) {
       // Notifications carry nothing a stateless server keeps; responses have no request to answer here.
-      if ('method' in message) return void res.writeHead(202).end();
-      return fail(res, 400, null, ErrorCode.InvalidRequest, 'Invalid Request: this revision takes no responses from the client', 'InvalidRequest');
+      if ('method' in message) return Promise.resolve(void res.writeHead(202).end());
+      return Promise.resolve(fail(httpSink(res), 400, null, ErrorCode.InvalidRequest, 'Invalid Request: this revision takes no responses from the client', 'InvalidRequest'));
     }
+    return this.request(message as JSONRPCRequest, caller, httpSink(res), headers);
+  }
+
+  /**
+   * Answer one request of `caller` on `sink`. `headers` are the HTTP request's (their Mcp-Method, Mcp-Name
+   * and MCP-Protocol-Version must agree with the body); stdio has none.
+   */
+  async request(message: JSONRPCRequest, caller: Session, sink: ModernSink, headers?: IncomingHttpHeaders): Promise<void> {
     const { id, method } = message;
     const params = (message.params ?? {}) as Record<string, unknown>;
     const refusal = envelopeRefusal(headers, method, params);
-    if (refusal) return fail(res, 400, id, refusal.code, refusal.message, refusal.name, refusal.data);
-    if (method === 'server/discover') return sendResult(res, id, this.discover());
+    if (refusal) return fail(sink, 400, id, refusal.code, refusal.message, refusal.name, refusal.data);
+    if (method === 'server/discover') return sink.answer({ jsonrpc: '2.0', id, result: decorate(this.discover(), 'complete') }, 200);
     if (!SERVED.has(method)) {
-      return fail(res, 404, id, ErrorCode.MethodNotFound, `Method not found: ${method} (protocol revision ${MODERN_VERSIONS[0]})`, 'MethodNotFound');
+      return fail(sink, 404, id, ErrorCode.MethodNotFound, `Method not found: ${method} (protocol revision ${MODERN_VERSIONS[0]})`, 'MethodNotFound');
     }
 
     const who = JSON.stringify([caller.claims.vault, caller.principal]);
     const open = this.inFlight.get(who) ?? 0;
     if (open >= this.options.maxInFlight) {
-      return fail(res, 429, id, -31906, `more than ${this.options.maxInFlight} MCP requests in flight for this subject`, 'RateLimited', { limit: 'mcp.maxInFlight', max: this.options.maxInFlight }, { 'retry-after': '1' });
+      return fail(sink, 429, id, -31906, `more than ${this.options.maxInFlight} MCP requests in flight for this subject`, 'RateLimited', { limit: 'mcp.maxInFlight', max: this.options.maxInFlight }, { 'retry-after': '1' });
     }
     this.inFlight.set(who, open + 1);
-    res.once('close', () => {
+    sink.done(() => {
       const left = (this.inFlight.get(who) ?? 1) - 1;
       if (left === 0) this.inFlight.delete(who);
       else this.inFlight.set(who, left);
@@ -149,13 +194,13 @@ export class ModernEndpoint {
     try {
       if (params.requestState !== undefined) answers = this.options.signer.verify(binding, params.requestState);
     } catch (err) {
-      const e = err as { code: number; message: string; data: Record<string, unknown> };
-      return fail(res, 400, id, e.code, e.message, 'InvalidParams');
+      const e = err as { code: number; message: string };
+      return fail(sink, 400, id, e.code, e.message, 'InvalidParams');
     }
     const responses = params.inputResponses;
     if (responses !== undefined) {
       if (typeof responses !== 'object' || responses === null || Array.isArray(responses)) {
-        return fail(res, 400, id, ErrorCode.InvalidParams, 'Invalid params: inputResponses must be an object', 'InvalidParams');
+        return fail(sink, 400, id, ErrorCode.InvalidParams, 'Invalid params: inputResponses must be an object', 'InvalidParams');
       }
       for (const [key, value] of Object.entries(responses)) answers.set(key, value);
     }
@@ -165,7 +210,7 @@ export class ModernEndpoint {
     const logLevel = (meta[META.logLevel] as LoggingLevel | undefined) ?? null;
     const mcp = createMcpSession(this.options.registry, this.host, caller, this.options, { logLevel, rounds });
     mcp.server.onerror = (err) => this.options.logger.debug('MCP request error', { err });
-    const exchange = new ModernExchange(res, id, method, this.options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes, (result) => {
+    const exchange = new ModernExchange(sink, id, method, this.options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes, (result) => {
       if (!rounds.pending.size) return result;
       return {
         resultType: 'input_required',
@@ -173,7 +218,7 @@ export class ModernEndpoint {
         requestState: this.options.signer.sign(binding, rounds.known()),
       };
     });
-    res.once('close', () => void mcp.close());
+    sink.done(() => void mcp.close());
     await mcp.server.connect(exchange);
     exchange.deliver(message);
   }
@@ -195,15 +240,15 @@ const INSTRUCTIONS =
 
 /** Why the request's envelope (headers and `_meta`) cannot be served, or null. */
 function envelopeRefusal(
-  headers: IncomingHttpHeaders,
+  headers: IncomingHttpHeaders | undefined,
   method: string,
   params: Record<string, unknown>,
 ): { code: number; message: string; name: string; data?: Record<string, unknown> } | null {
   const mismatch = (message: string) => ({ code: HEADER_MISMATCH, message: `Header mismatch: ${message}`, name: 'HeaderMismatch' });
   const invalid = (message: string) => ({ code: ErrorCode.InvalidParams, message: `Invalid params: ${message}`, name: 'InvalidParams' });
-  if (headers['mcp-method'] !== method) return mismatch(`the Mcp-Method header must be the request's method (${method})`);
+  if (headers && headers['mcp-method'] !== method) return mismatch(`the Mcp-Method header must be the request's method (${method})`);
   const nameField = NAME_FIELD.get(method);
-  if (nameField !== undefined && headers['mcp-name'] !== params[nameField]) {
+  if (headers && nameField !== undefined && headers['mcp-name'] !== params[nameField]) {
     return mismatch(`the Mcp-Name header must be the request's params.${nameField}`);
   }
   const meta = params._meta;
@@ -215,7 +260,7 @@ function envelopeRefusal(
   if (typeof capabilities !== 'object' || capabilities === null || Array.isArray(capabilities)) {
     return invalid(`params._meta["${META.clientCapabilities}"] is required (an object)`);
   }
-  if (headers['mcp-protocol-version'] !== version) {
+  if (headers && headers['mcp-protocol-version'] !== version) {
     return mismatch(`the MCP-Protocol-Version header must be params._meta["${META.protocolVersion}"]`);
   }
   if (!(MODERN_VERSIONS as readonly string[]).includes(version)) {
@@ -232,7 +277,7 @@ function envelopeRefusal(
 }
 
 function fail(
-  res: ServerResponse,
+  sink: ModernSink,
   status: number,
   id: RequestId | null,
   code: number,
@@ -241,12 +286,27 @@ function fail(
   data: Record<string, unknown> = {},
   headers?: Record<string, string>,
 ): void {
-  sendJsonRpcError(res, status, { code, message, data: { ...data, name } }, { id, ...(headers ? { headers } : {}) });
+  sink.answer({ jsonrpc: '2.0', id: id as RequestId, error: { code, message, data: { ...data, name } } }, status, headers);
 }
 
-function sendResult(res: ServerResponse, id: RequestId, result: Record<string, unknown>): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', id, result: decorate(result, 'complete') });
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+/** The sink of a POST: a JSON body, or an SSE stream once a notification comes before the answer. */
+function httpSink(res: ServerResponse): ModernSink {
+  let streaming = false;
+  return {
+    notify(message) {
+      if (!streaming) {
+        streaming = true;
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform' });
+      }
+      res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    },
+    answer(message, status, headers) {
+      const text = JSON.stringify(message);
+      if (streaming) return void res.end(`event: message\ndata: ${text}\n\n`);
+      res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+    },
+    done: (fn) => void res.once('close', fn),
+  };
 }
 
 /** A result as this revision sends it: `resultType` and the server's identity in `_meta`. */
@@ -263,19 +323,16 @@ function statusOf(code: number): number {
 }
 
 /**
- * The transport of one request's server: takes its answer (and the notifications tied to it) to the POST's
- * response. The answer is a JSON body unless a notification (progress, a log message) comes first; then the
- * response becomes an SSE stream that carries them and ends with the answer.
+ * The transport of one request's server: takes its answer, and the notifications tied to it, to the sink.
  */
 class ModernExchange implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
   onclose?: () => void;
   onerror?: (error: Error) => void;
-  private streaming = false;
   private done = false;
 
   constructor(
-    private readonly res: ServerResponse,
+    private readonly sink: ModernSink,
     private readonly id: RequestId,
     private readonly method: string,
     private readonly maxResultBytes: number,
@@ -293,22 +350,11 @@ class ModernExchange implements Transport {
     if (this.done) return;
     if (!('result' in message) && !('error' in message)) {
       if ('id' in message) throw new Error('a server-to-client request cannot be sent on protocol revision 2026-07-28');
-      if (!this.streaming) {
-        this.streaming = true;
-        this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform' });
-      }
-      this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-      return;
+      return this.sink.notify(message);
     }
     this.done = true;
-    const answer = this.answer(message);
-    const { text, message: sent } = outgoing(answer, this.maxResultBytes);
-    if (this.streaming) {
-      this.res.end(`event: message\ndata: ${text}\n\n`);
-      return;
-    }
-    const status = 'error' in sent ? statusOf(sent.error.code) : 200;
-    this.res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+    const { message: sent } = outgoing(this.answer(message), this.maxResultBytes);
+    this.sink.answer(sent, 'error' in sent ? statusOf(sent.error.code) : 200);
   }
 
   /** The handler's answer in this revision's terms. */
@@ -328,10 +374,7 @@ class ModernExchange implements Transport {
   }
 
   async close(): Promise<void> {
-    if (!this.done) {
-      this.done = true;
-      this.res.end();
-    }
+    this.done = true;
     this.onclose?.();
   }
 }
