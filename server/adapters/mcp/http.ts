@@ -268,6 +268,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     },
     async close() {
       clearInterval(sweeper);
+      modern.close();
       await sessions.close();
     },
   };

@@ -36,7 +36,11 @@ import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
 import { TOKA_VERSION } from '../../host/version.js';
 import { invalidJsonRpcMessage } from '../jsonrpc-frames.js';
+import type { LogRecord } from '../../../protocol/events.js';
+import { HostError } from '../../host/errors.js';
+import type { Subscription } from '../../store/event-log.js';
 import { RESOURCE_NOT_FOUND } from './errors.js';
+import { resourceUpdateTest } from './resource-updates.js';
 import { InputRequired, InputRounds, MISSING_CLIENT_CAPABILITY, type RequestStateSigner } from './input-rounds.js';
 import type { McpRegistry } from './registry.js';
 import { outgoing } from './result-bound.js';
@@ -53,7 +57,10 @@ export const META = {
   clientCapabilities: 'io.modelcontextprotocol/clientCapabilities',
   logLevel: 'io.modelcontextprotocol/logLevel',
   serverInfo: 'io.modelcontextprotocol/serverInfo',
+  subscriptionId: 'io.modelcontextprotocol/subscriptionId',
 } as const;
+
+const LISTEN = 'subscriptions/listen';
 
 export const HEADER_MISMATCH = -32020;
 export const UNSUPPORTED_PROTOCOL_VERSION = -32022;
@@ -105,7 +112,7 @@ export function isModernMessage(message: JSONRPCMessage): message is JSONRPCRequ
   return typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version);
 }
 
-/** The sink of a stream connection: every message is a line of its output. */
+/** The sink of one request on a stream connection: every message is a line of its output. */
 export function lineSink(output: Transport): ModernSink {
   const over: (() => void)[] = [];
   return {
@@ -140,6 +147,8 @@ export interface ModernSink {
 /** Serves 2026-07-28 requests; one per HTTP mount, one per stdio connection. */
 export class ModernEndpoint {
   private readonly inFlight = new Map<string, number>();
+  /** What ends each open `subscriptions/listen` stream. */
+  private readonly listening = new Set<() => void>();
 
   constructor(
     private readonly host: Host,
@@ -147,7 +156,7 @@ export class ModernEndpoint {
   ) {}
 
   /** The capabilities discovery advertises: what the per-request server handles on this revision. */
-  static readonly capabilities = { tools: {}, resources: {}, prompts: {}, logging: {}, completions: {} };
+  static readonly capabilities = { tools: {}, resources: { subscribe: true }, prompts: {}, logging: {}, completions: {} };
 
   /** Answer one POST of `caller` whose body parsed as `body`. */
   handlePost(headers: IncomingHttpHeaders, res: ServerResponse, caller: Session, body: unknown): Promise<void> {
@@ -172,7 +181,7 @@ export class ModernEndpoint {
     const refusal = envelopeRefusal(headers, method, params);
     if (refusal) return fail(sink, 400, id, refusal.code, refusal.message, refusal.name, refusal.data);
     if (method === 'server/discover') return sink.answer({ jsonrpc: '2.0', id, result: decorate(this.discover(), 'complete') }, 200);
-    if (!SERVED.has(method)) {
+    if (!SERVED.has(method) && method !== LISTEN) {
       return fail(sink, 404, id, ErrorCode.MethodNotFound, `Method not found: ${method} (protocol revision ${MODERN_VERSIONS[0]})`, 'MethodNotFound');
     }
 
@@ -187,6 +196,8 @@ export class ModernEndpoint {
       if (left === 0) this.inFlight.delete(who);
       else this.inFlight.set(who, left);
     });
+
+    if (method === LISTEN) return this.listen(id, params, caller, sink);
 
     const target = String(params[NAME_FIELD.get(method) ?? ''] ?? '');
     const binding = { session: caller, method, target };
@@ -221,6 +232,76 @@ export class ModernEndpoint {
     sink.done(() => void mcp.close());
     await mcp.server.connect(exchange);
     exchange.deliver(message);
+  }
+
+  /**
+   * `subscriptions/listen`: a stream of the resource updates the client asked for (`resourceSubscriptions`;
+   * Toka's listings never change, so no list-changed notifications are honoured). The acknowledgement says
+   * which URIs are watched (those a resource or template serves, at most `maxSubscriptions`); each record of
+   * the host log that touches one becomes `notifications/resources/updated`. Every message carries the
+   * listen request's id as `subscriptionId`. The stream lasts until the client goes, the host subscription
+   * ends (the token expired or was revoked) or the endpoint closes; then its result ends it.
+   */
+  private async listen(id: RequestId, params: Record<string, unknown>, caller: Session, sink: ModernSink): Promise<void> {
+    const filter = params.notifications;
+    if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+      return fail(sink, 400, id, ErrorCode.InvalidParams, 'Invalid params: notifications (a subscription filter) is required', 'InvalidParams');
+    }
+    const uris = (filter as { resourceSubscriptions?: unknown }).resourceSubscriptions ?? [];
+    const max = this.options.maxSubscriptions ?? MCP_DEFAULTS.maxSubscriptions;
+    if (!Array.isArray(uris) || uris.some((u) => typeof u !== 'string') || uris.length > max) {
+      return fail(sink, 400, id, ErrorCode.InvalidParams, `Invalid params: resourceSubscriptions must be at most ${max} URIs`, 'InvalidParams');
+    }
+    const watched = new Map<string, (record: LogRecord) => boolean>();
+    const honoured: string[] = [];
+    for (const uri of uris as string[]) {
+      const test = resourceUpdateTest(this.options.registry, uri);
+      if (test === undefined) continue;
+      honoured.push(uri);
+      if (test) watched.set(uri, test);
+    }
+    const tag = { [META.subscriptionId]: id };
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      sink.answer({ jsonrpc: '2.0', id, result: decorate({ _meta: tag }, 'complete') }, 200);
+    };
+    let subscription: Promise<Subscription> | undefined;
+    try {
+      await this.host.check(caller);
+      if (watched.size > 0) {
+        subscription = this.host.subscribe(caller, { afterSeq: this.host.health().seq }, {
+          onRecord: (record) => {
+            if (ended) return;
+            for (const [uri, touches] of watched) {
+              if (touches(record)) sink.notify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri, _meta: tag } });
+            }
+          },
+          onEnd: end,
+        });
+        await subscription;
+      }
+    } catch (err) {
+      const e = HostError.from(err);
+      return fail(sink, e.errorName === 'RateLimited' ? 429 : 400, id, e.code, e.message, e.errorName, e.data);
+    }
+    sink.notify({
+      jsonrpc: '2.0',
+      method: 'notifications/subscriptions/acknowledged',
+      params: { notifications: { resourceSubscriptions: honoured }, _meta: tag },
+    });
+    this.listening.add(end);
+    sink.done(() => {
+      ended = true;
+      this.listening.delete(end);
+      void subscription?.then((s) => s.unsubscribe(), () => undefined);
+    });
+  }
+
+  /** End every open `subscriptions/listen` stream with its result (before the HTTP server closes). */
+  close(): void {
+    for (const end of [...this.listening]) end();
   }
 
   private discover(): Record<string, unknown> {

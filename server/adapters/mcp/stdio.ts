@@ -218,11 +218,11 @@ export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<
     signer: new RequestStateSigner(() => host.now()),
     maxInFlight: MCP_DEFAULTS.maxConcurrentCalls,
   });
-  const sink = lineSink(transport);
   const fresh = new FreshTransport(transport, credential);
-  await mcp.server.connect(new EraRouter(fresh, (message) => void modern.request(message, credential.session, sink)));
+  await mcp.server.connect(new EraRouter(fresh, (message) => void modern.request(message, credential.session, lineSink(transport))));
   host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault, renews: credential.renews });
   await closed;
+  modern.close();
   credential.close();
   await mcp.close();
 }
