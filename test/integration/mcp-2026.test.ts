@@ -146,6 +146,59 @@ describe('MCP 2026-07-28 on toka serve (2.x SDK client, stateless HTTP)', functi
     assert.equal(none.status, 401);
   });
 
+  it('subscriptions/listen: acknowledged first with the URIs served, then resources/updated tagged with the subscription id', async () => {
+    const abort = new AbortController();
+    const res = await fetch(url, {
+      method: 'POST',
+      signal: abort.signal,
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': REVISION,
+        'mcp-method': 'subscriptions/listen',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'listen-1',
+        method: 'subscriptions/listen',
+        params: { notifications: { resourceSubscriptions: ['toka://state', 'toka://no-such'], toolsListChanged: true }, _meta: META },
+      }),
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = '';
+    const next = async (): Promise<{ method: string; params: Record<string, any> }> => {
+      for (;;) {
+        const event = /^data: (.+)$/m.exec(buffered);
+        if (event) {
+          buffered = buffered.slice(event.index + event[0].length);
+          return JSON.parse(event[1]);
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the listen stream ended');
+        buffered += value;
+      }
+    };
+    try {
+      const ack = await next();
+      assert.equal(ack.method, 'notifications/subscriptions/acknowledged');
+      assert.deepEqual(ack.params.notifications, { resourceSubscriptions: ['toka://state'] }, 'only what is served and honoured');
+      assert.equal(ack.params._meta['io.modelcontextprotocol/subscriptionId'], 'listen-1');
+      await client.callTool({ name: 'spawn_agent', arguments: { name: 'listened' } });
+      const updated = await next();
+      assert.equal(updated.method, 'notifications/resources/updated');
+      assert.equal(updated.params.uri, 'toka://state');
+      assert.equal(updated.params._meta['io.modelcontextprotocol/subscriptionId'], 'listen-1');
+    } finally {
+      abort.abort();
+    }
+    const bad = await post({ method: 'subscriptions/listen', params: { notifications: { resourceSubscriptions: 'toka://state' }, _meta: META } });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error!.code, -32602);
+  });
+
   it('keeps serving after the bad input', async () => {
     const { tools } = await client.listTools();
     assert.ok(tools.length > 0);
