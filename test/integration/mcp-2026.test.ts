@@ -361,6 +361,33 @@ describe('MCP 2026-07-28 bounds and input rounds (in-process host, real HTTP)', 
     assert.equal(wrongShape.json.error!.code, -32602, 'an answer that is not an elicitation result');
   });
 
+  it('discovery is charged to the rate limit like an initialize: past the burst, 429 with Retry-After', async () => {
+    const limited = await Host.open({ dataDir: null, logger, now: () => 1_700_000_000_000, rateLimit: { ratePerSec: 1, burst: 3 } });
+    const face = await startHttpServer(limited, { host: '127.0.0.1', port: 0, logger });
+    const mount = mountMcpHttp(face, limited, { logger });
+    try {
+      const carol = (await limited.mint(limited.localSession('v1'), { subject: 'carol', permissions: ['*'], ttlSeconds: 600 })).token;
+      const statuses: number[] = [];
+      let retryAfter: string | null = null;
+      for (let i = 0; i < 6; i++) {
+        const res = await fetch(new URL('/mcp', face.url), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${carol}`, 'mcp-protocol-version': REVISION, 'mcp-method': 'server/discover' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'server/discover', params: { _meta: META } }),
+        });
+        statuses.push(res.status);
+        if (res.status === 429) retryAfter = res.headers.get('retry-after');
+        await res.body?.cancel();
+      }
+      assert.ok(statuses.includes(200) && statuses.at(-1) === 429, statuses.join(','));
+      assert.match(retryAfter ?? '', /^\d+$/);
+    } finally {
+      await mount.close();
+      await face.close();
+      await limited.close();
+    }
+  });
+
   it('an ask the client declared no capability for is MissingRequiredClientCapability (-32021, 400)', async () => {
     const res = await call(await mint('alice'), 'confirm', {}, {});
     assert.equal(res.status, 400);

@@ -35,6 +35,7 @@ import {
 import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
 import { TOKA_VERSION } from '../../host/version.js';
+import { retryAfterSeconds } from '../http-request.js';
 import { invalidJsonRpcMessage } from '../jsonrpc-frames.js';
 import type { LogRecord } from '../../../protocol/events.js';
 import { HostError } from '../../host/errors.js';
@@ -180,7 +181,15 @@ export class ModernEndpoint {
     const params = (message.params ?? {}) as Record<string, unknown>;
     const refusal = envelopeRefusal(headers, method, params);
     if (refusal) return fail(sink, 400, id, refusal.code, refusal.message, refusal.name, refusal.data);
-    if (method === 'server/discover') return sink.answer({ jsonrpc: '2.0', id, result: decorate(this.discover(), 'complete') }, 200);
+    if (method === 'server/discover') {
+      // Charged like a 2025 `initialize`: discovery re-verifies the token and counts against the rate limit.
+      try {
+        await this.host.check(caller);
+      } catch (err) {
+        return refuseHost(sink, id, err);
+      }
+      return sink.answer({ jsonrpc: '2.0', id, result: decorate(this.discover(), 'complete') }, 200);
+    }
     if (!SERVED.has(method) && method !== LISTEN) {
       return fail(sink, 404, id, ErrorCode.MethodNotFound, `Method not found: ${method} (protocol revision ${MODERN_VERSIONS[0]})`, 'MethodNotFound');
     }
@@ -283,8 +292,7 @@ export class ModernEndpoint {
         await subscription;
       }
     } catch (err) {
-      const e = HostError.from(err);
-      return fail(sink, e.errorName === 'RateLimited' ? 429 : 400, id, e.code, e.message, e.errorName, e.data);
+      return refuseHost(sink, id, err);
     }
     sink.notify({
       jsonrpc: '2.0',
@@ -368,6 +376,14 @@ function fail(
   headers?: Record<string, string>,
 ): void {
   sink.answer({ jsonrpc: '2.0', id: id as RequestId, error: { code, message, data: { ...data, name } } }, status, headers);
+}
+
+/** A host refusal as the answer: RateLimited 429 with Retry-After, Unauthenticated 401, CapabilityDenied 403, else 503. */
+function refuseHost(sink: ModernSink, id: RequestId, err: unknown): void {
+  const e = HostError.from(err);
+  const error = { jsonrpc: '2.0' as const, id, error: { code: e.code, message: e.message, data: e.data } };
+  if (e.errorName === 'RateLimited') return sink.answer(error, 429, { 'retry-after': String(retryAfterSeconds(e)) });
+  sink.answer(error, e.errorName === 'Unauthenticated' ? 401 : e.errorName === 'CapabilityDenied' ? 403 : 503);
 }
 
 /** The sink of a POST: a JSON body, or an SSE stream once a notification comes before the answer. */
