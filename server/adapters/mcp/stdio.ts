@@ -219,7 +219,7 @@ export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<
     maxInFlight: MCP_DEFAULTS.maxConcurrentCalls,
   });
   const fresh = new FreshTransport(transport, credential);
-  await mcp.server.connect(new EraRouter(fresh, (message) => void modern.request(message, credential.session, lineSink(transport))));
+  await mcp.server.connect(new EraRouter(fresh, (message) => void modern.request(message, credential.session, lineSink(fresh))));
   host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault, renews: credential.renews });
   await closed;
   modern.close();
