@@ -1,9 +1,8 @@
 /**
  * The official MCP conformance suites against the real HTTP face and MCP adapter: 0.1.16 (server mode, the
- * 30 active scenarios) and the newest 0.2.x prerelease with `--requirements 2025-11-25` (every scenario that
- * revision requires passes; its not-yet-scored extras are reported, not required). The 2026-07-28
- * requirements are not run: Toka does not serve that revision yet (docs/mcp.md, "Protocol revisions"). Both
- * run served with the conformance fixtures plugin by the test-only
+ * 30 active scenarios) and the newest 0.2.x prerelease with `--requirements 2025-11-25` and
+ * `--requirements 2026-07-28` (every scenario the revision requires passes; the extras it runs unscored, the
+ * tasks extension and pending scenarios, are reported, not required: docs/mcp.md lists them). All run served with the conformance fixtures plugin by the test-only
  * entry point test/fixtures/mcp-conformance/serve.ts (run with tsx). The suite needs Node ≥ 22: Node 22 and
  * the suite are installed from the npm registry into .cache/conformance/ (git-ignored; outside test/ so the test runner
  * does not collect the suite's own files) on first run.
@@ -100,12 +99,13 @@ function summary(output: string): Map<string, string> {
   return lines;
 }
 
-describe('MCP conformance suites (0.1.16 active; 0.2.x --requirements 2025-11-25) against the HTTP face with the fixtures plugin', function () {
+describe('MCP conformance suites (0.1.16 active; 0.2.x --requirements 2025-11-25 and 2026-07-28) against the HTTP face with the fixtures plugin', function () {
   this.timeout(2 * SUITE_TIMEOUT_MS + 300_000);
   let data: string;
   let server: ChildProcess | undefined;
   let result: { code: number | null; output: string };
   let next: { code: number | null; output: string };
+  let modern: { code: number | null; output: string };
   let lines = new Map<string, string>();
 
   before(async () => {
@@ -121,6 +121,7 @@ describe('MCP conformance suites (0.1.16 active; 0.2.x --requirements 2025-11-25
     result = await runSuite(SUITE, SUITE_CLI, url, minted.stdout.trim());
     lines = summary(result.output);
     next = await runSuite(NEXT_SUITE, NEXT_SUITE_CLI, url, minted.stdout.trim(), ['--requirements', '2025-11-25']);
+    modern = await runSuite(NEXT_SUITE, NEXT_SUITE_CLI, url, minted.stdout.trim(), ['--requirements', '2026-07-28']);
   });
 
   after(async () => {
@@ -146,13 +147,28 @@ describe('MCP conformance suites (0.1.16 active; 0.2.x --requirements 2025-11-25
     assert.equal(result.code, 0, result.output.slice(-4000));
   });
 
+  /** The scenarios a `--requirements <revision>` run scores, by name; the unscored extras it reports apart. */
+  const scored = (output: string, revision: string) => {
+    const unscored = new Set([...(output.split(new RegExp(`^Not scored for ${revision}:`, 'm'))[1] ?? '').matchAll(/^\s+[✓✗] ([\w-]+)/gmu)].map((m) => m[1]));
+    return [...summary(output)].filter(([name]) => !unscored.has(name));
+  };
+
   it(`passes every scenario 2025-11-25 requires in suite ${NEXT_VERSION} (--requirements 2025-11-25)`, () => {
-    const scenarios = summary(next.output);
-    // Scenarios the suite runs but does not score for the revision (added after it, or pending) are listed apart.
-    const unscored = new Set([...(next.output.split(/^Not scored for 2025-11-25:/m)[1] ?? '').matchAll(/^\s+[✓✗] ([\w-]+)/gmu)].map((m) => m[1]));
-    const required = [...scenarios].filter(([name]) => !unscored.has(name));
+    const required = scored(next.output, '2025-11-25');
     assert.ok(required.length >= SCENARIOS.length, `only ${required.length} required scenarios reported:\n${next.output.slice(-4000)}`);
     assert.deepEqual(required.filter(([, line]) => !line.startsWith('✓')).map(([, line]) => line), []);
     assert.equal(next.code, 0, next.output.slice(-4000));
+  });
+
+  it(`passes every scenario 2026-07-28 requires in suite ${NEXT_VERSION} (--requirements 2026-07-28)`, () => {
+    const required = scored(modern.output, '2026-07-28');
+    const names = required.map(([name]) => name);
+    // The stateless wire, caching hints and input-required rounds are among them (a run that skipped them fails here).
+    for (const name of ['server-stateless', 'caching', 'input-required-result-multi-round', 'input-required-result-tampered-state']) {
+      assert.ok(names.includes(name), `${name} not scored:\n${modern.output.slice(-4000)}`);
+    }
+    assert.ok(required.length >= 37, `only ${required.length} required scenarios reported:\n${modern.output.slice(-4000)}`);
+    assert.deepEqual(required.filter(([, line]) => !line.startsWith('✓')).map(([, line]) => line), []);
+    assert.equal(modern.code, 0, modern.output.slice(-4000));
   });
 });

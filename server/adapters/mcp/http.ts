@@ -4,6 +4,8 @@
  * are named for their jobs: session-table.ts (who owns a session, caps, idleness), event-store.ts
  * (`Last-Event-ID` resumption), http-auth.ts (bearer auth and its challenges), resource-metadata.ts (RFC 9728).
  *
+ * - Eras: a POST without `mcp-session-id` whose `MCP-Protocol-Version` names no 2025-era revision is a
+ *   stateless 2026-07-28 request, answered by modern.ts on its own; everything else follows the 2025 rules below.
  * - Sessions: `initialize` without `mcp-session-id` opens one (an SDK transport + a Toka MCP session bound to
  *   the token's vault, subject and grant); POST, GET (standalone SSE stream) and DELETE (end) route by the
  *   header. An `initialize` re-verifies the token and is charged to the caller's rate limit (`host.check`),
@@ -28,6 +30,8 @@ import type { McpRegistry } from './registry.js';
 import { mountOAuth, type OAuthTarget } from './oauth.js';
 import { MCP_PATH, mountResourceMetadata, type RouteTarget } from './resource-metadata.js';
 import { BoundedTransport } from './result-bound.js';
+import { RequestStateSigner } from './input-rounds.js';
+import { ModernEndpoint, isModernRequest } from './modern.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
 import { SessionTable, type LiveSession } from './session-table.js';
 import { startMcpSocket } from './socket.js';
@@ -50,6 +54,8 @@ export interface McpHttpOptions extends McpServerOptions {
   maxSessions?: number;
   /** Most live sessions of one subject of one vault (default 32); beyond it, a quiet one is reclaimed, else 429. */
   maxSessionsPerPrincipal?: number;
+  /** Most 2026-07-28 (stateless) requests of one subject of one vault open at once (default 32); beyond it, 429. */
+  maxRequestsPerPrincipal?: number;
   /** Largest POST body (default 4 MiB); larger gets 413. */
   maxBodyBytes?: number;
   /** SSE events kept per session for `Last-Event-ID` resumption (default 1000). */
@@ -127,6 +133,14 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     });
   };
 
+  const modern = new ModernEndpoint(host, {
+    ...options,
+    registry,
+    logger,
+    signer: new RequestStateSigner(now),
+    maxInFlight: options.maxRequestsPerPrincipal ?? 32,
+  });
+
   const sweeper = setInterval(() => sessions.sweep(), options.sweepIntervalMs ?? Math.min(idleMs, 60_000));
   sweeper.unref();
 
@@ -184,19 +198,30 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
       return sendJsonRpcError(res, 400, { code: ErrorCode.ParseError, message: 'Parse error: body is not valid JSON', data: { name: 'ParseError' } });
     }
     const messages = Array.isArray(body) ? body : [body];
-    if (req.headers['mcp-session-id'] === undefined && messages.some((m) => isInitializeRequest(m))) {
-      return initialize(req, res, caller, body);
+    if (req.headers['mcp-session-id'] === undefined) {
+      if (messages.some((m) => isInitializeRequest(m))) return initialize(req, res, caller, body);
+      if (isModernRequest(req.headers)) {
+        if (!(await authorizeTools(req, res, caller, messages))) return;
+        return modern.handlePost(req.headers, res, caller, body);
+      }
     }
     const live = sessionFor(req, res, caller);
     if (!live) return;
-    try {
-      for (const permission of toolPermissions(messages)) await host.authorize(caller, permission);
-    } catch (err) {
-      return refuse(req, res, HostError.from(err), idOf(messages));
-    }
+    if (!(await authorizeTools(req, res, caller, messages))) return;
     answering(live, res);
     live.transport.handlePost(req.headers, res, body);
   });
+
+  /** Authorise the permissions of the `tools/call` requests in `messages`; answers the refusal and returns false. */
+  const authorizeTools = async (req: IncomingMessage, res: ServerResponse, caller: Session, messages: unknown[]): Promise<boolean> => {
+    try {
+      for (const permission of toolPermissions(messages)) await host.authorize(caller, permission);
+      return true;
+    } catch (err) {
+      refuse(req, res, HostError.from(err), idOf(messages));
+      return false;
+    }
+  };
 
   /** Open a session for an `initialize`: charged to the caller, within the session caps. */
   const initialize = async (req: IncomingMessage, res: ServerResponse, caller: Session, body: unknown): Promise<void> => {
@@ -243,6 +268,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     },
     async close() {
       clearInterval(sweeper);
+      modern.close();
       await sessions.close();
     },
   };

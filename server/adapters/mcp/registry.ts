@@ -15,6 +15,7 @@ import type {
   ElicitRequestFormParams,
   ElicitResult,
   GetPromptResult,
+  ListRootsResult,
   LoggingLevel,
   ReadResourceResult,
   ToolAnnotations,
@@ -24,15 +25,26 @@ import type { LogRecord } from '../../../protocol/events.js';
 import type { Host, Session } from '../../host/host.js';
 import type { SamplingClient } from '../../runtime/llm/mcp-sampling.js';
 
-/** What every handler gets: the host, the caller's session, and the request's cancellation signal. */
+/** What every handler gets: the host, the caller's session, the request's cancellation signal, and asks of the client. */
 export interface McpContext {
   readonly host: Host;
   readonly session: Session;
   /** Aborted when the client cancels the request (`notifications/cancelled`) or the session ends. */
   readonly signal: AbortSignal;
+  /**
+   * Ask the client's LLM (`sampling/createMessage`); the client must have declared `sampling`. On 2026-07-28
+   * the ask is an input round (input-rounds.ts): the call ends with `input_required` and is replayed from the
+   * top when the client answers, so a handler must not act on the world before its asks (or must do so
+   * idempotently). `key` names the ask in the round (default: by order).
+   */
+  sample(params: CreateMessageRequest['params'], options?: AskOptions): Promise<CreateMessageResult>;
+  /** Ask the client's user (`elicitation/create`, form mode); the client must have declared `elicitation`. As `sample`. */
+  elicit(params: ElicitRequestFormParams, options?: AskOptions): Promise<ElicitResult>;
+  /** The client's roots (`roots/list`); the client must have declared `roots`. As `sample`. */
+  roots(options?: AskOptions): Promise<ListRootsResult>;
 }
 
-/** What a tool handler gets on top of `McpContext`: progress, logging and requests back to the client. */
+/** What a tool handler gets on top of `McpContext`: progress and logging. */
 export interface McpCallContext extends McpContext {
   /**
    * Report progress. Sent as `notifications/progress` when the caller gave a `progressToken`, otherwise
@@ -42,15 +54,16 @@ export interface McpCallContext extends McpContext {
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** Send `notifications/message` on this call's stream when `level` is at or above the session's level. */
   log(level: LoggingLevel, data: unknown): Promise<void>;
-  /** Ask the client's LLM (`sampling/createMessage`); the client must have declared `sampling`. */
-  sample(params: CreateMessageRequest['params']): Promise<CreateMessageResult>;
-  /** Ask the client's user (`elicitation/create`, form mode); the client must have declared `elicitation`. */
-  elicit(params: ElicitRequestFormParams): Promise<ElicitResult>;
   /**
    * This session as the runtime may ask its model for a run it requested (`mcp-sampling` agents); usable after
    * the call has returned, for as long as the session is open.
    */
   readonly requester: SamplingClient;
+}
+
+export interface AskOptions {
+  /** The ask's key in a 2026-07-28 input round (`inputRequests`/`inputResponses`); ignored before that revision. */
+  key?: string;
 }
 
 /** What a tool handler returns. `content` defaults to the JSON text of `structured`. */

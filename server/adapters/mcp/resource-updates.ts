@@ -8,7 +8,21 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Subscription } from '../../store/event-log.js';
 import { mcpError, resourceNotFound } from './errors.js';
+import type { McpRegistry } from './registry.js';
 import type { SessionScope } from './scope.js';
+
+/**
+ * Resolve `uri` once, at subscribe time: what tells whether a record touches it, null when the resource has
+ * no updates, undefined when no resource or template serves it.
+ */
+export function resourceUpdateTest(registry: McpRegistry, uri: string): ((record: LogRecord) => boolean) | null | undefined {
+  const fixed = registry.resource(uri);
+  if (fixed) return fixed.touchedBy ? (record) => fixed.touchedBy?.(record) ?? false : null;
+  const match = registry.matchTemplate(uri);
+  if (!match) return undefined;
+  const { spec } = match.entry;
+  return spec.touchedBy ? (record) => spec.touchedBy?.(record, match.vars) ?? false : null;
+}
 
 export interface ResourceUpdates {
   /** End every subscription of the session (the host subscription included). */
@@ -21,18 +35,7 @@ export function registerResourceUpdates(scope: SessionScope, maxSubscriptions: n
   const subscribed = new Map<string, ((record: LogRecord) => boolean) | null>();
   let hostSub: Promise<Subscription> | null = null;
 
-  /**
-   * Resolve `uri` once, at subscribe time: what tells whether a record touches it, null when the resource
-   * has no updates, undefined when no resource or template serves it.
-   */
-  const touchedBy = (uri: string): ((record: LogRecord) => boolean) | null | undefined => {
-    const fixed = registry.resource(uri);
-    if (fixed) return fixed.touchedBy ? (record) => fixed.touchedBy?.(record) ?? false : null;
-    const match = registry.matchTemplate(uri);
-    if (!match) return undefined;
-    const { spec } = match.entry;
-    return spec.touchedBy ? (record) => spec.touchedBy?.(record, match.vars) ?? false : null;
-  };
+  const touchedBy = (uri: string) => resourceUpdateTest(registry, uri);
 
   /** The host subscription for resource updates, opened once for the session (a promise: concurrent subscribes share it). */
   const openHostSub = (): Promise<Subscription> => {

@@ -13,11 +13,19 @@
  *   with `isError: true` whose text carries the Toka error name, so the model can read it and correct course.
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { LoggingLevelSchema, SetLevelRequestSchema, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
+import {
+  LoggingLevelSchema,
+  SetLevelRequestSchema,
+  type CreateMessageResult,
+  type ElicitResult,
+  type ListRootsResult,
+  type LoggingLevel,
+} from '@modelcontextprotocol/sdk/types.js';
 import { permits } from '../../../protocol/capability.js';
 import type { Host, Session } from '../../host/host.js';
 import { TOKA_VERSION } from '../../host/version.js';
 import { mcpError } from './errors.js';
+import type { InputRounds } from './input-rounds.js';
 import { registerPromptHandlers } from './prompt-handlers.js';
 import type { McpRegistry } from './registry.js';
 import { registerResourceHandlers } from './resource-handlers.js';
@@ -30,6 +38,12 @@ export interface McpServerOptions {
   maxConcurrentCalls?: number;
   /** Most resource subscriptions per session. Default 64. */
   maxSubscriptions?: number;
+}
+
+/** One 2026-07-28 request: its log level from `_meta` (null: no log messages) and its input rounds. */
+export interface ModernRequest {
+  logLevel: LoggingLevel | null;
+  rounds: InputRounds;
 }
 
 export const MCP_DEFAULTS = { maxResultBytes: 1024 * 1024, maxConcurrentCalls: 16, maxSubscriptions: 64 } as const;
@@ -47,6 +61,7 @@ export function createMcpSession(
   host: Host,
   session: Session,
   options: McpServerOptions = {},
+  modern?: ModernRequest,
 ): McpSessionServer {
   const server = new Server(
     { name: 'toka', version: TOKA_VERSION },
@@ -57,7 +72,7 @@ export function createMcpSession(
         'read toka://state first, and use the write_agent_spec prompt before spawning agents.',
     },
   );
-  let level: LoggingLevel = 'info';
+  let level: LoggingLevel | null = modern ? modern.logLevel : 'info';
   let closed = false;
   const scope: SessionScope = {
     server,
@@ -72,8 +87,24 @@ export function createMcpSession(
       }
     },
     visible: (claims, permission) => permission === null || permits(claims.permissions, permission),
-    context: (extra) => ({ host, session, signal: extra.signal }),
-    logAllowed: (l) => LEVELS.indexOf(l) >= LEVELS.indexOf(level),
+    context: (extra) => ({
+      host,
+      session,
+      signal: extra.signal,
+      sample: (params, options) =>
+        modern
+          ? (modern.rounds.ask('sampling/createMessage', params, options?.key) as Promise<CreateMessageResult>)
+          : server.createMessage(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
+      elicit: (params, options) =>
+        modern
+          ? (modern.rounds.ask('elicitation/create', params as unknown as Record<string, unknown>, options?.key) as Promise<ElicitResult>)
+          : server.elicitInput(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
+      roots: (options) =>
+        modern
+          ? (modern.rounds.ask('roots/list', undefined, options?.key) as Promise<ListRootsResult>)
+          : server.listRoots(undefined, { relatedRequestId: extra.requestId, signal: extra.signal }),
+    }),
+    logAllowed: (l) => level !== null && LEVELS.indexOf(l) >= LEVELS.indexOf(level),
     get closed() {
       return closed;
     },

@@ -1,6 +1,7 @@
 /**
  * MCP over a pair of byte streams, newline-delimited: `toka mcp`'s stdin/stdout, and each connection of the
- * running host's `<data>/mcp.sock` (socket.ts). The session authenticates with a credential (credential.ts):
+ * running host's `<data>/mcp.sock` (socket.ts). A connection is one 2025 session (`initialize`), and answers
+ * 2026-07-28 requests (discovery, or a `_meta` naming that revision) statelessly next to it (modern.ts). The session authenticates with a credential (credential.ts):
  * a token, or a grant it renews its token from. Stdout carries only JSON-RPC frames; logs go to stderr.
  *
  * The transport answers what the SDK's stdio transport drops silently: a line that is not JSON gets a
@@ -10,11 +11,13 @@
  * `printf '<requests>' | toka mcp` gets every answer.
  */
 import type { Readable, Writable } from 'node:stream';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ErrorCode, JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { ErrorCode, JSONRPCMessageSchema, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { Host } from '../../host/host.js';
 import { FreshTransport, type McpCredentialSession } from './credential.js';
+import { RequestStateSigner } from './input-rounds.js';
+import { ModernEndpoint, isModernMessage, lineSink } from './modern.js';
 import type { McpRegistry } from './registry.js';
 import { outgoing } from './result-bound.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
@@ -160,6 +163,35 @@ export class LineTransport implements Transport {
   }
 }
 
+/**
+ * Routes a connection's incoming 2026-07-28 requests (`isModernMessage`) to `modern` and everything else to
+ * the connection's 2025 session server, which it is the transport of.
+ */
+class EraRouter implements Transport {
+  constructor(
+    private readonly inner: Transport,
+    private readonly modern: (message: JSONRPCRequest) => void,
+  ) {}
+  set onclose(handler: (() => void) | undefined) {
+    this.inner.onclose = handler;
+  }
+  set onerror(handler: ((error: Error) => void) | undefined) {
+    this.inner.onerror = handler;
+  }
+  set onmessage(handler: Transport['onmessage']) {
+    this.inner.onmessage = handler && ((message, extra) => (isModernMessage(message) ? this.modern(message) : handler(message, extra)));
+  }
+  start(): Promise<void> {
+    return this.inner.start();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    return this.inner.send(message, options);
+  }
+}
+
 export interface StdioOptions extends McpServerOptions {
   registry: McpRegistry;
   /** Largest result (JSON bytes) sent; larger ones are refused with LimitExceeded. Default 1 MiB. */
@@ -180,9 +212,17 @@ export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<
     mcp.server.onclose = () => resolve();
   });
   mcp.server.onerror = (err) => host.logger.warn('MCP stdio error', { err });
-  await mcp.server.connect(new FreshTransport(transport, credential));
+  const modern = new ModernEndpoint(host, {
+    ...options,
+    logger: host.logger,
+    signer: new RequestStateSigner(() => host.now()),
+    maxInFlight: MCP_DEFAULTS.maxConcurrentCalls,
+  });
+  const fresh = new FreshTransport(transport, credential);
+  await mcp.server.connect(new EraRouter(fresh, (message) => void modern.request(message, credential.session, lineSink(fresh))));
   host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault, renews: credential.renews });
   await closed;
+  modern.close();
   credential.close();
   await mcp.close();
 }

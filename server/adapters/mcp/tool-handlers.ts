@@ -4,7 +4,12 @@
  * name (the model can read it and correct course); an unknown tool, the in-flight bound and session-ending
  * host errors are JSON-RPC errors.
  */
-import { CallToolRequestSchema, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  type CallToolResult,
+} from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
 import { SESSION_ERRORS, invalidParams, mcpError } from './errors.js';
@@ -98,8 +103,6 @@ export function registerToolHandlers(scope: SessionScope, maxCalls: number): voi
         if (!scope.logAllowed(l)) return;
         await extra.sendNotification({ method: 'notifications/message', params: { level: l, logger: 'toka', data } });
       },
-      sample: (params) => server.createMessage(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
-      elicit: (params) => server.elicitInput(params, { relatedRequestId: extra.requestId, signal: extra.signal }),
       requester: {
         // While the call is being answered, requests go with it (on its stream, over HTTP); after it has
         // returned, on the session's own stream (the client's GET stream, over HTTP).
