@@ -281,8 +281,17 @@ export class TokaA2aHandler implements A2ARequestHandler {
   private async snapshot(session: Session, id: string): Promise<TaskFold> {
     const run = await this.run(session, id);
     const fold = new TaskFold(id);
-    await this.readRecords(run, 0, (r) => void fold.apply(r));
+    await this.readRecords(run, await this.beforeFirst(run), (r) => void fold.apply(r));
     return fold;
+  }
+
+  /**
+   * The seq just before the run's first record (its `RunSubmitted`, found by the log's index), so reading a
+   * task never scans its agent's earlier runs. The caller was authorised for the run by `run()`.
+   */
+  private async beforeFirst(run: RunRecord): Promise<number> {
+    const submitted = await this.host.runSubmission(this.host.localSession(run.vault), run.id);
+    return submitted ? submitted.seq - 1 : 0;
   }
 
   /** Every record of the run's agent after `afterSeq`, in seq order, to `onRecord`; returns the last seq read. */
@@ -306,9 +315,9 @@ export class TokaA2aHandler implements A2ARequestHandler {
     const run = await this.run(session, id);
     const fold = new TaskFold(id);
     const backlog: TaskUpdate[] = [];
-    // A run just submitted is read from its first record on, not from its agent's first: a busy agent's
-    // history would otherwise be scanned for every message sent to it.
-    const cut = await this.readRecords(run, from.kind === 'all' ? from.submittedSeq - 1 : 0, (r) => backlog.push(...fold.apply(r)));
+    // A run is read from its first record on, not from its agent's first: a busy agent's history would
+    // otherwise be scanned for every message sent to it and every task read.
+    const cut = await this.readRecords(run, from.kind === 'all' ? from.submittedSeq - 1 : await this.beforeFirst(run), (r) => backlog.push(...fold.apply(r)));
     if (!fold.started) throw new TaskNotFoundError(`no task ${JSON.stringify(id.slice(0, 128))}`);
     const finished = () => TERMINAL_RUN_STATES.includes(fold.state!) || (until === 'interrupted' && fold.state === 'input-required');
     if (from.kind === 'snapshot') {
