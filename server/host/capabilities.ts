@@ -27,15 +27,13 @@ export async function mint(core: HostCore, session: Session, request: MintParams
     label: request.label,
   });
   const grant = (result.records[result.records.length - 1].event as unknown as { grant: GrantRecord }).grant;
+  return tokenOf(core, grant, ttlSeconds, { alg });
+}
+
+/** A token of `grant` (its subject, vault and permissions) living `ttlSeconds`. */
+async function tokenOf(core: HostCore, grant: GrantRecord, ttlSeconds: number, options: { alg?: (typeof SIGNING_ALGS)[number]; aud?: string }): Promise<MintResult> {
   try {
-    const minted = await core.tokens.mint({
-      sub: grant.subject,
-      vault: grant.vault,
-      permissions: grant.permissions,
-      grant: grant.id,
-      ttlSeconds,
-      alg,
-    });
+    const minted = await core.tokens.mint({ sub: grant.subject, vault: grant.vault, permissions: grant.permissions, grant: grant.id, ttlSeconds, ...options });
     return { ...minted, grant: grant.id };
   } catch (err) {
     throw core.fail(err);
@@ -125,19 +123,7 @@ export async function issueToken(
   if (!session.local && grant.createdBy !== session.principal) {
     throw new HostError('CapabilityDenied', 'only the creator of a grant may issue tokens from it', { reason: 'not the grant creator' });
   }
-  try {
-    const minted = await core.tokens.mint({
-      sub: grant.subject,
-      vault: grant.vault,
-      permissions: grant.permissions,
-      grant: grant.id,
-      ttlSeconds,
-      ...(request.audience !== undefined ? { aud: request.audience } : {}),
-    });
-    return { ...minted, grant: grant.id };
-  } catch (err) {
-    throw core.fail(err);
-  }
+  return tokenOf(core, grant, ttlSeconds, request.audience !== undefined ? { aud: request.audience } : {});
 }
 
 /**
