@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Role, SendMessageRequest, TaskState, type StreamResponse, type Task } from '@a2a-js/sdk';
+import { Role, TaskState, type StreamResponse } from '@a2a-js/sdk';
 import WebSocket from 'ws';
 import { toka } from '../helpers/cli.js';
+import { A2A_USER, a2aSpec, asTask, authFetch, readSse, sendRequest, textOf } from '../helpers/a2a.js';
 import { Client, ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
 import { mountA2a } from '../../server/adapters/a2a/http.js';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
@@ -22,34 +23,6 @@ import { analyzeSpecText } from '../../server/runtime/spec/index.js';
 import { builtinTools, ToolRegistry } from '../../server/runtime/tools/index.js';
 
 const quiet = createLogger({ level: 'silent' });
-
-const spec = (name: string) => `
-metadata:
-  name: ${name}
-  version: v0.1.0
-  created: "2026-11-20"
-  workstream: A2A Tests
-spec:
-  name: ${name} agent
-  domain: testing
-  priority: medium
-capabilities:
-  primary: [answer-${name}]
-objectives:
-  - description: Answer what ${name} is asked
-    deliverable: a reply to the caller
-    validation: The reply is there
-tasks:
-  default:
-    - description: Answer the question it gets
-      priority: low
-dependencies:
-  required: []
-security:
-  sandbox: true
-  capabilities_required: [filesystem-read, filesystem-write, git-access]
-  resource_limits: {max_memory: 256MB, max_cpu: 50%, timeout: 10m}
-`;
 
 /** What each agent (by spec name) answers. */
 const TRANSCRIPTS: Record<string, ScriptedTranscript> = {
@@ -64,8 +37,6 @@ const TRANSCRIPTS: Record<string, ScriptedTranscript> = {
     ],
   },
 };
-
-const USER = ['agent:spawn', 'capability:grant', 'task:run', 'task:schedule', 'task:cancel', 'task:approve', 'state:read', 'events:read', 'tool:fs-read', 'tool:fs-write', 'tool:shell'];
 
 interface World {
   host: Host;
@@ -100,39 +71,9 @@ async function open(dir: string, publish: string[]): Promise<World> {
   };
 }
 
-function authFetch(token: string): typeof fetch {
-  return (input, init) => {
-    const headers = new Headers(init?.headers);
-    headers.set('authorization', `Bearer ${token}`);
-    return fetch(input, { ...init, headers });
-  };
-}
-
 async function sdkClient(url: string, token: string): Promise<Client> {
   const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, { transports: [new JsonRpcTransportFactory({ fetchImpl: authFetch(token) })] }));
   return factory.createFromUrl(url);
-}
-
-function send(text: string, options: { skill?: string; taskId?: string; returnImmediately?: boolean; data?: unknown } = {}): SendMessageRequest {
-  return SendMessageRequest.fromJSON({
-    message: {
-      messageId: `m-${Math.random().toString(36).slice(2)}`,
-      role: 'ROLE_USER',
-      parts: options.data !== undefined ? [{ data: options.data }] : [{ text }],
-      ...(options.taskId ? { taskId: options.taskId } : {}),
-      ...(options.skill ? { metadata: { skill: options.skill } } : {}),
-    },
-    ...(options.returnImmediately ? { configuration: { returnImmediately: true } } : {}),
-  });
-}
-
-function asTask(result: unknown): Task {
-  assert.ok(result && typeof result === 'object' && 'status' in result, `expected a task, got ${JSON.stringify(result)}`);
-  return result as Task;
-}
-
-function textOf(task: Task): string[] {
-  return task.history.flatMap((m) => m.parts.map((p) => (p.content?.$case === 'text' ? p.content.value : JSON.stringify(p.content?.value))));
 }
 
 /** JSON-RPC over fetch, for what the SDK client does not send (bad input, Last-Event-ID). */
@@ -146,35 +87,6 @@ async function rpc(url: string, body: unknown, headers: Record<string, string> =
   return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : text, headers: res.headers };
 }
 
-/** Read SSE events (`id`, parsed `data`) from a streaming response until `stop` says so or the stream ends. */
-async function readSse(res: Response, stop: (events: { id?: string; data: any }[]) => boolean = () => false): Promise<{ id?: string; data: any }[]> {
-  const events: { id?: string; data: any }[] = [];
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const event: { id?: string; data: any } = { data: undefined };
-      for (const line of block.split('\n')) {
-        if (line.startsWith('id: ')) event.id = line.slice(4);
-        if (line.startsWith('data: ')) event.data = JSON.parse(line.slice(6));
-      }
-      if (event.data !== undefined) events.push(event);
-    }
-    if (stop(events)) {
-      await reader.cancel();
-      break;
-    }
-  }
-  return events;
-}
-
 describe('A2A JSON-RPC binding (reference SDK client)', function () {
   this.timeout(60_000);
   let dir: string;
@@ -185,10 +97,10 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'toka-a2a-'));
     w = await open(dir, ['echo', 'asker']);
-    ({ token } = await w.host.mint(w.host.localSession('v'), { subject: 'peer', permissions: USER, ttlSeconds: 1800 }));
+    ({ token } = await w.host.mint(w.host.localSession('v'), { subject: 'peer', permissions: A2A_USER, ttlSeconds: 1800 }));
     const dev = await w.host.authenticate(token);
     for (const name of Object.keys(TRANSCRIPTS)) {
-      const analysis = analyzeSpecText(`${name}.agent.yaml`, spec(name));
+      const analysis = analyzeSpecText(`${name}.agent.yaml`, a2aSpec(name));
       agents[name] = (await w.runtime.spawn(dev, { spec: analysis.spec!, digest: analysis.digest!, document: analysis.document })).agent;
     }
   });
@@ -217,7 +129,7 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
 
   it('sends a message: a run of the addressed agent, completed with its artifact; GetTask and ListTasks read it from the log', async () => {
     const client = await sdkClient(w.http.url, token);
-    const task = asTask(await client.sendMessage(send('say hello', { skill: agents.echo })));
+    const task = asTask(await client.sendMessage(sendRequest('say hello', { skill: agents.echo })));
     assert.equal(task.status?.state, TaskState.TASK_STATE_COMPLETED);
     assert.equal(task.contextId, task.id);
     assert.deepEqual(task.artifacts.map((a) => [a.name, a.parts[0].content?.value]), [['response', 'hello from echo']]);
@@ -239,7 +151,7 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
   it('streams a task: the submitted task first, then status and artifact updates in order, ending completed', async () => {
     const client = await sdkClient(w.http.url, token);
     const events: StreamResponse[] = [];
-    for await (const e of client.sendMessageStream(send('go', { skill: agents.stepper }))) events.push(e);
+    for await (const e of client.sendMessageStream(sendRequest('go', { skill: agents.stepper }))) events.push(e);
     const kinds = events.map((e) => (e.payload?.$case === 'statusUpdate' ? `status:${TaskState[e.payload.value.status!.state]}` : e.payload?.$case));
     assert.equal(kinds[0], 'task');
     assert.deepEqual(kinds.slice(-2), ['artifactUpdate', 'status:TASK_STATE_COMPLETED']);
@@ -249,22 +161,22 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
 
   it('input-required is the pending approval; a follow-up message on the task answers it', async () => {
     const client = await sdkClient(w.http.url, token);
-    const asked = asTask(await client.sendMessage(send('use the shell', { skill: agents.asker })));
+    const asked = asTask(await client.sendMessage(sendRequest('use the shell', { skill: agents.asker })));
     assert.equal(asked.status?.state, TaskState.TASK_STATE_INPUT_REQUIRED);
     const question = asked.status?.message?.parts.find((p) => p.content?.$case === 'data')?.content?.value;
     assert.equal(question.tool, 'shell');
     assert.equal(question.permission, 'tool:shell');
 
-    await assert.rejects(client.sendMessage(send('maybe', { taskId: asked.id })), /approve.*deny/);
-    const done = asTask(await client.sendMessage(send('', { taskId: asked.id, data: { decision: 'approve', note: 'go ahead' } })));
+    await assert.rejects(client.sendMessage(sendRequest('maybe', { taskId: asked.id })), /approve.*deny/);
+    const done = asTask(await client.sendMessage(sendRequest('', { taskId: asked.id, data: { decision: 'approve', note: 'go ahead' } })));
     assert.equal(done.status?.state, TaskState.TASK_STATE_COMPLETED);
     assert.equal(done.artifacts[0].parts[0].content?.value, 'shell ran');
-    await assert.rejects(client.sendMessage(send('approve', { taskId: asked.id })), /completed: it takes no more messages/);
+    await assert.rejects(client.sendMessage(sendRequest('approve', { taskId: asked.id })), /completed: it takes no more messages/);
   });
 
   it('cancels a working task; cancelling it again is TaskNotCancelable; an unknown task is TaskNotFound', async () => {
     const client = await sdkClient(w.http.url, token);
-    const started = asTask(await client.sendMessage(send('think', { skill: agents.slow, returnImmediately: true })));
+    const started = asTask(await client.sendMessage(sendRequest('think', { skill: agents.slow, returnImmediately: true })));
     assert.equal(started.status?.state, TaskState.TASK_STATE_SUBMITTED);
     const cancelled = await client.cancelTask({ tenant: '', id: started.id, metadata: undefined });
     assert.equal(cancelled.status?.state, TaskState.TASK_STATE_CANCELED);
@@ -277,7 +189,7 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
   it('SubscribeToTask resumes after a disconnect with Last-Event-ID: every later update once, in order', async () => {
     const auth = { authorization: `Bearer ${token}` };
     const client = await sdkClient(w.http.url, token);
-    const started = asTask(await client.sendMessage(send('go', { skill: agents.stepper, returnImmediately: true })));
+    const started = asTask(await client.sendMessage(sendRequest('go', { skill: agents.stepper, returnImmediately: true })));
     const subscribe = (headers: Record<string, string>) =>
       fetch(`${w.http.url}/a2a/jsonrpc`, {
         method: 'POST',
@@ -307,9 +219,9 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
   });
 
   it('ends a task stream once the token that opened it is revoked', async () => {
-    const { token: short } = await w.host.mint(w.host.localSession('v'), { subject: 'peer2', permissions: USER, ttlSeconds: 1800 });
+    const { token: short } = await w.host.mint(w.host.localSession('v'), { subject: 'peer2', permissions: A2A_USER, ttlSeconds: 1800 });
     const client = await sdkClient(w.http.url, short);
-    const started = asTask(await client.sendMessage(send('go', { skill: agents.stepper, returnImmediately: true })));
+    const started = asTask(await client.sendMessage(sendRequest('go', { skill: agents.stepper, returnImmediately: true })));
     const res = await fetch(`${w.http.url}/a2a/jsonrpc`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'a2a-version': '1.0', authorization: `Bearer ${short}` },
@@ -331,7 +243,7 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
 
   it('keeps tasks across a host restart: GetTask and ListTasks read them back from the log', async () => {
     const client = await sdkClient(w.http.url, token);
-    const task = asTask(await client.sendMessage(send('say hello', { skill: agents.echo })));
+    const task = asTask(await client.sendMessage(sendRequest('say hello', { skill: agents.echo })));
     await w.close();
     w = await open(dir, ['echo']);
     const again = await sdkClient(w.http.url, token);
@@ -367,9 +279,9 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
     assert.equal(denied.status, 403);
     assert.equal(denied.body.error.data.name, 'CapabilityDenied');
 
-    const { token: other } = await w.host.mint(w.host.localSession('w'), { subject: 'stranger', permissions: USER });
+    const { token: other } = await w.host.mint(w.host.localSession('w'), { subject: 'stranger', permissions: A2A_USER });
     const client = await sdkClient(w.http.url, token);
-    const mine = asTask(await client.sendMessage(send('say hello', { skill: agents.echo })));
+    const mine = asTask(await client.sendMessage(sendRequest('say hello', { skill: agents.echo })));
     const foreign = await rpc(w.http.url, { jsonrpc: '2.0', id: 8, method: 'GetTask', params: { id: mine.id } }, { authorization: `Bearer ${other}` });
     assert.equal(foreign.body.error.code, -32001, 'a task of another vault does not exist for the caller');
 

@@ -11,39 +11,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Role, SendMessageRequest, TaskState, type StreamResponse, type Task } from '@a2a-js/sdk';
+import { Role, TaskState, type StreamResponse } from '@a2a-js/sdk';
 import { Client, ClientFactory, ClientFactoryOptions, RestTransportFactory } from '@a2a-js/sdk/client';
 import { AgentSpawnRequest } from '../../protocol/rpc/runtime.js';
 import { toka } from '../helpers/cli.js';
+import { A2A_USER, a2aSpec, asTask, authFetch, readSse, sendRequest, textOf } from '../helpers/a2a.js';
 import { cliMint, connectWs, spawnServe, type ServeProcess } from '../helpers/ws-client.js';
-
-const spec = (name: string) => `
-metadata:
-  name: ${name}
-  version: v0.1.0
-  created: "2026-11-20"
-  workstream: A2A Tests
-spec:
-  name: ${name} agent
-  domain: testing
-  priority: medium
-capabilities:
-  primary: [answer-${name}]
-objectives:
-  - description: Answer what ${name} is asked
-    deliverable: a reply to the caller
-    validation: The reply is there
-tasks:
-  default:
-    - description: Answer the question it gets
-      priority: low
-dependencies:
-  required: []
-security:
-  sandbox: true
-  capabilities_required: [filesystem-read, filesystem-write, git-access]
-  resource_limits: {max_memory: 256MB, max_cpu: 50%, timeout: 10m}
-`;
 
 /** One model turn: text, tool calls, and how long the model "thinks" first. */
 interface Turn {
@@ -105,45 +78,11 @@ async function startModel(): Promise<{ url: string; close(): Promise<void> }> {
   };
 }
 
-const USER = ['agent:spawn', 'capability:grant', 'task:run', 'task:schedule', 'task:cancel', 'task:approve', 'state:read', 'events:read', 'tool:fs-read', 'tool:fs-write', 'tool:shell'];
-
-function authFetch(token: string): typeof fetch {
-  return (input, init) => {
-    const headers = new Headers(init?.headers);
-    headers.set('authorization', `Bearer ${token}`);
-    return fetch(input, { ...init, headers });
-  };
-}
-
-/** The SDK's client with only its REST transport: it picks the card's HTTP+JSON interface. */
 async function restClient(url: string, token: string): Promise<Client> {
   const factory = new ClientFactory({ ...ClientFactoryOptions.default, transports: [new RestTransportFactory({ fetchImpl: authFetch(token) })] });
   return factory.createFromUrl(url);
 }
 
-function send(text: string, options: { skill?: string; taskId?: string; returnImmediately?: boolean; data?: unknown } = {}): SendMessageRequest {
-  return SendMessageRequest.fromJSON({
-    message: {
-      messageId: `m-${Math.random().toString(36).slice(2)}`,
-      role: 'ROLE_USER',
-      parts: options.data !== undefined ? [{ data: options.data }] : [{ text }],
-      ...(options.taskId ? { taskId: options.taskId } : {}),
-      ...(options.skill ? { metadata: { skill: options.skill } } : {}),
-    },
-    ...(options.returnImmediately ? { configuration: { returnImmediately: true } } : {}),
-  });
-}
-
-function asTask(result: unknown): Task {
-  assert.ok(result && typeof result === 'object' && 'status' in result, `expected a task, got ${JSON.stringify(result)}`);
-  return result as Task;
-}
-
-function textOf(task: Task): string[] {
-  return task.history.flatMap((m) => m.parts.map((p) => (p.content?.$case === 'text' ? p.content.value : JSON.stringify(p.content?.value))));
-}
-
-/** An HTTP+JSON request without the SDK (bad input, Last-Event-ID): status, headers and the parsed body. */
 async function rest(
   base: string,
   method: string,
@@ -174,41 +113,6 @@ function reasonOf(body: any, status: number): string {
 }
 
 /** Read SSE events (`event`, `id`, parsed `data`) until `stop` says so or the stream ends. */
-async function readSse(res: Response, stop: (events: SseEvent[]) => boolean = () => false): Promise<SseEvent[]> {
-  const events: SseEvent[] = [];
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const event: SseEvent = { data: undefined };
-      for (const line of block.split('\n')) {
-        if (line.startsWith('id: ')) event.id = line.slice(4);
-        if (line.startsWith('event: ')) event.event = line.slice(7);
-        if (line.startsWith('data: ')) event.data = JSON.parse(line.slice(6));
-      }
-      if (event.data !== undefined) events.push(event);
-    }
-    if (stop(events)) {
-      await reader.cancel();
-      break;
-    }
-  }
-  return events;
-}
-
-interface SseEvent {
-  id?: string;
-  event?: string;
-  data: any;
-}
-
 describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)', function () {
   this.timeout(90_000);
   let model: Awaited<ReturnType<typeof startModel>>;
@@ -221,10 +125,10 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
     const dataDir = mkdtempSync(join(tmpdir(), 'toka-a2a-rest-'));
     writeFileSync(join(dataDir, 'a2a.json'), JSON.stringify({ publish: { vault: 'v', agents: ['echo', 'asker'] } }));
     serve = await spawnServe({ dataDir, env: { LLM_PROVIDER: 'local', LOCAL_LLM_ENDPOINT: model.url, LLM_MODEL: 'fake' } });
-    token = await cliMint(serve.dataDir, { sub: 'peer', vault: 'v', perm: USER.join(','), ttl: '30m' });
+    token = await cliMint(serve.dataDir, { sub: 'peer', vault: 'v', perm: A2A_USER.join(','), ttl: '30m' });
     const ws = await connectWs(serve.wsUrl, token);
     for (const name of ['echo', 'asker', 'slow', 'stepper']) {
-      agents[name] = (await ws.request(AgentSpawnRequest.type, { spec: spec(name), uri: `${name}.agent.yaml` })).agent;
+      agents[name] = (await ws.request(AgentSpawnRequest.type, { spec: a2aSpec(name), uri: `${name}.agent.yaml` })).agent;
     }
     await ws.close();
   });
@@ -249,7 +153,7 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
 
   it('sends a message: the task completes with its artifact; GET /tasks/{id} and GET /tasks read it back', async () => {
     const client = await restClient(serve.url, token);
-    const task = asTask(await client.sendMessage(send('[echo] say hello', { skill: agents.echo })));
+    const task = asTask(await client.sendMessage(sendRequest('[echo] say hello', { skill: agents.echo })));
     assert.equal(task.status?.state, TaskState.TASK_STATE_COMPLETED);
     assert.deepEqual(task.artifacts.map((a) => [a.name, a.parts[0].content?.value]), [['response', 'hello from echo']]);
     assert.deepEqual(textOf(task), ['[echo] say hello', 'hello from echo']);
@@ -266,7 +170,7 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
     assert.ok(!working.body.tasks.some((t: { id: string }) => t.id === task.id));
 
     // Pages: pageSize=1 then its nextPageToken walk the same listing (newest first).
-    const second = asTask(await client.sendMessage(send('[echo] again', { skill: agents.echo })));
+    const second = asTask(await client.sendMessage(sendRequest('[echo] again', { skill: agents.echo })));
     const page1 = await rest(serve.url, 'GET', '/tasks?pageSize=1', { token });
     assert.deepEqual(page1.body.tasks.map((t: { id: string }) => t.id), [second.id]);
     assert.ok(page1.body.totalSize >= 2);
@@ -286,7 +190,7 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
   it('streams a task (POST /message:stream): the submitted task first, then updates in order, ending completed', async () => {
     const client = await restClient(serve.url, token);
     const events: StreamResponse[] = [];
-    for await (const e of client.sendMessageStream(send('[steps] go', { skill: agents.stepper }))) events.push(e);
+    for await (const e of client.sendMessageStream(sendRequest('[steps] go', { skill: agents.stepper }))) events.push(e);
     const kinds = events.map((e) => (e.payload?.$case === 'statusUpdate' ? `status:${TaskState[e.payload.value.status!.state]}` : e.payload?.$case));
     assert.equal(kinds[0], 'task');
     assert.deepEqual(kinds.slice(-2), ['artifactUpdate', 'status:TASK_STATE_COMPLETED']);
@@ -296,21 +200,21 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
 
   it('input-required is the pending approval; a follow-up message on the task answers it', async () => {
     const client = await restClient(serve.url, token);
-    const asked = asTask(await client.sendMessage(send('[ask] use the shell', { skill: agents.asker })));
+    const asked = asTask(await client.sendMessage(sendRequest('[ask] use the shell', { skill: agents.asker })));
     assert.equal(asked.status?.state, TaskState.TASK_STATE_INPUT_REQUIRED);
     const question = asked.status?.message?.parts.find((p) => p.content?.$case === 'data')?.content?.value;
     assert.equal(question.tool, 'shell');
 
-    await assert.rejects(client.sendMessage(send('maybe', { taskId: asked.id })), (err: any) => err.statusCode === 400 && /approve.*deny/.test(err.message));
-    const done = asTask(await client.sendMessage(send('', { taskId: asked.id, data: { decision: 'approve', note: 'go ahead' } })));
+    await assert.rejects(client.sendMessage(sendRequest('maybe', { taskId: asked.id })), (err: any) => err.statusCode === 400 && /approve.*deny/.test(err.message));
+    const done = asTask(await client.sendMessage(sendRequest('', { taskId: asked.id, data: { decision: 'approve', note: 'go ahead' } })));
     assert.equal(done.status?.state, TaskState.TASK_STATE_COMPLETED);
     assert.equal(done.artifacts[0].parts[0].content?.value, 'shell ran');
-    await assert.rejects(client.sendMessage(send('approve', { taskId: asked.id })), (err: any) => err.name === 'UnsupportedOperationError' && err.statusCode === 400);
+    await assert.rejects(client.sendMessage(sendRequest('approve', { taskId: asked.id })), (err: any) => err.name === 'UnsupportedOperationError' && err.statusCode === 400);
   });
 
   it('cancels a working task (POST /tasks/{id}:cancel); again is TaskNotCancelable; an unknown task is TaskNotFound', async () => {
     const client = await restClient(serve.url, token);
-    const started = asTask(await client.sendMessage(send('[slow] think', { skill: agents.slow, returnImmediately: true })));
+    const started = asTask(await client.sendMessage(sendRequest('[slow] think', { skill: agents.slow, returnImmediately: true })));
     assert.equal(started.status?.state, TaskState.TASK_STATE_SUBMITTED);
     const cancelled = await client.cancelTask({ tenant: '', id: started.id, metadata: undefined });
     assert.equal(cancelled.status?.state, TaskState.TASK_STATE_CANCELED);
@@ -320,7 +224,7 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
 
   it('resubscribes after a disconnect: Last-Event-ID gives every later update once, in order (SDK client on the second leg)', async () => {
     const client = await restClient(serve.url, token);
-    const started = asTask(await client.sendMessage(send('[steps] go', { skill: agents.stepper, returnImmediately: true })));
+    const started = asTask(await client.sendMessage(sendRequest('[steps] go', { skill: agents.stepper, returnImmediately: true })));
     // First leg, raw: the snapshot, then updates until "step one"; then the connection is dropped.
     const res = await fetch(`${serve.url}/a2a/rest/tasks/${encodeURIComponent(started.id)}:subscribe`, {
       method: 'POST',
@@ -362,9 +266,9 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
   });
 
   it('ends a stream with an `event: error` carrying the error body once its token is revoked; the SDK client throws it', async () => {
-    const short = await cliMint(serve.dataDir, { sub: 'short', vault: 'v', perm: USER.join(',') });
+    const short = await cliMint(serve.dataDir, { sub: 'short', vault: 'v', perm: A2A_USER.join(',') });
     const client = await restClient(serve.url, short);
-    const started = asTask(await client.sendMessage(send('[pause] go', { skill: agents.stepper, returnImmediately: true })));
+    const started = asTask(await client.sendMessage(sendRequest('[pause] go', { skill: agents.stepper, returnImmediately: true })));
     const seen: StreamResponse[] = [];
     let revoking: Promise<unknown> | null = null;
     await assert.rejects(
@@ -388,7 +292,7 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
   });
 
   it('refuses bad input with the right status and error body, and stays up', async () => {
-    const mine = asTask(await (await restClient(serve.url, token)).sendMessage(send('[echo] say hello', { skill: agents.echo })));
+    const mine = asTask(await (await restClient(serve.url, token)).sendMessage(sendRequest('[echo] say hello', { skill: agents.echo })));
     const taskPath = `/tasks/${encodeURIComponent(mine.id)}`;
 
     const none = await rest(serve.url, 'GET', taskPath);
@@ -469,11 +373,11 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
     assert.equal(denied.body.error.status, 'PERMISSION_DENIED');
     assert.equal((await rest(serve.url, 'GET', taskPath, { token: viewer })).status, 200, 'state:read is enough to read a task');
 
-    const stranger = await cliMint(serve.dataDir, { sub: 'stranger', vault: 'w', perm: USER.join(',') });
+    const stranger = await cliMint(serve.dataDir, { sub: 'stranger', vault: 'w', perm: A2A_USER.join(',') });
     const foreign = await rest(serve.url, 'GET', taskPath, { token: stranger });
     assert.equal(reasonOf(foreign.body, 404), 'a2a-protocol.org/TASK_NOT_FOUND', 'a task of another vault does not exist for the caller');
 
-    const doomed = await cliMint(serve.dataDir, { sub: 'doomed', vault: 'v', perm: USER.join(',') });
+    const doomed = await cliMint(serve.dataDir, { sub: 'doomed', vault: 'v', perm: A2A_USER.join(',') });
     assert.equal((await rest(serve.url, 'GET', taskPath, { token: doomed })).status, 200);
     const revoked = await toka(['token', 'revoke', doomed, '--data', serve.dataDir]);
     assert.equal(revoked.code, 0, revoked.stderr);

@@ -16,7 +16,7 @@ import { A2aConnectionError } from '../a2a/websocket-transport.js';
 import { a2aBaseUrl, connectA2a, type A2aConnection } from '../a2a/client.js';
 import { findPeer, peerCredential, perCallToken, revokePerCallToken } from '../a2a/peers.js';
 import { limitExceeded, ToolError } from './errors.js';
-import type { KernelAccess, Tool, ToolContext, ToolResult } from './types.js';
+import type { KernelAccess, Tool, ToolResult } from './types.js';
 
 /** Longest message handed to a remote agent. */
 const MESSAGE_CHARS = 64 * 1024;
