@@ -31,6 +31,7 @@ import {
 import { sendJsonRpcError } from '../http-request.js';
 import { invalidJsonRpcMessage } from '../jsonrpc-frames.js';
 import type { WindowEventStore } from './event-store.js';
+import { outgoing } from './result-bound.js';
 
 /** Most messages in one POSTed batch (batches belong to revisions before 2025-06-18). */
 export const MAX_BATCH = 100;
@@ -57,6 +58,8 @@ interface Exchange {
 export interface NodeHttpTransportOptions {
   sessionId: string;
   eventStore: WindowEventStore;
+  /** Largest answer (JSON bytes) sent; a larger result is answered with LimitExceeded (result-bound.ts). */
+  maxResultBytes: number;
   /** Called when the client ends the session with DELETE. */
   onSessionClosed?: () => void;
 }
@@ -69,6 +72,7 @@ export class NodeHttpTransport implements Transport {
 
   private readonly store: WindowEventStore;
   private readonly onSessionClosed?: () => void;
+  private readonly maxResultBytes: number;
   private readonly byRequest = new Map<RequestId, Exchange>();
   /** Open SSE streams by event-store stream id: a POST's turned into a stream, the standalone GET stream. */
   private readonly streams = new Map<string, ServerResponse>();
@@ -81,6 +85,7 @@ export class NodeHttpTransport implements Transport {
     this.sessionId = options.sessionId;
     this.store = options.eventStore;
     this.onSessionClosed = options.onSessionClosed;
+    this.maxResultBytes = options.maxResultBytes;
   }
 
   /** Whether an `initialize` has been accepted on this session. */
@@ -200,7 +205,8 @@ export class NodeHttpTransport implements Transport {
       if (this.closed) return;
       throw new Error(`no open request ${String(id)} on MCP session ${this.sessionId}`);
     }
-    const text = JSON.stringify(message);
+    // An answer is bounded and normalised here (result-bound.ts), serialised once.
+    const text = isAnswer ? outgoing(message, this.maxResultBytes).text : JSON.stringify(message);
     if (isAnswer) {
       exchange.pending.delete(id);
       this.byRequest.delete(id);

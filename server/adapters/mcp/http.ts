@@ -29,7 +29,6 @@ import { NodeHttpTransport } from './http-transport.js';
 import type { McpRegistry } from './registry.js';
 import { mountOAuth, type OAuthTarget } from './oauth.js';
 import { MCP_PATH, mountResourceMetadata, type RouteTarget } from './resource-metadata.js';
-import { BoundedTransport } from './result-bound.js';
 import { RequestStateSigner } from './input-rounds.js';
 import { ModernEndpoint, isModernRequest } from './modern.js';
 import { MCP_DEFAULTS, createMcpSession, type McpServerOptions } from './server.js';
@@ -166,6 +165,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     const transport = new NodeHttpTransport({
       sessionId: id,
       eventStore: new WindowEventStore(replayWindow, maxReplayBytes),
+      maxResultBytes: options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes,
       onSessionClosed: () => {
         logger.info('MCP session ended by the client', { session: id });
         void sessions.end(id, live);
@@ -174,7 +174,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     const mcp = createMcpSession(registry, host, caller, options);
     const live: LiveSession = { transport, mcp, session: caller, lastSeen: now(), responses: 0 };
     mcp.server.onerror = (err) => logger.debug('MCP session error', { err });
-    await mcp.server.connect(new BoundedTransport(transport, options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes));
+    await mcp.server.connect(transport);
     sessions.add(id, live);
     logger.info('MCP session open', { session: id, principal: caller.principal, vault: caller.claims.vault });
     return live;

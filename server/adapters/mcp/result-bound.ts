@@ -3,7 +3,6 @@
  * becomes LimitExceeded) and the error normalisation of errors.ts (`wireMessage`).
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { wireMessage } from './errors.js';
 
@@ -32,35 +31,4 @@ export function outgoing(message: JSONRPCMessage, maxResultBytes: number): { mes
   const text = JSON.stringify(normal);
   const refused = oversizeResult(normal, text, maxResultBytes);
   return refused ? { message: refused, text: JSON.stringify(refused) } : { message: normal, text };
-}
-
-/** Wraps a transport so that what it sends is bounded and normalised (see `outgoing`). */
-export class BoundedTransport implements Transport {
-  constructor(
-    private readonly inner: Transport,
-    private readonly maxResultBytes: number,
-  ) {}
-  set onclose(handler: (() => void) | undefined) {
-    this.inner.onclose = handler;
-  }
-  set onerror(handler: ((error: Error) => void) | undefined) {
-    this.inner.onerror = handler;
-  }
-  set onmessage(handler: Transport['onmessage']) {
-    this.inner.onmessage = handler;
-  }
-  get sessionId(): string | undefined {
-    return this.inner.sessionId;
-  }
-  setProtocolVersion = (version: string): void => this.inner.setProtocolVersion?.(version);
-  start(): Promise<void> {
-    return this.inner.start();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    if (!('result' in message) && !('error' in message)) return this.inner.send(message, options);
-    return this.inner.send(outgoing(message, this.maxResultBytes).message, options);
-  }
 }
