@@ -120,7 +120,10 @@ export async function replay(
   if (from === 'snapshot') {
     try {
       const snap = await log.latestSnapshot();
-      if (snap) {
+      if (snap && handlers.some((h) => h.acceptsSnapshot?.(snap.state) === false)) {
+        // Written by a version whose handlers kept their state in another layout: the log itself is the truth.
+        logger?.warn('newest snapshot is in an older state layout; replaying from the first record', { seq: snap.seq });
+      } else if (snap) {
         kernel = new Kernel({ state: snap.state, adopt: true });
         afterSeq = snap.seq;
       }

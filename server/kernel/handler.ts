@@ -68,4 +68,9 @@ export interface OpcodeHandler {
    * `state.ext[namespace]`; every other part of `state` is read-only to it.
    */
   apply(event: KernelEvent, state: WorldState): void;
+  /**
+   * Whether a snapshot's state keeps `state.ext[namespace]` in the layout `apply` writes (default: yes). A
+   * snapshot refused by any registered handler is not used: the state is rebuilt from the first record.
+   */
+  acceptsSnapshot?(state: Readonly<WorldState>): boolean;
 }

@@ -264,8 +264,18 @@ function applyEnd(event: KernelEvent, state: WorldState): void {
 }
 
 /** One handler of the family: shared namespace, its own opcode and events. */
-function handler(h: Omit<OpcodeHandler, 'namespace'>): OpcodeHandler {
-  return { ...h, namespace: RUNTIME_NAMESPACE };
+function handler(h: Omit<OpcodeHandler, 'namespace' | 'acceptsSnapshot'>): OpcodeHandler {
+  return { ...h, namespace: RUNTIME_NAMESPACE, acceptsSnapshot: shardedLayout };
+}
+
+/**
+ * Whether a snapshot keeps live runs by shard (`runShard`: keys of at most two characters), as `apply` does;
+ * an older snapshot keyed them by run id.
+ */
+function shardedLayout(state: Readonly<WorldState>): boolean {
+  if (!Object.hasOwn(state.ext, RUNTIME_NAMESPACE)) return true;
+  const runs = (state.ext[RUNTIME_NAMESPACE] as { runs?: unknown }).runs;
+  return typeof runs === 'object' && runs !== null && Object.keys(runs).every((key) => key.length <= 2);
 }
 
 /** Record the runtime facts of a spawned agent: its spec digest and document, its grant and bound. */

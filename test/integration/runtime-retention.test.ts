@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { canonicalJson } from '../../protocol/canonical.js';
 import type { KernelEvent } from '../../protocol/kernel.js';
 import { ENDED_RUNS_KEPT, type RunRecord, type RuntimeState } from '../../protocol/runtime.js';
 import { HostError } from '../../server/host/errors.js';
@@ -144,6 +145,36 @@ describe('ended-run retention', function () {
       assert.equal(report.state, 'completed');
     } finally {
       await log.close();
+    }
+  });
+
+  it('does not adopt a snapshot in the layout before retention (runs keyed by id): it replays from the first record', async () => {
+    let { host, runtime } = await open(dir);
+    const dev = await user(host, 'v');
+    const { agent } = await runtime.spawn(dev, loadSpec());
+    for (let i = 0; i < 3; i++) await runOnce(runtime, dev, agent, `task ${i}`);
+    const { seq, state } = await host.worldState();
+    const rt = state.ext[RUNTIME_NAMESPACE] as RuntimeState;
+    await runtime.close();
+    await host.close();
+
+    // What a host of the version before wrote: every run, ended or not, under `runs` by its id; no `ended`.
+    const older = structuredClone(state);
+    const flat: Record<string, RunRecord> = {};
+    for (const kept of Object.values(rt.ended ?? {})) Object.assign(flat, kept);
+    older.ext[RUNTIME_NAMESPACE] = { agents: rt.agents, runs: flat };
+    const log = openEventLog({ kind: 'sqlite', path: join(dir, 'data', 'events.db') });
+    await log.writeSnapshot({ seq, canonicalState: canonicalJson(older) });
+    assert.equal((await log.latestSnapshot())?.seq, seq, 'the older snapshot is the newest');
+    await log.close();
+
+    ({ host, runtime } = await open(dir));
+    try {
+      assert.deepEqual(await runtimeNamespace(host), rt, 'the state is the one the log replays to, not the snapshot');
+      assert.equal((await host.verify()).ok, true);
+    } finally {
+      await runtime.close();
+      await host.close();
     }
   });
 
