@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { WorkDoneProgress, type WorkDoneProgressBegin, type WorkDoneProgressEnd, type WorkDoneProgressReport } from 'vscode-languageclient/node';
-import { CancellationTokenSource } from 'vscode-jsonrpc';
+import { CancellationTokenSource, type CancellationToken } from 'vscode-jsonrpc';
 import { MAX_TOKEN_LIFETIME_S, PERMISSIONS, permits } from '../../protocol/capability.js';
 import type { TaskPriority } from '../../protocol/kernel.js';
 import {
@@ -270,27 +270,12 @@ export function registerCommands(context: vscode.ExtensionContext, host: HostCon
     await vscode.commands.executeCommand('toka.events.focus');
   });
 
-  register('toka.verifyLog', async () =>
-    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Toka: verifying the event log', cancellable: true }, async (progress, cancel) => {
-      const source = new CancellationTokenSource();
-      cancel.onCancellationRequested(() => source.cancel());
-      const progressToken = `verify-${Date.now()}`;
-      let last = 0;
-      const listening = host.onProgress(WorkDoneProgress.type, progressToken, (value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd) => {
-        if (value.kind === 'end') return;
-        const percentage = value.percentage ?? last;
-        progress.report({ message: value.kind === 'report' ? value.message : undefined, increment: percentage - last });
-        last = percentage;
-      });
-      try {
-        const result = await host.request(LogVerifyRequest, { workDoneToken: progressToken }, source.token);
-        const text = result.ok ? `the log is intact (${result.checked} records, replay matches)` : `the log FAILED verification: ${result.firstBad ? JSON.stringify(result.firstBad) : 'the replayed state differs from the live state'}`;
-        void (result.ok ? vscode.window.showInformationMessage(`Toka: ${text}`) : vscode.window.showErrorMessage(`Toka: ${text}`));
-        return result;
-      } finally {
-        listening.dispose();
-        source.dispose();
-      }
+  register('toka.verifyLog', () =>
+    withHostProgress(host, 'verifying the event log', async (workDoneToken, cancel) => {
+      const result = await host.request(LogVerifyRequest, { workDoneToken }, cancel);
+      const text = result.ok ? `the log is intact (${result.checked} records, replay matches)` : `the log FAILED verification: ${result.firstBad ? JSON.stringify(result.firstBad) : 'the replayed state differs from the live state'}`;
+      void (result.ok ? vscode.window.showInformationMessage(`Toka: ${text}`) : vscode.window.showErrorMessage(`Toka: ${text}`));
+      return result;
     }),
   );
 
@@ -375,20 +360,28 @@ export function watchRuns(host: HostConnection, tasks: string[], title: string, 
  * the agents not started, and the host answers with the report.
  */
 function runWorkstream(host: HostConnection, params: { specs: WorkstreamSpec[]; input?: string; concurrency?: number }, title: string): Promise<WorkstreamRunResult> {
+  return withHostProgress(host, title, (workDoneToken, cancel) => host.request(WorkstreamRunRequest, { ...params, workDoneToken }, cancel));
+}
+
+/**
+ * Send a host request that reports work-done progress, under a cancellable progress notification titled
+ * `Toka: <title>`: the host's reports move the notification, and its Cancel cancels the request.
+ */
+function withHostProgress<T>(host: HostConnection, title: string, send: (workDoneToken: string, cancel: CancellationToken) => Promise<T>): Promise<T> {
   return Promise.resolve(
     vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Toka: ${title}`, cancellable: true }, async (progress, cancel) => {
       const source = new CancellationTokenSource();
       const cancelling = cancel.onCancellationRequested(() => source.cancel());
-      const progressToken = `workstream-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+      const workDoneToken = `progress-${Date.now()}-${Math.random().toString(36).slice(2)}`;
       let last = 0;
-      const listening = host.onProgress(WorkDoneProgress.type, progressToken, (value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd) => {
+      const listening = host.onProgress(WorkDoneProgress.type, workDoneToken, (value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd) => {
         if (value.kind === 'end') return;
         const percentage = value.percentage ?? last;
         progress.report({ message: value.kind === 'report' ? value.message : undefined, increment: percentage - last });
         last = percentage;
       });
       try {
-        return await host.request(WorkstreamRunRequest, { ...params, workDoneToken: progressToken }, source.token);
+        return await send(workDoneToken, source.token);
       } finally {
         listening.dispose();
         cancelling.dispose();
