@@ -280,13 +280,8 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
   };
 
   target.route('POST', '/oauth/signin', async (req, res) => {
-    if (!fromLoopback(req) || !sameOrigin(req)) return req.resume(), errorPage(res, 403, 'sign-in is accepted from this host’s own pages on loopback only');
-    let form: URLSearchParams;
-    try {
-      form = await formBody(req);
-    } catch (err) {
-      return errorPage(res, 400, err instanceof Error ? err.message : 'bad form');
-    }
+    const form = await pageForm(req, res, 'sign-in is accepted from this host’s own pages on loopback only');
+    if (form === null) return;
     const id = form.get('request') ?? '';
     if (!pending.has(id)) return errorPage(res, 400, 'this authorization request has expired or is unknown; start again from the client');
     const minute = Math.floor(now() / 60_000);
@@ -323,13 +318,8 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
   });
 
   target.route('POST', '/oauth/authorize', async (req, res) => {
-    if (!fromLoopback(req) || !sameOrigin(req)) return req.resume(), errorPage(res, 403, 'consent is accepted from this host’s own pages on loopback only');
-    let form: URLSearchParams;
-    try {
-      form = await formBody(req);
-    } catch (err) {
-      return errorPage(res, 400, err instanceof Error ? err.message : 'bad form');
-    }
+    const form = await pageForm(req, res, 'consent is accepted from this host’s own pages on loopback only');
+    if (form === null) return;
     const id = form.get('request') ?? '';
     const request = pending.get(id);
     if (!request) return errorPage(res, 400, 'this authorization request has expired or is unknown; start again from the client');
@@ -624,6 +614,21 @@ async function formBody(req: IncomingMessage): Promise<URLSearchParams> {
     if (key !== 'permission' && form.getAll(key).length > 1) throw new OAuthError('invalid_request', `parameter ${key} given more than once`);
   }
   return form;
+}
+
+/** The form a page of this host posted from loopback; null once the refusal page (403 or 400) is sent. */
+async function pageForm(req: IncomingMessage, res: ServerResponse, refusal: string): Promise<URLSearchParams | null> {
+  if (!fromLoopback(req) || !sameOrigin(req)) {
+    req.resume();
+    errorPage(res, 403, refusal);
+    return null;
+  }
+  try {
+    return await formBody(req);
+  } catch (err) {
+    errorPage(res, 400, err instanceof Error ? err.message : 'bad form');
+    return null;
+  }
 }
 
 async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
