@@ -261,9 +261,9 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
   const showRequest = (req: IncomingMessage, res: ServerResponse, id: string, message?: string): void => {
     const request = pending.get(id)!;
     const browser = browserOf(req);
-    const clientName = request.client.client_name ?? request.client.client_id;
+    const clientName = clientLabel(request.client);
     if (!browser) return signinPage(res, id, clientName, message);
-    const held = browser.who.kind === 'owner' ? ['*'] : browser.who.session.claims.permissions;
+    const held = heldBy(browser.who);
     consentPage(res, {
       request: id,
       csrf: browser.csrf,
@@ -302,7 +302,7 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
     if (who === null) {
       signinFailures = signinFailures.minute === minute ? { minute, count: signinFailures.count + 1 } : { minute, count: 1 };
       logger.warn('oauth sign-in refused');
-      return signinPage(res, id, pending.get(id)!.client.client_name ?? pending.get(id)!.client.client_id, 'that sign-in code or token is not valid (a code works once, for 10 minutes)');
+      return signinPage(res, id, clientLabel(pending.get(id)!.client), 'that sign-in code or token is not valid (a code works once, for 10 minutes)');
     }
     if (browsers.size >= OAUTH_LIMITS.browserSessions) browsers.delete(browsers.keys().next().value!);
     const sid = randomBytes(32).toString('base64url');
@@ -331,7 +331,7 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
     if (form.get('decision') !== 'allow') return back({ error: 'access_denied', error_description: 'the user denied the request' });
     const permissions = [...new Set(form.getAll('permission'))];
     const vault = browser.who.kind === 'owner' ? (form.get('vault') ?? '').trim() : browser.who.session.claims.vault;
-    const held = browser.who.kind === 'owner' ? ['*'] : browser.who.session.claims.permissions;
+    const held = heldBy(browser.who);
     const refuse = (message: string) => {
       pending.set(id, request);
       showRequest(req, res, id, message);
@@ -346,7 +346,7 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
       const minted = await host.mint(session, {
         subject: `oauth:${request.client.client_id}`,
         permissions,
-        label: `OAuth client ${request.client.client_name ?? request.client.client_id}`.slice(0, 200),
+        label: `OAuth client ${clientLabel(request.client)}`.slice(0, 200),
         ttlSeconds: 1,
       });
       grant = minted.grant;
@@ -684,6 +684,16 @@ function registration(m: Record<string, unknown>, nowMs: number): ClientRecord {
     client_id_issued_at: Math.floor(nowMs / 1000),
     host: hosts[0],
   };
+}
+
+/** How a client is named to the user: its registered name, else its id. */
+function clientLabel(client: ClientRecord): string {
+  return client.client_name ?? client.client_id;
+}
+
+/** What the signed-in user holds: every permission for the owner, the token's for a token holder. */
+function heldBy(who: SignedIn): readonly string[] {
+  return who.kind === 'owner' ? ['*'] : who.session.claims.permissions;
 }
 
 /** The one value of a query parameter; undefined when absent, given twice, or empty. */
