@@ -252,7 +252,8 @@ export class KeyRing {
   }
 }
 
-function writeFileAtomic(file: string, body: string): void {
+/** Replace `file` durably: a fresh 0600 temporary file, fsync, rename, fsync the directory. */
+export function writeFileAtomic(file: string, body: string): void {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;

@@ -30,6 +30,24 @@ const META = {
   'io.modelcontextprotocol/clientCapabilities': {},
 };
 
+/** A raw 2026-07-28 POST: the headers a conforming client sends (Mcp-Name from params.name or .uri), overridable. */
+const rawPost = (url: URL, token: string, body: Record<string, unknown>, headers: Record<string, string> = {}) => {
+  const params = (body.params ?? {}) as { name?: string; uri?: string };
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': REVISION,
+      'mcp-method': String(body.method),
+      ...(params.name ?? params.uri ? { 'mcp-name': String(params.name ?? params.uri) } : {}),
+      ...headers,
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', ...body }),
+  });
+};
+
 describe('MCP 2026-07-28 on toka serve (2.x SDK client, stateless HTTP)', function () {
   this.timeout(30_000);
   let serve: ServeProcess;
@@ -53,22 +71,8 @@ describe('MCP 2026-07-28 on toka serve (2.x SDK client, stateless HTTP)', functi
     await serve?.stop();
   });
 
-  /** A raw 2026-07-28 POST: the headers a conforming client sends, overridable. */
   const post = async (body: Record<string, unknown>, headers: Record<string, string> = {}) => {
-    const params = (body.params ?? {}) as { name?: string; uri?: string };
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${token}`,
-        'mcp-protocol-version': REVISION,
-        'mcp-method': String(body.method),
-        ...(params.name ?? params.uri ? { 'mcp-name': String(params.name ?? params.uri) } : {}),
-        ...headers,
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 7, ...body }),
-    });
+    const res = await rawPost(url, token, { id: 7, ...body }, headers);
     return { status: res.status, headers: res.headers, json: (await res.json()) as { id: unknown; result?: Record<string, unknown>; error?: { code: number; message: string; data: Record<string, unknown> } } };
   };
 
@@ -303,18 +307,7 @@ describe('MCP 2026-07-28 bounds and input rounds (in-process host, real HTTP)', 
 
   const mint = async (subject: string) => (await host.mint(host.localSession('v1'), { subject, permissions: ['*'], ttlSeconds: 600 })).token;
   const call = async (token: string, name: string, extra: Record<string, unknown> = {}, capabilities: Record<string, unknown> = { elicitation: {} }) => {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${token}`,
-        'mcp-protocol-version': REVISION,
-        'mcp-method': 'tools/call',
-        'mcp-name': name,
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {}, ...extra, _meta: { ...META, 'io.modelcontextprotocol/clientCapabilities': capabilities } } }),
-    });
+    const res = await rawPost(url, token, { id: 1, method: 'tools/call', params: { name, arguments: {}, ...extra, _meta: { ...META, 'io.modelcontextprotocol/clientCapabilities': capabilities } } });
     return { status: res.status, retryAfter: res.headers.get('retry-after'), json: (await res.json()) as { result?: Record<string, any>; error?: { code: number; data: Record<string, unknown> } } };
   };
 

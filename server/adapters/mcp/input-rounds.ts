@@ -25,7 +25,7 @@ export const INPUT_METHODS = new Map([
   ['elicitation/create', 'elicitation'],
   ['roots/list', 'roots'],
 ] as const);
-export type InputMethod = 'sampling/createMessage' | 'elicitation/create' | 'roots/list';
+export type InputMethod = keyof typeof ANSWER_SCHEMAS;
 
 const ANSWER_SCHEMAS = {
   'sampling/createMessage': CreateMessageResultSchema,

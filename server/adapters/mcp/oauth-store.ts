@@ -7,8 +7,9 @@
  * authorization; it names the grant the consent created, so it lives and dies with that grant.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../auth/keyring.js';
 
 export const OAUTH_STORE_FILE = 'oauth.json';
 /** Spent refresh-token hashes kept per family to recognise a reused (stolen) one. */
@@ -116,20 +117,6 @@ export class OAuthStore {
   /** Write the whole store durably (atomic replace); call before answering what depends on it. */
   save(): void {
     const body: StoreFile = { version: 1, clients: Object.fromEntries(this.clients), families: Object.fromEntries(this.families) };
-    const tmp = `${this.path}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(body));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.path);
-    const dir = openSync(dirname(this.path), 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
+    writeFileAtomic(this.path, JSON.stringify(body));
   }
 }

@@ -261,9 +261,9 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
   const showRequest = (req: IncomingMessage, res: ServerResponse, id: string, message?: string): void => {
     const request = pending.get(id)!;
     const browser = browserOf(req);
-    const clientName = request.client.client_name ?? request.client.client_id;
+    const clientName = clientLabel(request.client);
     if (!browser) return signinPage(res, id, clientName, message);
-    const held = browser.who.kind === 'owner' ? ['*'] : browser.who.session.claims.permissions;
+    const held = heldBy(browser.who);
     consentPage(res, {
       request: id,
       csrf: browser.csrf,
@@ -280,13 +280,8 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
   };
 
   target.route('POST', '/oauth/signin', async (req, res) => {
-    if (!fromLoopback(req) || !sameOrigin(req)) return req.resume(), errorPage(res, 403, 'sign-in is accepted from this host’s own pages on loopback only');
-    let form: URLSearchParams;
-    try {
-      form = await formBody(req);
-    } catch (err) {
-      return errorPage(res, 400, err instanceof Error ? err.message : 'bad form');
-    }
+    const form = await pageForm(req, res, 'sign-in is accepted from this host’s own pages on loopback only');
+    if (form === null) return;
     const id = form.get('request') ?? '';
     if (!pending.has(id)) return errorPage(res, 400, 'this authorization request has expired or is unknown; start again from the client');
     const minute = Math.floor(now() / 60_000);
@@ -307,7 +302,7 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
     if (who === null) {
       signinFailures = signinFailures.minute === minute ? { minute, count: signinFailures.count + 1 } : { minute, count: 1 };
       logger.warn('oauth sign-in refused');
-      return signinPage(res, id, pending.get(id)!.client.client_name ?? pending.get(id)!.client.client_id, 'that sign-in code or token is not valid (a code works once, for 10 minutes)');
+      return signinPage(res, id, clientLabel(pending.get(id)!.client), 'that sign-in code or token is not valid (a code works once, for 10 minutes)');
     }
     if (browsers.size >= OAUTH_LIMITS.browserSessions) browsers.delete(browsers.keys().next().value!);
     const sid = randomBytes(32).toString('base64url');
@@ -323,13 +318,8 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
   });
 
   target.route('POST', '/oauth/authorize', async (req, res) => {
-    if (!fromLoopback(req) || !sameOrigin(req)) return req.resume(), errorPage(res, 403, 'consent is accepted from this host’s own pages on loopback only');
-    let form: URLSearchParams;
-    try {
-      form = await formBody(req);
-    } catch (err) {
-      return errorPage(res, 400, err instanceof Error ? err.message : 'bad form');
-    }
+    const form = await pageForm(req, res, 'consent is accepted from this host’s own pages on loopback only');
+    if (form === null) return;
     const id = form.get('request') ?? '';
     const request = pending.get(id);
     if (!request) return errorPage(res, 400, 'this authorization request has expired or is unknown; start again from the client');
@@ -341,7 +331,7 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
     if (form.get('decision') !== 'allow') return back({ error: 'access_denied', error_description: 'the user denied the request' });
     const permissions = [...new Set(form.getAll('permission'))];
     const vault = browser.who.kind === 'owner' ? (form.get('vault') ?? '').trim() : browser.who.session.claims.vault;
-    const held = browser.who.kind === 'owner' ? ['*'] : browser.who.session.claims.permissions;
+    const held = heldBy(browser.who);
     const refuse = (message: string) => {
       pending.set(id, request);
       showRequest(req, res, id, message);
@@ -356,7 +346,7 @@ export function mountOAuth(target: OAuthTarget, host: Host, options: OAuthOption
       const minted = await host.mint(session, {
         subject: `oauth:${request.client.client_id}`,
         permissions,
-        label: `OAuth client ${request.client.client_name ?? request.client.client_id}`.slice(0, 200),
+        label: `OAuth client ${clientLabel(request.client)}`.slice(0, 200),
         ttlSeconds: 1,
       });
       grant = minted.grant;
@@ -626,6 +616,21 @@ async function formBody(req: IncomingMessage): Promise<URLSearchParams> {
   return form;
 }
 
+/** The form a page of this host posted from loopback; null once the refusal page (403 or 400) is sent. */
+async function pageForm(req: IncomingMessage, res: ServerResponse, refusal: string): Promise<URLSearchParams | null> {
+  if (!fromLoopback(req) || !sameOrigin(req)) {
+    req.resume();
+    errorPage(res, 403, refusal);
+    return null;
+  }
+  try {
+    return await formBody(req);
+  } catch (err) {
+    errorPage(res, 400, err instanceof Error ? err.message : 'bad form');
+    return null;
+  }
+}
+
 async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   let parsed: unknown;
   try {
@@ -679,6 +684,16 @@ function registration(m: Record<string, unknown>, nowMs: number): ClientRecord {
     client_id_issued_at: Math.floor(nowMs / 1000),
     host: hosts[0],
   };
+}
+
+/** How a client is named to the user: its registered name, else its id. */
+function clientLabel(client: ClientRecord): string {
+  return client.client_name ?? client.client_id;
+}
+
+/** What the signed-in user holds: every permission for the owner, the token's for a token holder. */
+function heldBy(who: SignedIn): readonly string[] {
+  return who.kind === 'owner' ? ['*'] : who.session.claims.permissions;
 }
 
 /** The one value of a query parameter; undefined when absent, given twice, or empty. */
