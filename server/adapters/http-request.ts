@@ -102,3 +102,19 @@ export function sendJsonRpcError(
 ): void {
   sendJson(res, status, { jsonrpc: '2.0', id: options.id ?? null, error }, options.headers);
 }
+
+/** Most bytes a streamed (SSE) response may have waiting for a slow reader before it is cut off. */
+export const MAX_PENDING_STREAM_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Write `chunk` to a streamed response. A reader that has let more than MAX_PENDING_STREAM_BYTES pile up is
+ * cut off (the connection is destroyed) rather than buffered without bound: its client resumes or listens again.
+ */
+export function writeStream(res: ServerResponse, chunk: string): void {
+  if (res.destroyed) return;
+  if (res.writableLength > MAX_PENDING_STREAM_BYTES) {
+    res.destroy();
+    return;
+  }
+  res.write(chunk);
+}

@@ -28,7 +28,7 @@ import {
   type MessageExtraInfo,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import { sendJsonRpcError } from '../http-request.js';
+import { sendJsonRpcError, writeStream } from '../http-request.js';
 import { invalidJsonRpcMessage } from '../jsonrpc-frames.js';
 import type { WindowEventStore } from './event-store.js';
 import { outgoing } from './result-bound.js';
@@ -171,14 +171,14 @@ export class NodeHttpTransport implements Transport {
       if (this.streams.get(streamId) === res) this.streams.delete(streamId);
     });
     if (typeof lastEventId === 'string') {
-      for (const event of this.store.after(lastEventId)) res.write(sseEvent(event.data, event.id));
+      for (const event of this.store.after(lastEventId)) writeStream(res, sseEvent(event.data, event.id));
       // A POST's stream whose requests are all answered has nothing more to carry.
       if (streamId !== STANDALONE && ![...this.byRequest.values()].some((e) => e.streamId === streamId)) {
         this.streams.delete(streamId);
         res.end();
       }
     } else if (this.protocolVersion >= PRIMING_REVISION) {
-      res.write(sseEvent('', this.store.store(STANDALONE, '')));
+      writeStream(res, sseEvent('', this.store.store(STANDALONE, '')));
     }
   }
 
@@ -197,7 +197,9 @@ export class NodeHttpTransport implements Transport {
     const id = isAnswer ? (message as { id: RequestId }).id : options?.relatedRequestId;
     if (id === undefined) {
       const text = JSON.stringify(message);
-      this.streams.get(STANDALONE)?.write(sseEvent(text, this.store.store(STANDALONE, text)));
+      const eventId = this.store.store(STANDALONE, text);
+      const stream = this.streams.get(STANDALONE);
+      if (stream) writeStream(stream, sseEvent(text, eventId));
       return;
     }
     const exchange = this.byRequest.get(id);
@@ -250,14 +252,15 @@ export class NodeHttpTransport implements Transport {
       this.openStream(res);
       this.streams.set(exchange.streamId, res);
     }
-    if (exchange.resumable) res?.write(sseEvent('', this.store.store(exchange.streamId, '')));
+    if (exchange.resumable && res) writeStream(res, sseEvent('', this.store.store(exchange.streamId, '')));
     for (const text of exchange.answers.splice(0)) this.emit(exchange, text);
   }
 
   /** One event on an exchange's stream, kept in the store when the stream is resumable. */
   private emit(exchange: Exchange, text: string): void {
     const eventId = exchange.resumable ? this.store.store(exchange.streamId, text) : undefined;
-    this.streams.get(exchange.streamId)?.write(sseEvent(text, eventId));
+    const stream = this.streams.get(exchange.streamId);
+    if (stream) writeStream(stream, sseEvent(text, eventId));
   }
 
   /** The last answer of a streaming exchange is out: its stream ends. */

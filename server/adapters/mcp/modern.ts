@@ -35,7 +35,7 @@ import {
 import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
 import { TOKA_VERSION } from '../../host/version.js';
-import { retryAfterSeconds } from '../http-request.js';
+import { retryAfterSeconds, writeStream } from '../http-request.js';
 import { invalidJsonRpcMessage } from '../jsonrpc-frames.js';
 import type { LogRecord } from '../../../protocol/events.js';
 import { HostError } from '../../host/errors.js';
@@ -395,7 +395,7 @@ function httpSink(res: ServerResponse): ModernSink {
         streaming = true;
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform' });
       }
-      res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+      writeStream(res, `event: message\ndata: ${JSON.stringify(message)}\n\n`);
     },
     answer(message, status, headers) {
       const text = JSON.stringify(message);
