@@ -6,7 +6,7 @@
  * none (with one, the extended card is fetched). Results go to stdout as JSON (one line per update with --stream).
  */
 import { AGENT_CARD_PATH, AgentCard, SendMessageRequest, StreamResponse, Task, Message } from '@a2a-js/sdk';
-import { A2A_BINDINGS, a2aBaseUrl, connectA2a, isA2aBinding, type A2aBinding, type A2aConnection } from '../runtime/a2a/client.js';
+import { A2A_BINDINGS, a2aBaseUrl, boundedFetch, connectA2a, MAX_CARD_BYTES, isA2aBinding, type A2aBinding, type A2aConnection } from '../runtime/a2a/client.js';
 import { UsageError, tokenFrom, type TokenFlags } from './args.js';
 import type { Command } from './commands.js';
 
@@ -58,7 +58,7 @@ export const a2aCardCommand: Command = {
     const binding = bindingOf(flags);
     const token = optionalToken(flags as TokenFlags);
     if (token === undefined) {
-      const res = await fetch(`${url}/${AGENT_CARD_PATH}`, { headers: { accept: 'application/json' } });
+      const res = await boundedFetch(fetch, MAX_CARD_BYTES)(`${url}/${AGENT_CARD_PATH}`, { headers: { accept: 'application/json' } });
       if (!res.ok) throw new Error(`GET ${url}/${AGENT_CARD_PATH}: HTTP ${res.status}`);
       process.stdout.write(`${JSON.stringify(AgentCard.toJSON(AgentCard.fromJSON(await res.json())), null, 2)}\n`);
       return 0;

@@ -3,7 +3,7 @@
  * client's authenticated fetch, a SendMessage request, reading a task, and an SSE reader for raw streams.
  */
 import assert from 'node:assert/strict';
-import { SendMessageRequest, type Task } from '@a2a-js/sdk';
+import { SendMessageRequest, TaskState, type StreamResponse, type Task } from '@a2a-js/sdk';
 
 /** The spec of an agent `name` published over A2A. */
 export const a2aSpec = (name: string) => `
@@ -69,6 +69,16 @@ export function asTask(result: unknown): Task {
 /** The text of every part of the task's history, data parts as JSON. */
 export function textOf(task: Task): string[] {
   return task.history.flatMap((m) => m.parts.map((p) => (p.content?.$case === 'text' ? p.content.value : JSON.stringify(p.content?.value))));
+}
+
+/**
+ * What a stream of StreamResponses says: the kind of each (`task`, `artifactUpdate`, `status:<state name>`, ...)
+ * and the parts' values of every status update's message, in order.
+ */
+export function streamSummary(events: StreamResponse[]): { kinds: (string | undefined)[]; said: unknown[] } {
+  const kinds = events.map((e) => (e.payload?.$case === 'statusUpdate' ? `status:${TaskState[e.payload.value.status!.state]}` : e.payload?.$case));
+  const said = events.flatMap((e) => (e.payload?.$case === 'statusUpdate' ? (e.payload.value.status?.message?.parts ?? []).map((p) => p.content?.value) : []));
+  return { kinds, said };
 }
 
 /** The events of an SSE response, read until it ends or `stop` says so. */

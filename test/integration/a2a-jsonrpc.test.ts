@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Role, TaskState, type StreamResponse } from '@a2a-js/sdk';
 import WebSocket from 'ws';
 import { toka } from '../helpers/cli.js';
-import { A2A_USER, a2aSpec, asTask, authFetch, readSse, sendRequest, textOf } from '../helpers/a2a.js';
+import { A2A_USER, a2aSpec, asTask, authFetch, readSse, sendRequest, streamSummary, textOf } from '../helpers/a2a.js';
 import { Client, ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
 import { mountA2a } from '../../server/adapters/a2a/http.js';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
@@ -152,10 +152,9 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
     const client = await sdkClient(w.http.url, token);
     const events: StreamResponse[] = [];
     for await (const e of client.sendMessageStream(sendRequest('go', { skill: agents.stepper }))) events.push(e);
-    const kinds = events.map((e) => (e.payload?.$case === 'statusUpdate' ? `status:${TaskState[e.payload.value.status!.state]}` : e.payload?.$case));
+    const { kinds, said } = streamSummary(events);
     assert.equal(kinds[0], 'task');
     assert.deepEqual(kinds.slice(-2), ['artifactUpdate', 'status:TASK_STATE_COMPLETED']);
-    const said = events.flatMap((e) => (e.payload?.$case === 'statusUpdate' ? (e.payload.value.status?.message?.parts ?? []).map((p) => p.content?.value) : []));
     assert.deepEqual(said, ['step one', 'step two', 'all done']);
   });
 

@@ -15,7 +15,7 @@ import { Role, TaskState, type StreamResponse } from '@a2a-js/sdk';
 import { Client, ClientFactory, ClientFactoryOptions, RestTransportFactory } from '@a2a-js/sdk/client';
 import { AgentSpawnRequest } from '../../protocol/rpc/runtime.js';
 import { toka } from '../helpers/cli.js';
-import { A2A_USER, a2aSpec, asTask, authFetch, readSse, sendRequest, textOf } from '../helpers/a2a.js';
+import { A2A_USER, a2aSpec, asTask, authFetch, readSse, sendRequest, streamSummary, textOf } from '../helpers/a2a.js';
 import { cliMint, connectWs, spawnServe, type ServeProcess } from '../helpers/ws-client.js';
 
 /** One model turn: text, tool calls, and how long the model "thinks" first. */
@@ -191,10 +191,9 @@ describe('A2A HTTP+JSON binding (reference SDK REST client against toka serve)',
     const client = await restClient(serve.url, token);
     const events: StreamResponse[] = [];
     for await (const e of client.sendMessageStream(sendRequest('[steps] go', { skill: agents.stepper }))) events.push(e);
-    const kinds = events.map((e) => (e.payload?.$case === 'statusUpdate' ? `status:${TaskState[e.payload.value.status!.state]}` : e.payload?.$case));
+    const { kinds, said } = streamSummary(events);
     assert.equal(kinds[0], 'task');
     assert.deepEqual(kinds.slice(-2), ['artifactUpdate', 'status:TASK_STATE_COMPLETED']);
-    const said = events.flatMap((e) => (e.payload?.$case === 'statusUpdate' ? (e.payload.value.status?.message?.parts ?? []).map((p) => p.content?.value) : []));
     assert.deepEqual(said, ['step one', 'step two', 'all done']);
   });
 

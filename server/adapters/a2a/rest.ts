@@ -188,10 +188,8 @@ export function restBinding(options: RestBindingOptions): (req: IncomingMessage,
     const answer = await jsonrpc.handle({ jsonrpc: '2.0', id: 0, method: call.method, params: call.params }, context);
 
     if (!(Symbol.asyncIterator in answer)) {
-      if (answer.error) {
-        const refusal = context.state.get(STATE.refusal) as HostError | undefined;
-        return fail(res, errorOf(refusal ?? fromJsonRpcErrorResponse({ jsonrpc: '2.0', id: null, error: answer.error as { code: number; message: string } }), context));
-      }
+      // errorOf prefers the host refusal the handler left in the context over the JSON-RPC error.
+      if (answer.error) return fail(res, errorOf(fromJsonRpcErrorResponse({ jsonrpc: '2.0', id: null, error: answer.error as { code: number; message: string } }), context));
       return sendJson(res, 200, answer.result, { 'content-type': A2A_JSON });
     }
     if (streams.size >= maxStreams) {

@@ -11,6 +11,9 @@ import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestT
 import { WEBSOCKET_BINDING } from '../../../protocol/a2a.js';
 import { A2aConnectionError, WebSocketTransport } from './websocket-transport.js';
 
+/** Largest Agent Card body read from a remote agent. */
+export const MAX_CARD_BYTES = 1024 * 1024;
+
 /** The bindings a caller may choose, by the short name the CLI and the tool use. */
 export const A2A_BINDINGS = { jsonrpc: 'JSONRPC', rest: 'HTTP+JSON', ws: WEBSOCKET_BINDING } as const;
 export type A2aBinding = keyof typeof A2A_BINDINGS;
@@ -57,7 +60,7 @@ export function a2aBaseUrl(value: string): URL {
 export async function connectA2a(base: string, options: A2aConnectOptions = {}): Promise<A2aConnection> {
   const url = a2aBaseUrl(base);
   const fetchImpl = authorizedFetch(options.token, options.signal);
-  const card = await new DefaultAgentCardResolver({ fetchImpl }).resolve(url.href.replace(/\/+$/, ''), AGENT_CARD_PATH);
+  const card = await new DefaultAgentCardResolver({ fetchImpl: boundedFetch(fetchImpl, MAX_CARD_BYTES) }).resolve(url.href.replace(/\/+$/, ''), AGENT_CARD_PATH);
   const offered = (card.supportedInterfaces ?? []).map((i) => i.protocolBinding.toUpperCase());
   const binding =
     options.binding ?? (Object.keys(A2A_BINDINGS) as A2aBinding[]).find((b) => offered.includes(A2A_BINDINGS[b].toUpperCase()));
@@ -94,5 +97,36 @@ function authorizedFetch(token: string | undefined, signal: AbortSignal | undefi
     const headers = new Headers(init?.headers);
     if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
     return fetch(input, { ...init, headers, signal: init?.signal ?? signal });
+  };
+}
+
+/**
+ * `fetch` whose response body is read whole, refusing one over `max` bytes (declared or actually sent), so a
+ * remote side cannot make the caller buffer an unbounded body. For single JSON documents (not streams).
+ */
+export function boundedFetch(fetchImpl: typeof fetch, max: number): typeof fetch {
+  return async (input, init) => {
+    const res = await fetchImpl(input, init);
+    const tooLarge = () => new A2aConnectionError(`the answer of ${res.url || 'the remote agent'} is larger than ${max} bytes`);
+    if (Number(res.headers.get('content-length') ?? 0) > max) {
+      await res.body?.cancel();
+      throw tooLarge();
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    if (res.body) {
+      const reader = res.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        if (size > max) {
+          await reader.cancel();
+          throw tooLarge();
+        }
+        chunks.push(value);
+      }
+    }
+    return new Response(res.body ? Buffer.concat(chunks) : null, { status: res.status, statusText: res.statusText, headers: res.headers });
   };
 }

@@ -150,11 +150,15 @@ export class WebSocketTransport implements Transport {
       ws.once('unexpected-response', (_req, res) => {
         const chunks: Buffer[] = [];
         let size = 0;
+        const refuse = () => reject(refusal(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')));
         res.on('data', (c: Buffer) => {
           size += c.length;
-          if (size <= 64 * 1024) chunks.push(c);
+          if (size <= REFUSAL_BODY_BYTES) return void chunks.push(c);
+          // A refusal body past the bound is not read on (a remote could send forever): refuse with what came.
+          res.destroy();
+          refuse();
         });
-        res.on('end', () => reject(refusal(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+        res.on('end', refuse);
         res.on('error', () => reject(new A2aConnectionError(`the upgrade was refused with HTTP ${res.statusCode}`, res.statusCode)));
       });
       ws.on('error', (err) => reject(new A2aConnectionError(`cannot connect to ${this.url}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
@@ -304,6 +308,9 @@ export class WebSocketTransportFactory implements TransportFactory {
     return new WebSocketTransport(url, this.options);
   }
 }
+
+/** Most of a refused upgrade's body read for its error. */
+const REFUSAL_BODY_BYTES = 64 * 1024;
 
 function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new DOMException('the request was aborted', 'AbortError');
