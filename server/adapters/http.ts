@@ -158,7 +158,7 @@ export async function startHttpServer(host: Host, options: HttpServerOptions): P
 
   route('GET', '/metrics', (_req, res) => {
     const health = host.health();
-    const body = host.metrics.render({ logSeq: health.seq, ready: health.ready });
+    const body = host.metrics.render({ logSeq: health.seq, ready: health.ready, log: host.logStats() });
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' });
     res.end(body);
   });

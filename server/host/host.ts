@@ -16,7 +16,7 @@ import type { EventQuery } from '../../protocol/rpc/events.js';
 import type { LogVerifyResult } from '../../protocol/rpc/host.js';
 import type { StateQuery, StateResult } from '../../protocol/rpc/state.js';
 import type { Kernel, OpcodeHandler } from '../kernel/kernel.js';
-import type { EventLog, Subscription } from '../store/event-log.js';
+import type { EventLog, LogStats, Subscription } from '../store/event-log.js';
 import * as capabilities from './capabilities.js';
 import type { HostCore, Session, SubmitResult } from './core.js';
 import type { Logger } from './logger.js';
@@ -192,6 +192,11 @@ export class Host {
     const reason = this.core.outOfService;
     const failed = reason === 'event log append failed';
     return { ok: !failed, ready: reason === null, seq: this.core.headSeq, store: this.core.log.kind, ...(reason ? { reason } : {}) };
+  }
+
+  /** The log's group-commit counters since the host opened it. */
+  logStats(): LogStats {
+    return this.core.log.stats();
   }
 
   /** Chain check plus replay check (the data dir's owner: CLI `toka verify`). */

@@ -2,6 +2,8 @@
  * In-process counters rendered as Prometheus text (GET /metrics). Label sets are bounded: operation types
  * come from registered opcodes (unknown ones count as `invalid`), error names from protocol/errors.ts.
  */
+import type { LogStats } from '../store/event-log.js';
+
 const LATENCY_BUCKETS_MS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];
 const MAX_LABELS = 128;
 
@@ -38,7 +40,7 @@ export class Metrics {
   }
 
   /** Prometheus text exposition format 0.0.4. */
-  render(gauges: { logSeq: number; ready: boolean }): string {
+  render(gauges: { logSeq: number; ready: boolean; log?: LogStats }): string {
     const lines: string[] = [];
     const family = (name: string, type: string, help: string) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     family('toka_operations_total', 'counter', 'Operations appended to the log, by operation type.');
@@ -51,6 +53,14 @@ export class Metrics {
     lines.push(`toka_operation_duration_ms_sum ${this.latencySum.toFixed(3)}`, `toka_operation_duration_ms_count ${this.latencyCount}`);
     family('toka_log_seq', 'gauge', 'Sequence number of the last durable log record.');
     lines.push(`toka_log_seq ${gauges.logSeq}`);
+    if (gauges.log) {
+      family('toka_log_commits_total', 'counter', 'Log transactions committed by group commit (one fsync each on SQLite).');
+      lines.push(`toka_log_commits_total ${gauges.log.transactions}`);
+      family('toka_log_appends_total', 'counter', 'Appends (operations\' event batches) committed; appends per commit is the group-commit batching.');
+      lines.push(`toka_log_appends_total ${gauges.log.batches}`);
+      family('toka_log_records_total', 'counter', 'Records committed since the host started.');
+      lines.push(`toka_log_records_total ${gauges.log.records}`);
+    }
     family('toka_subscribers', 'gauge', 'Open event subscriptions.');
     lines.push(`toka_subscribers ${this.subscriberCount}`);
     family('toka_connections', 'gauge', 'Open connections, by transport.');

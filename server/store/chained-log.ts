@@ -7,6 +7,7 @@ import type { EventFilter, LogRecord } from '../../protocol/events.js';
 import type { KernelEvent } from '../../protocol/kernel.js';
 import type {
   EventLog,
+  LogStats,
   ReadOptions,
   Snapshot,
   SnapshotInput,
@@ -27,16 +28,6 @@ export interface StoredRecord {
   vault: string;
   agent: string | null;
   body: string;
-}
-
-/** Counters for tests, metrics and benchmarks. */
-export interface LogStats {
-  /** Transactions committed by group commit (one per flush). */
-  transactions: number;
-  /** `append` calls committed. */
-  batches: number;
-  /** Records committed. */
-  records: number;
 }
 
 /** Reads validated and normalised: afterSeq ≥ 0, 1 ≤ limit ≤ 10,000. */
@@ -172,7 +163,6 @@ export abstract class ChainedEventLog implements EventLog {
     return this.hub.subscribe(options, listener);
   }
 
-  /** Group-commit counters since open. */
   stats(): LogStats {
     return { ...this.counters };
   }

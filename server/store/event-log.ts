@@ -66,6 +66,16 @@ export interface Subscription {
   unsubscribe(): void;
 }
 
+/** Group-commit counters since the log was opened (tests, metrics, benchmarks). */
+export interface LogStats {
+  /** Transactions committed by group commit (one per flush, one fsync on a durable engine). */
+  transactions: number;
+  /** `append` calls committed. */
+  batches: number;
+  /** Records committed. */
+  records: number;
+}
+
 export interface EventLog {
   readonly kind: string;
   /**
@@ -75,6 +85,8 @@ export interface EventLog {
   append(events: KernelEvent[]): Promise<LogRecord[]>;
   /** Sequence number and hash of the last record (0 and 64 zeros when empty). */
   head(): { seq: number; hash: string };
+  /** Group-commit counters since open. */
+  stats(): LogStats;
   read(options?: ReadOptions): Promise<LogRecord[]>;
   /**
    * The `RunSubmitted` record of run `run` in `vault` (the record whose `run.id` is `run`), or null: where a

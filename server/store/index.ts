@@ -4,7 +4,7 @@ import { MemoryEventLog } from './memory-log.js';
 import { SqliteEventLog } from './sqlite-log.js';
 
 export type * from './event-log.js';
-export { LogClosedError, ReadOnlyLogError, type LogStats } from './chained-log.js';
+export { LogClosedError, ReadOnlyLogError } from './chained-log.js';
 export { GENESIS_HASH, recordHash, stateDigest } from './hash.js';
 export { MemoryEventLog } from './memory-log.js';
 export { SNAPSHOTS_KEPT } from './snapshots.js';

@@ -89,6 +89,11 @@ describe('http (toka serve)', function () {
       assert.equal(m.get('toka_ready'), 1);
       const health = (await (await fetch(`${serve.url}/healthz`)).json()) as { seq: number };
       assert.equal(m.get('toka_log_seq'), health.seq);
+      // Group-commit counters: this host committed records, each commit held at least one append and record.
+      const commits = m.get('toka_log_commits_total') ?? 0;
+      assert.ok(commits >= 1, 'toka_log_commits_total');
+      assert.ok((m.get('toka_log_appends_total') ?? 0) >= commits);
+      assert.ok((m.get('toka_log_records_total') ?? 0) >= (m.get('toka_log_appends_total') ?? 0));
       assert.ok((m.get('toka_operation_duration_ms_count') ?? 0) >= 1);
     } finally {
       await c.close();

@@ -26,6 +26,8 @@ import type { AgentRuntime } from '../../runtime/runtime.js';
 import type { CardBuilder } from './card.js';
 import { isAfter, runStateOf, TASK_EVENT_TYPES, TaskFold, taskFromRun, type TaskUpdate, type UpdatePosition } from './tasks.js';
 
+const TASK_EVENT_SET: ReadonlySet<string> = new Set(TASK_EVENT_TYPES);
+
 /** Bounds of the A2A face. */
 export const A2A_LIMITS = {
   /** Largest request body (JSON-RPC or HTTP+JSON) or WebSocket message, bytes. */
@@ -294,13 +296,18 @@ export class TokaA2aHandler implements A2ARequestHandler {
     return submitted ? submitted.seq - 1 : 0;
   }
 
-  /** Every record of the run's agent after `afterSeq`, in seq order, to `onRecord`; returns the last seq read. */
+  /**
+   * Every task record (TASK_EVENT_TYPES) of the run's agent after `afterSeq`, in seq order, to `onRecord`;
+   * returns the last seq read. The log is asked for the agent's records of every type and the task types are
+   * picked here: a read filtered by eight types is eight index ranges (one per type) where the agent's records
+   * after a run's submission are one, and a message's stream is read right after its run is submitted.
+   */
   private async readRecords(run: RunRecord, afterSeq: number, onRecord: (r: LogRecord) => void): Promise<number> {
     const pageSize = 1000;
     let last = afterSeq;
     for (;;) {
-      const page = await this.host.readAllEvents({ afterSeq: last, limit: pageSize, vault: run.vault, agent: run.agent, types: [...TASK_EVENT_TYPES] });
-      for (const r of page) onRecord(r);
+      const page = await this.host.readAllEvents({ afterSeq: last, limit: pageSize, vault: run.vault, agent: run.agent });
+      for (const r of page) if (TASK_EVENT_SET.has(r.event.type)) onRecord(r);
       if (page.length > 0) last = page[page.length - 1].seq;
       if (page.length < pageSize) return last;
     }
@@ -334,7 +341,7 @@ export class TokaA2aHandler implements A2ARequestHandler {
     let wake: (() => void) | null = null;
     const watching = this.host.watch(cut, (record) => {
       const e = record.event as unknown as { type: string; run?: unknown };
-      if (record.event.vault !== run.vault || e.run !== id || !(TASK_EVENT_TYPES as readonly string[]).includes(e.type)) return;
+      if (record.event.vault !== run.vault || e.run !== id || !TASK_EVENT_SET.has(e.type)) return;
       if (pending.length >= A2A_LIMITS.maxStreamBacklog) overflow = true;
       else pending.push(record);
       wake?.();
