@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Role, TaskState, type StreamResponse } from '@a2a-js/sdk';
 import WebSocket from 'ws';
 import { toka } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait.js';
 import { A2A_USER, a2aSpec, asTask, authFetch, readSse, sendRequest, streamSummary, textOf } from '../helpers/a2a.js';
 import { Client, ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
 import { mountA2a } from '../../server/adapters/a2a/http.js';
@@ -74,6 +75,11 @@ async function open(dir: string, publish: string[]): Promise<World> {
 async function sdkClient(url: string, token: string): Promise<Client> {
   const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, { transports: [new JsonRpcTransportFactory({ fetchImpl: authFetch(token) })] }));
   return factory.createFromUrl(url);
+}
+
+/** SendMessage params as JSON, for a request sent without the SDK client. */
+function sendRequestJson(text: string, skill: string): unknown {
+  return { message: { messageId: `m-${Math.random().toString(36).slice(2)}`, role: 'ROLE_USER', parts: [{ text }], metadata: { skill } } };
 }
 
 /** JSON-RPC over fetch, for what the SDK client does not send (bad input, Last-Event-ID). */
@@ -146,6 +152,51 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
     const listed = await client.listTasks({ tenant: '', contextId: '', status: TaskState.TASK_STATE_COMPLETED, pageToken: '', statusTimestampAfter: undefined, includeArtifacts: true });
     assert.deepEqual(listed.tasks.map((t) => t.id), [task.id]);
     assert.equal(listed.tasks[0].artifacts[0].name, 'response');
+  });
+
+  it('messages sent at once to one agent each get their own task, with the other runs\' records (tool calls and results included) interleaved in the log', async () => {
+    const client = await sdkClient(w.http.url, token);
+    const tasks = (await Promise.all(['a', 'b', 'c'].map((t) => client.sendMessage(sendRequest(`go ${t}`, { skill: agents.stepper }))))).map(asTask);
+    assert.equal(new Set(tasks.map((t) => t.id)).size, 3);
+    for (const [i, task] of tasks.entries()) {
+      assert.equal(task.status?.state, TaskState.TASK_STATE_COMPLETED);
+      assert.deepEqual(textOf(task), [`go ${'abc'[i]}`, 'step one', 'step two', 'all done']);
+      assert.deepEqual(task.artifacts.map((a) => a.parts[0].content?.value), ['all done']);
+      const got = await client.getTask({ tenant: '', id: task.id, historyLength: 10 });
+      assert.deepEqual(textOf(got), textOf(task));
+    }
+  });
+
+  it('a blocking SendMessage whose caller hangs up stops following its task; an answered one leaves nothing open', async () => {
+    let watching = 0;
+    const watch = w.host.watch.bind(w.host);
+    w.host.watch = (afterSeq, listener) => {
+      const sub = watch(afterSeq, listener);
+      watching++;
+      let open = true;
+      return {
+        unsubscribe() {
+          if (open) watching--;
+          open = false;
+          sub.unsubscribe();
+        },
+      };
+    };
+    const client = await sdkClient(w.http.url, token);
+    asTask(await client.sendMessage(sendRequest('say hello', { skill: agents.echo })));
+    assert.equal(watching, 0, 'an answered SendMessage stops following its task');
+
+    const hangUp = new AbortController();
+    const pending = fetch(`${w.http.url}/a2a/jsonrpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'a2a-version': '1.0', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: sendRequestJson('think', agents.slow) }),
+      signal: hangUp.signal,
+    });
+    await waitFor(() => watching === 1 || null, 10_000, 'the blocking SendMessage to follow its task');
+    hangUp.abort();
+    await assert.rejects(pending);
+    await waitFor(() => watching === 0 || null, 10_000, 'the cut-off SendMessage to stop following its task');
   });
 
   it('streams a task: the submitted task first, then status and artifact updates in order, ending completed', async () => {
