@@ -229,7 +229,6 @@ export class ModernEndpoint {
     const rounds = new InputRounds(answers, capabilities);
     const logLevel = (meta[META.logLevel] as LoggingLevel | undefined) ?? null;
     const mcp = createMcpSession(this.options.registry, this.host, caller, this.options, { logLevel, rounds });
-    mcp.server.onerror = (err) => this.options.logger.debug('MCP request error', { err });
     const exchange = new ModernExchange(sink, id, method, this.options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes, (result) => {
       if (!rounds.pending.size) return result;
       return {
@@ -239,7 +238,7 @@ export class ModernEndpoint {
       };
     });
     sink.done(() => void mcp.close());
-    await mcp.server.connect(exchange);
+    await mcp.connect(exchange, { error: (err) => this.options.logger.debug('MCP request error', { err }) });
     exchange.deliver(message);
   }
 
