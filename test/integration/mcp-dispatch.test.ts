@@ -36,7 +36,20 @@ function gate(key: string): Gate {
   return g;
 }
 
+/** The one object `shared_state` returns as its structured result, changed by every call. */
+const shared = { calls: 0 };
+
 const tools: McpPlugin = (r) => {
+  r.registerTool({
+    name: 'shared_state',
+    description: 'Counts its calls in one shared object and returns that object; `explicit` gives its own text',
+    permission: null,
+    input: z.object({ explicit: z.boolean() }),
+    run: async ({ explicit }) => {
+      shared.calls++;
+      return explicit ? { content: [{ type: 'text', text: `calls: ${shared.calls}` }], structured: shared } : { structured: shared };
+    },
+  });
   r.registerTool({
     name: 'gated',
     description: 'Waits at the gate named `key`, then reports whether its signal was aborted (read only then)',
@@ -215,6 +228,21 @@ describe('MCP request dispatch (Toka handlers without the SDK Protocol), real HT
       params: { name: 'chatty', arguments: {}, task: { ttl: 60_000 } },
     });
     assert.deepEqual(messages.at(-1), { jsonrpc: '2.0', id: 4, result: { content: [{ type: 'text', text: '{"done":true}' }], structuredContent: { done: true } } });
+  });
+
+  it('a structured result is sent as it is when returned, its JSON made once: an object returned again, changed, is sent changed', async () => {
+    const { client } = await connect();
+    const expect = [
+      [false, { calls: 1 }, '{"calls":1}'],
+      [true, { calls: 2 }, 'calls: 2'],
+      [false, { calls: 3 }, '{"calls":3}'],
+      [false, { calls: 4 }, '{"calls":4}'],
+    ] as const;
+    for (const [explicit, structured, text] of expect) {
+      const result = await client.callTool({ name: 'shared_state', arguments: { explicit } });
+      assert.deepEqual(result.structuredContent, structured);
+      assert.deepEqual(result.content, [{ type: 'text', text }]);
+    }
   });
 
   it('a method no handler serves is still the SDK\'s MethodNotFound; ping is the SDK\'s', async () => {

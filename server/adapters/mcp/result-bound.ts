@@ -1,6 +1,9 @@
 /**
  * What every transport applies to an outgoing message: the result bound (a response too large to send
- * becomes LimitExceeded) and the error normalisation of errors.ts (`wireMessage`).
+ * becomes LimitExceeded) and the error normalisation of errors.ts (`wireMessage`); and its JSON text, made
+ * once. A tool result carries its `structuredContent` twice, as the object and as the JSON text of its first
+ * content item (registry.ts `toolResult`): that JSON, remembered here (`serializedAs`), is spliced into the
+ * message's text instead of serialising the object again.
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
@@ -25,10 +28,36 @@ export function oversizeResult(message: JSONRPCMessage, text: string, maxResultB
   };
 }
 
+/** JSON texts of objects about to be sent, by object: made by `serializedAs`, used by `outgoing`. */
+const serialized = new WeakMap<object, string>();
+
+/**
+ * Remember that `json` is `JSON.stringify(value)` (undefined: forget what was), until a result whose
+ * `structuredContent` is `value` is serialised with it. `value` must not change in between (a tool result's
+ * `structured`, once returned).
+ */
+export function serializedAs(value: object, json: string | undefined): void {
+  if (json === undefined) serialized.delete(value);
+  else serialized.set(value, json);
+}
+
+/** The JSON text of `message`, reusing the remembered JSON of its result's `structuredContent`. */
+function messageText(message: JSONRPCMessage): string {
+  const result = 'result' in message ? (message.result as Record<string, unknown>) : undefined;
+  const structured = result?.structuredContent;
+  const json = typeof structured === 'object' && structured !== null ? serialized.get(structured) : undefined;
+  if (json === undefined) return JSON.stringify(message);
+  serialized.delete(structured as object);
+  const { structuredContent: _reused, ...rest } = result!;
+  const others = JSON.stringify(rest);
+  const body = others === '{}' ? `{"structuredContent":${json}}` : `${others.slice(0, -1)},"structuredContent":${json}}`;
+  return `{"jsonrpc":"2.0","id":${JSON.stringify((message as { id: unknown }).id)},"result":${body}}`;
+}
+
 /** `message` as sent: bounded (`oversizeResult`) and with its error normalised (`wireMessage`); its JSON text. */
 export function outgoing(message: JSONRPCMessage, maxResultBytes: number): { message: JSONRPCMessage; text: string } {
   const normal = wireMessage(message);
-  const text = JSON.stringify(normal);
+  const text = messageText(normal);
   const refused = oversizeResult(normal, text, maxResultBytes);
   return refused ? { message: refused, text: JSON.stringify(refused) } : { message: normal, text };
 }
