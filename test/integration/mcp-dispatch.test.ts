@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, McpError, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
 import { mountMcpHttp, type McpHttpMount } from '../../server/adapters/mcp/http.js';
@@ -64,6 +64,19 @@ const tools: McpPlugin = (r) => {
     },
   });
   r.registerTool({
+    name: 'ask_age',
+    description: "Asks the user's age (an integer) and returns the answer",
+    permission: null,
+    input: z.object({}),
+    run: async (_args, ctx) => {
+      const answer = await ctx.elicit({
+        message: 'How old are you?',
+        requestedSchema: { type: 'object', properties: { age: { type: 'integer' } }, required: ['age'] },
+      });
+      return { structured: { action: answer.action, content: answer.content ?? null } };
+    },
+  });
+  r.registerTool({
     name: 'chatty',
     description: 'Reports progress twice and logs once',
     permission: null,
@@ -86,9 +99,11 @@ describe('MCP request dispatch (Toka handlers without the SDK Protocol), real HT
   let token: string;
   const clients: Client[] = [];
 
-  const connect = async (): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> => {
+  /** A client; with `elicit`, one that declares elicitation and answers it so. */
+  const connect = async (elicit?: () => ElicitResult): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> => {
     const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers: { authorization: `Bearer ${token}` } } });
-    const client = new Client({ name: 'dispatch-test', version: '1.0.0' });
+    const client = new Client({ name: 'dispatch-test', version: '1.0.0' }, { capabilities: elicit ? { elicitation: {} } : {} });
+    if (elicit) client.setRequestHandler(ElicitRequestSchema, async () => elicit());
     await client.connect(transport);
     clients.push(client);
     return { client, transport };
@@ -243,6 +258,19 @@ describe('MCP request dispatch (Toka handlers without the SDK Protocol), real HT
       assert.deepEqual(result.structuredContent, structured);
       assert.deepEqual(result.content, [{ type: 'text', text }]);
     }
+  });
+
+  it("a handler's elicitation goes to the client on the call's stream, and an answer off the requested schema is refused", async () => {
+    let age: unknown = 41;
+    const { client } = await connect(() => ({ action: 'accept', content: { age } as Record<string, number> }));
+    const ok = await client.callTool({ name: 'ask_age', arguments: {} });
+    assert.deepEqual(ok.structuredContent, { action: 'accept', content: { age: 41 } });
+    age = 'forty-one';
+    await assert.rejects(client.callTool({ name: 'ask_age', arguments: {} }), (e: McpError) => {
+      assert.equal(e.code, -32602);
+      assert.match(e.message, /does not match requested schema/);
+      return true;
+    });
   });
 
   it('a method no handler serves is still the SDK\'s MethodNotFound; ping is the SDK\'s', async () => {

@@ -16,6 +16,8 @@
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JsonSchemaType, JsonSchemaValidator, jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import {
   LoggingLevelSchema,
   SetLevelRequestParamsSchema,
@@ -68,6 +70,21 @@ export interface McpSessionServer {
   close(): Promise<void>;
 }
 
+/**
+ * The validator of a session's elicitation answers (the SDK checks them against the requested schema): the
+ * SDK's Ajv one, built when the session first elicits. Building an Ajv instance costs more than a whole
+ * cheap request, and a server is built per session and per 2026-07-28 request, most of which never elicit.
+ * One per session, not one shared: Ajv keeps every schema it compiled.
+ */
+class FirstUseValidator implements jsonSchemaValidator {
+  private ajv: AjvJsonSchemaValidator | undefined;
+
+  getValidator<T>(schema: JsonSchemaType): JsonSchemaValidator<T> {
+    this.ajv ??= new AjvJsonSchemaValidator();
+    return this.ajv.getValidator<T>(schema);
+  }
+}
+
 export function createMcpSession(
   registry: McpRegistry,
   host: Host,
@@ -82,6 +99,7 @@ export function createMcpSession(
       instructions:
         'Toka is a capability-secured agent kernel. Tools act on the world state of your token\'s vault; ' +
         'read toka://state first, and use the write_agent_spec prompt before spawning agents.',
+      jsonSchemaValidator: new FirstUseValidator(),
     },
   );
   const dispatcher = new RequestDispatcher();
