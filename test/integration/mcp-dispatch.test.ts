@@ -77,6 +77,13 @@ const tools: McpPlugin = (r) => {
     },
   });
   r.registerTool({
+    name: 'big_result',
+    description: 'Returns about 100 KB of structured data',
+    permission: null,
+    input: z.object({}),
+    run: async () => ({ structured: { filler: 'x'.repeat(100_000) } }),
+  });
+  r.registerTool({
     name: 'chatty',
     description: 'Reports progress twice and logs once',
     permission: null,
@@ -138,7 +145,7 @@ describe('MCP request dispatch (Toka handlers without the SDK Protocol), real HT
   before(async () => {
     host = await Host.open({ dataDir: null, logger, rateLimit: false });
     http = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger });
-    mcp = mountMcpHttp(http, host, { logger, registry: createTokaRegistry([tools]) });
+    mcp = mountMcpHttp(http, host, { logger, registry: createTokaRegistry([tools]), maxResultBytes: 64 * 1024 });
     url = new URL(`${http.url}/mcp`);
     token = (await host.mint(host.localSession('v1'), { subject: 'alice', permissions: ['*'], ttlSeconds: 900 })).token;
   });
@@ -271,6 +278,49 @@ describe('MCP request dispatch (Toka handlers without the SDK Protocol), real HT
       assert.match(e.message, /does not match requested schema/);
       return true;
     });
+  });
+
+  it('bounds results on both revisions: LimitExceeded in place of a result over the bound', async () => {
+    const { client } = await connect();
+    await assert.rejects(client.callTool({ name: 'big_result', arguments: {} }), (e: McpError) => {
+      assert.equal(e.code, -31905);
+      assert.equal((e.data as { limit: string }).limit, 'mcp.maxResultBytes');
+      return true;
+    });
+    const modern = (name: string, args: Record<string, unknown> = {}) =>
+      fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${token}`,
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'tools/call',
+          'mcp-name': name,
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 8,
+          method: 'tools/call',
+          params: {
+            name,
+            arguments: args,
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+              'io.modelcontextprotocol/clientCapabilities': {},
+              'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+            },
+          },
+        }),
+      });
+    const big = await modern('big_result');
+    assert.equal(big.status, 200);
+    const refused = (await big.json()) as { error: { code: number; message: string; data: { name: string; limit: string; max: number } } };
+    assert.equal(refused.error.code, -31905);
+    assert.deepEqual([refused.error.data.name, refused.error.data.limit, refused.error.data.max], ['LimitExceeded', 'mcp.maxResultBytes', 64 * 1024]);
+    const small = (await (await modern('shared_state', { explicit: false })).json()) as { result: Record<string, unknown> };
+    assert.equal(small.result.resultType, 'complete');
+    assert.equal((small.result.content as { text: string }[])[0].text, JSON.stringify(small.result.structuredContent));
   });
 
   it('a method no handler serves is still the SDK\'s MethodNotFound; ping is the SDK\'s', async () => {
