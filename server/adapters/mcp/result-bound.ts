@@ -2,8 +2,8 @@
  * What every transport applies to an outgoing message: the result bound (a response too large to send
  * becomes LimitExceeded) and the error normalisation of errors.ts (`wireMessage`); and its JSON text, made
  * once. A tool result carries its `structuredContent` twice, as the object and as the JSON text of its first
- * content item (registry.ts `toolResult`): that JSON, remembered here (`serializedAs`), is spliced into the
- * message's text instead of serialising the object again.
+ * content item (registry.ts `toolResult`): that JSON, which the result carries under `STRUCTURED_JSON` (a
+ * symbol: never serialised), is spliced into the message's text instead of serialising the object again.
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
@@ -28,29 +28,22 @@ export function oversizeResult(message: JSONRPCMessage, text: string, maxResultB
   };
 }
 
-/** JSON texts of objects about to be sent, by object: made by `serializedAs`, used by `outgoing`. */
-const serialized = new WeakMap<object, string>();
+/** On a tool result (registry.ts `toolResult`): its `structuredContent` and that object's JSON text. */
+export const STRUCTURED_JSON = Symbol('structuredContent JSON');
 
-/**
- * Remember that `json` is `JSON.stringify(value)` (undefined: forget what was), until a result whose
- * `structuredContent` is `value` is serialised with it. `value` must not change in between (a tool result's
- * `structured`, once returned).
- */
-export function serializedAs(value: object, json: string | undefined): void {
-  if (json === undefined) serialized.delete(value);
-  else serialized.set(value, json);
+interface StructuredJson {
+  of: object;
+  json: string;
 }
 
-/** The JSON text of `message`, reusing the remembered JSON of its result's `structuredContent`. */
+/** The JSON text of `message`, reusing the JSON its result carries of its `structuredContent`. */
 function messageText(message: JSONRPCMessage): string {
-  const result = 'result' in message ? (message.result as Record<string, unknown>) : undefined;
-  const structured = result?.structuredContent;
-  const json = typeof structured === 'object' && structured !== null ? serialized.get(structured) : undefined;
-  if (json === undefined) return JSON.stringify(message);
-  serialized.delete(structured as object);
+  const result = 'result' in message ? (message.result as Record<string | symbol, unknown>) : undefined;
+  const known = result?.[STRUCTURED_JSON] as StructuredJson | undefined;
+  if (known === undefined || known.of !== result!.structuredContent) return JSON.stringify(message);
   const { structuredContent: _reused, ...rest } = result!;
   const others = JSON.stringify(rest);
-  const body = others === '{}' ? `{"structuredContent":${json}}` : `${others.slice(0, -1)},"structuredContent":${json}}`;
+  const body = others === '{}' ? `{"structuredContent":${known.json}}` : `${others.slice(0, -1)},"structuredContent":${known.json}}`;
   return `{"jsonrpc":"2.0","id":${JSON.stringify((message as { id: unknown }).id)},"result":${body}}`;
 }
 
