@@ -255,7 +255,7 @@ export async function benchMcp(): Promise<Row[]> {
 
     // --- stdio ---------------------------------------------------------------------------------------------
     const tokaStdio = await pipeClient(async (input, output) => {
-      await createMcpSession(registry, host, await host.authenticate(token)).server.connect(new LineTransport(input, output));
+      await createMcpSession(registry, host, await host.authenticate(token)).connect(new LineTransport(input, output));
     });
     const bareStdio = await pipeClient(async (input, output) => {
       await bareServer(host, await host.authenticate(token)).connect(new StdioServerTransport(input, output));

@@ -199,7 +199,7 @@ describe('MCP over Streamable HTTP (/mcp)', function () {
     const open = async () => {
       const session = createMcpSession(createTokaRegistry(), host, await host.authenticate(await mint(['*'])));
       const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-      await session.server.connect(serverSide);
+      await session.connect(serverSide);
       const client = new Client({ name: 'toka-test', version: '1.0.0' });
       await client.connect(clientSide);
       return { session, client };

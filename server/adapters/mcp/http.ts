@@ -173,8 +173,7 @@ export function mountMcpHttp(target: RouteTarget, host: Host, options: McpHttpOp
     });
     const mcp = createMcpSession(registry, host, caller, options);
     const live: LiveSession = { transport, mcp, session: caller, lastSeen: now(), responses: 0 };
-    mcp.server.onerror = (err) => logger.debug('MCP session error', { err });
-    await mcp.server.connect(transport);
+    await mcp.connect(transport, { error: (err) => logger.debug('MCP session error', { err }) });
     sessions.add(id, live);
     logger.info('MCP session open', { session: id, principal: caller.principal, vault: caller.claims.vault });
     return live;

@@ -139,7 +139,10 @@ export interface ModernOptions extends McpServerOptions {
 export interface ModernSink {
   /** A notification tied to the request (progress, a log message). */
   notify(message: JSONRPCMessage): void;
-  /** The request's answer; `status` is the HTTP status this revision gives it, `headers` extra HTTP headers. */
+  /**
+   * The request's answer, bounded and serialised on the way out (result-bound.ts `outgoing`); `status` is the
+   * HTTP status this revision gives it, `headers` extra HTTP headers.
+   */
   answer(message: JSONRPCMessage, status: number, headers?: Record<string, string>): void;
   /** Call `fn` once the request is over (answered, or its client gone). */
   done(fn: () => void): void;
@@ -162,14 +165,15 @@ export class ModernEndpoint {
   /** Answer one POST of `caller` whose body parsed as `body`. */
   handlePost(headers: IncomingHttpHeaders, res: ServerResponse, caller: Session, body: unknown): Promise<void> {
     const invalid = invalidJsonRpcMessage(body);
-    if (invalid) return Promise.resolve(fail(httpSink(res), 400, invalid.id, ErrorCode.InvalidRequest, `Invalid Request: ${invalid.reason}`, 'InvalidRequest'));
+    const sink = httpSink(res, this.options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes);
+    if (invalid) return Promise.resolve(fail(sink, 400, invalid.id, ErrorCode.InvalidRequest, `Invalid Request: ${invalid.reason}`, 'InvalidRequest'));
     const message = body as JSONRPCMessage;
     if (!('method' in message) || !('id' in message)) {
       // Notifications carry nothing a stateless server keeps; responses have no request to answer here.
       if ('method' in message) return Promise.resolve(void res.writeHead(202).end());
-      return Promise.resolve(fail(httpSink(res), 400, null, ErrorCode.InvalidRequest, 'Invalid Request: this revision takes no responses from the client', 'InvalidRequest'));
+      return Promise.resolve(fail(sink, 400, null, ErrorCode.InvalidRequest, 'Invalid Request: this revision takes no responses from the client', 'InvalidRequest'));
     }
-    return this.request(message as JSONRPCRequest, caller, httpSink(res), headers);
+    return this.request(message as JSONRPCRequest, caller, sink, headers);
   }
 
   /**
@@ -229,8 +233,7 @@ export class ModernEndpoint {
     const rounds = new InputRounds(answers, capabilities);
     const logLevel = (meta[META.logLevel] as LoggingLevel | undefined) ?? null;
     const mcp = createMcpSession(this.options.registry, this.host, caller, this.options, { logLevel, rounds });
-    mcp.server.onerror = (err) => this.options.logger.debug('MCP request error', { err });
-    const exchange = new ModernExchange(sink, id, method, this.options.maxResultBytes ?? MCP_DEFAULTS.maxResultBytes, (result) => {
+    const exchange = new ModernExchange(sink, id, method, (result) => {
       if (!rounds.pending.size) return result;
       return {
         resultType: 'input_required',
@@ -239,7 +242,7 @@ export class ModernEndpoint {
       };
     });
     sink.done(() => void mcp.close());
-    await mcp.server.connect(exchange);
+    await mcp.connect(exchange, { error: (err) => this.options.logger.debug('MCP request error', { err }) });
     exchange.deliver(message);
   }
 
@@ -387,7 +390,7 @@ function refuseHost(sink: ModernSink, id: RequestId, err: unknown): void {
 }
 
 /** The sink of a POST: a JSON body, or an SSE stream once a notification comes before the answer. */
-function httpSink(res: ServerResponse): ModernSink {
+function httpSink(res: ServerResponse, maxResultBytes: number): ModernSink {
   let streaming = false;
   return {
     notify(message) {
@@ -398,7 +401,7 @@ function httpSink(res: ServerResponse): ModernSink {
       writeStream(res, `event: message\ndata: ${JSON.stringify(message)}\n\n`);
     },
     answer(message, status, headers) {
-      const text = JSON.stringify(message);
+      const { text } = outgoing(message, maxResultBytes);
       if (streaming) return void res.end(`event: message\ndata: ${text}\n\n`);
       res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
     },
@@ -432,7 +435,6 @@ class ModernExchange implements Transport {
     private readonly sink: ModernSink,
     private readonly id: RequestId,
     private readonly method: string,
-    private readonly maxResultBytes: number,
     /** The result to send in place of the handler's: an input round while asks are open. */
     private readonly rounds: (result: Record<string, unknown>) => Record<string, unknown>,
   ) {}
@@ -450,8 +452,8 @@ class ModernExchange implements Transport {
       return this.sink.notify(message);
     }
     this.done = true;
-    const { message: sent } = outgoing(this.answer(message), this.maxResultBytes);
-    this.sink.answer(sent, 'error' in sent ? statusOf(sent.error.code) : 200);
+    const answer = this.answer(message);
+    this.sink.answer(answer, 'error' in answer ? statusOf(answer.error.code) : 200);
   }
 
   /** The handler's answer in this revision's terms. */

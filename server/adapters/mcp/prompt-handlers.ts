@@ -1,5 +1,5 @@
 /** `prompts/list`, `prompts/get` and `completion/complete` (prompt arguments and template variables) for one session. */
-import { CompleteRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CompleteRequestParamsSchema, GetPromptRequestParamsSchema, PaginatedRequestParamsSchema } from '@modelcontextprotocol/sdk/types.js';
 import { invalidParams, mcpError } from './errors.js';
 import type { McpContext } from './registry.js';
 import type { SessionScope } from './scope.js';
@@ -8,9 +8,9 @@ import type { SessionScope } from './scope.js';
 const MAX_COMPLETIONS = 100;
 
 export function registerPromptHandlers(scope: SessionScope): void {
-  const { server, registry } = scope;
+  const { dispatcher, registry } = scope;
 
-  server.setRequestHandler(ListPromptsRequestSchema, async () => {
+  dispatcher.handle('prompts/list', PaginatedRequestParamsSchema, async () => {
     const claims = await scope.check();
     return {
       prompts: registry
@@ -25,10 +25,10 @@ export function registerPromptHandlers(scope: SessionScope): void {
     };
   });
 
-  server.setRequestHandler(GetPromptRequestSchema, async (request, extra) => {
-    const prompt = registry.prompt(request.params.name);
-    if (!prompt) throw invalidParams(`Unknown prompt: ${request.params.name}`);
-    const args = request.params.arguments ?? {};
+  dispatcher.handle('prompts/get', GetPromptRequestParamsSchema, async (params, extra) => {
+    const prompt = registry.prompt(params.name);
+    if (!prompt) throw invalidParams(`Unknown prompt: ${params.name}`);
+    const args = params.arguments ?? {};
     for (const a of prompt.arguments ?? []) {
       if (a.required && !args[a.name]) throw invalidParams(`Prompt ${prompt.name} needs argument ${a.name}`);
     }
@@ -40,9 +40,9 @@ export function registerPromptHandlers(scope: SessionScope): void {
     }
   });
 
-  server.setRequestHandler(CompleteRequestSchema, async (request, extra) => {
-    const { ref, argument } = request.params;
-    const others = request.params.context?.arguments ?? {};
+  dispatcher.handle('completion/complete', CompleteRequestParamsSchema, async (params, extra) => {
+    const { ref, argument } = params;
+    const others = params.context?.arguments ?? {};
     let complete: ((ctx: McpContext, value: string) => Promise<string[]>) | undefined;
     if (ref.type === 'ref/prompt') {
       const prompt = registry.prompt(ref.name);

@@ -24,6 +24,7 @@ import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Host, Session } from '../../host/host.js';
 import type { SamplingClient } from '../../runtime/llm/mcp-sampling.js';
+import { STRUCTURED_JSON } from './result-bound.js';
 
 /** What every handler gets: the host, the caller's session, the request's cancellation signal, and asks of the client. */
 export interface McpContext {
@@ -243,11 +244,14 @@ export class McpRegistry {
 
 /** Build the `CallToolResult` for a tool's return value. */
 export function toolResult(ret: ToolReturn): CallToolResult {
-  const content = ret.content ?? [{ type: 'text', text: JSON.stringify(ret.structured ?? {}) }];
+  const json = ret.content ? undefined : JSON.stringify(ret.structured ?? {});
+  const content = ret.content ?? [{ type: 'text', text: json! }];
   return {
     content,
     ...(ret.structured !== undefined ? { structuredContent: ret.structured } : {}),
     ...(ret.isError ? { isError: true } : {}),
+    // The answer's serialisation reuses the JSON just made (result-bound.ts).
+    ...(ret.structured !== undefined && json !== undefined ? { [STRUCTURED_JSON]: { of: ret.structured, json } } : {}),
   };
 }
 

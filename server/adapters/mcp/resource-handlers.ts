@@ -1,16 +1,12 @@
 /** `resources/list`, `resources/templates/list` and `resources/read` for one session. */
-import {
-  ListResourceTemplatesRequestSchema,
-  ListResourcesRequestSchema,
-  ReadResourceRequestSchema,
-} from '@modelcontextprotocol/sdk/types.js';
+import { PaginatedRequestParamsSchema, ReadResourceRequestParamsSchema } from '@modelcontextprotocol/sdk/types.js';
 import { mcpError, resourceNotFound } from './errors.js';
 import type { SessionScope } from './scope.js';
 
 export function registerResourceHandlers(scope: SessionScope): void {
-  const { server, registry } = scope;
+  const { dispatcher, registry } = scope;
 
-  server.setRequestHandler(ListResourcesRequestSchema, async () => {
+  dispatcher.handle('resources/list', PaginatedRequestParamsSchema, async () => {
     const claims = await scope.check();
     return {
       resources: registry
@@ -26,7 +22,7 @@ export function registerResourceHandlers(scope: SessionScope): void {
     };
   });
 
-  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => {
+  dispatcher.handle('resources/templates/list', PaginatedRequestParamsSchema, async () => {
     const claims = await scope.check();
     return {
       resourceTemplates: registry
@@ -42,8 +38,8 @@ export function registerResourceHandlers(scope: SessionScope): void {
     };
   });
 
-  server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
-    const uri = request.params.uri;
+  dispatcher.handle('resources/read', ReadResourceRequestParamsSchema, async (params, extra) => {
+    const uri = params.uri;
     try {
       const fixed = registry.resource(uri);
       if (fixed) {

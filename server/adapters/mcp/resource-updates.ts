@@ -3,7 +3,7 @@
  * shared by every subscribed URI and opened only while some subscribed resource has updates; each log record
  * that touches a subscribed URI becomes `notifications/resources/updated`.
  */
-import { McpError, SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, SubscribeRequestParamsSchema, UnsubscribeRequestParamsSchema } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Subscription } from '../../store/event-log.js';
@@ -30,7 +30,7 @@ export interface ResourceUpdates {
 }
 
 export function registerResourceUpdates(scope: SessionScope, maxSubscriptions: number): ResourceUpdates {
-  const { server, registry, host, session } = scope;
+  const { server, dispatcher, registry, host, session } = scope;
   /** Subscribed URIs, each with what tells whether a record touches it (null: the resource has no updates). */
   const subscribed = new Map<string, ((record: LogRecord) => boolean) | null>();
   let hostSub: Promise<Subscription> | null = null;
@@ -81,8 +81,8 @@ export function registerResourceUpdates(scope: SessionScope, maxSubscriptions: n
     }
   };
 
-  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
-    const uri = request.params.uri;
+  dispatcher.handle('resources/subscribe', SubscribeRequestParamsSchema, async (params) => {
+    const uri = params.uri;
     const touched = touchedBy(uri);
     if (touched === undefined) throw resourceNotFound(uri);
     await scope.check();
@@ -104,8 +104,8 @@ export function registerResourceUpdates(scope: SessionScope, maxSubscriptions: n
     return {};
   });
 
-  server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
-    subscribed.delete(request.params.uri);
+  dispatcher.handle('resources/unsubscribe', UnsubscribeRequestParamsSchema, async (params) => {
+    subscribed.delete(params.uri);
     if (hostSub && ![...subscribed.values()].some(Boolean)) dropHostSub();
     return {};
   });

@@ -1,7 +1,9 @@
 /**
- * One MCP session: an SDK low-level `Server` whose handlers serve a registry to one host session.
- * Transports (stdio.ts, http.ts) create one per connection or `mcp-session-id`. The handlers live by job in
- * tool-handlers.ts, resource-handlers.ts, resource-updates.ts and prompt-handlers.ts.
+ * One MCP session: a registry served to one host session. Transports (stdio.ts, http.ts) create one per
+ * connection or `mcp-session-id`, modern.ts one per 2026-07-28 request, and connect it with `connect`. Toka's
+ * handlers (by job in tool-handlers.ts, resource-handlers.ts, resource-updates.ts and prompt-handlers.ts) are
+ * dispatched by dispatch.ts; an SDK low-level `Server` next to them answers `initialize` and `ping` and sends
+ * the session's requests to the client.
  *
  * Errors, in the SDK's terms:
  * - protocol problems are JSON-RPC errors: unknown tool or prompt (InvalidParams -32602), unknown resource
@@ -13,9 +15,12 @@
  *   with `isError: true` whose text carries the Toka error name, so the model can read it and correct course.
  */
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JsonSchemaType, JsonSchemaValidator, jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import {
   LoggingLevelSchema,
-  SetLevelRequestSchema,
+  SetLevelRequestParamsSchema,
   type CreateMessageResult,
   type ElicitResult,
   type ListRootsResult,
@@ -24,6 +29,7 @@ import {
 import { permits } from '../../../protocol/capability.js';
 import type { Host, Session } from '../../host/host.js';
 import { TOKA_VERSION } from '../../host/version.js';
+import { RequestDispatcher } from './dispatch.js';
 import { mcpError } from './errors.js';
 import type { InputRounds } from './input-rounds.js';
 import { registerPromptHandlers } from './prompt-handlers.js';
@@ -50,10 +56,33 @@ export const MCP_DEFAULTS = { maxResultBytes: 1024 * 1024, maxConcurrentCalls: 1
 
 const LEVELS = LoggingLevelSchema.options;
 
+export interface McpSessionEvents {
+  /** A message that could not be handled or sent. */
+  error?(err: Error): void;
+  /** The transport closed (the client went, or `close`). */
+  closed?(): void;
+}
+
 export interface McpSessionServer {
-  readonly server: Server;
+  /** Serve the session on `transport` (started here). */
+  connect(transport: Transport, events?: McpSessionEvents): Promise<void>;
   /** End resource subscriptions and close the SDK server (and so its transport). */
   close(): Promise<void>;
+}
+
+/**
+ * The validator of a session's elicitation answers (the SDK checks them against the requested schema): the
+ * SDK's Ajv one, built when the session first elicits. Building an Ajv instance costs more than a whole
+ * cheap request, and a server is built per session and per 2026-07-28 request, most of which never elicit.
+ * One per session, not one shared: Ajv keeps every schema it compiled.
+ */
+class FirstUseValidator implements jsonSchemaValidator {
+  private ajv: AjvJsonSchemaValidator | undefined;
+
+  getValidator<T>(schema: JsonSchemaType): JsonSchemaValidator<T> {
+    this.ajv ??= new AjvJsonSchemaValidator();
+    return this.ajv.getValidator<T>(schema);
+  }
 }
 
 export function createMcpSession(
@@ -70,12 +99,16 @@ export function createMcpSession(
       instructions:
         'Toka is a capability-secured agent kernel. Tools act on the world state of your token\'s vault; ' +
         'read toka://state first, and use the write_agent_spec prompt before spawning agents.',
+      jsonSchemaValidator: new FirstUseValidator(),
     },
   );
+  const dispatcher = new RequestDispatcher();
+  dispatcher.onerror = (err) => server.onerror?.(err);
   let level: LoggingLevel | null = modern ? modern.logLevel : 'info';
   let closed = false;
   const scope: SessionScope = {
     server,
+    dispatcher,
     registry,
     host,
     session,
@@ -90,7 +123,9 @@ export function createMcpSession(
     context: (extra) => ({
       host,
       session,
-      signal: extra.signal,
+      get signal() {
+        return extra.signal;
+      },
       sample: (params, options) =>
         modern
           ? (modern.rounds.ask('sampling/createMessage', params, options?.key) as Promise<CreateMessageResult>)
@@ -110,8 +145,8 @@ export function createMcpSession(
     },
   };
 
-  server.setRequestHandler(SetLevelRequestSchema, async (request) => {
-    level = request.params.level;
+  dispatcher.handle('logging/setLevel', SetLevelRequestParamsSchema, async (params) => {
+    level = params.level;
     return {};
   });
   registerToolHandlers(scope, options.maxConcurrentCalls ?? MCP_DEFAULTS.maxConcurrentCalls);
@@ -120,7 +155,11 @@ export function createMcpSession(
   registerPromptHandlers(scope);
 
   return {
-    server,
+    connect: (transport, events = {}) => {
+      server.onerror = events.error;
+      server.onclose = events.closed;
+      return server.connect(dispatcher.wrap(transport));
+    },
     close: async () => {
       if (closed) return;
       closed = true;

@@ -208,10 +208,8 @@ export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<
   const { session } = credential;
   const mcp = createMcpSession(options.registry, host, session, options);
   const transport = new LineTransport(options.input ?? process.stdin, options.output ?? process.stdout, options.maxResultBytes);
-  const closed = new Promise<void>((resolve) => {
-    mcp.server.onclose = () => resolve();
-  });
-  mcp.server.onerror = (err) => host.logger.warn('MCP stdio error', { err });
+  let ended!: () => void;
+  const closed = new Promise<void>((resolve) => (ended = resolve));
   const modern = new ModernEndpoint(host, {
     ...options,
     logger: host.logger,
@@ -219,7 +217,10 @@ export async function serveMcpStdio(host: Host, options: StdioOptions): Promise<
     maxInFlight: MCP_DEFAULTS.maxConcurrentCalls,
   });
   const fresh = new FreshTransport(transport, credential);
-  await mcp.server.connect(new EraRouter(fresh, (message) => void modern.request(message, credential.session, lineSink(fresh))));
+  await mcp.connect(new EraRouter(fresh, (message) => void modern.request(message, credential.session, lineSink(fresh))), {
+    error: (err) => host.logger.warn('MCP stdio error', { err }),
+    closed: () => ended(),
+  });
   host.logger.info('MCP stdio session open', { principal: session.principal, vault: session.claims.vault, renews: credential.renews });
   await closed;
   modern.close();

@@ -5,22 +5,23 @@
  * host errors are JSON-RPC errors.
  */
 import {
-  CallToolRequestSchema,
-  ListToolsRequestSchema,
+  CallToolRequestParamsSchema,
   McpError,
+  PaginatedRequestParamsSchema,
   type CallToolResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { HostError } from '../../host/errors.js';
+import type { RequestExtra } from './dispatch.js';
 import { SESSION_ERRORS, invalidParams, mcpError } from './errors.js';
-import { toolResult, type McpCallContext } from './registry.js';
-import type { Extra, SessionScope } from './scope.js';
+import { toolResult, type McpCallContext, type McpContext } from './registry.js';
+import type { SessionScope } from './scope.js';
 
 export function registerToolHandlers(scope: SessionScope, maxCalls: number): void {
-  const { server, registry, host } = scope;
+  const { server, dispatcher, registry, host } = scope;
   let inFlight = 0;
 
-  server.setRequestHandler(ListToolsRequestSchema, async () => {
+  dispatcher.handle('tools/list', PaginatedRequestParamsSchema, async () => {
     const claims = await scope.check();
     return {
       tools: registry
@@ -37,10 +38,10 @@ export function registerToolHandlers(scope: SessionScope, maxCalls: number): voi
     };
   });
 
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
-    const entry = registry.tool(request.params.name);
-    if (!entry) throw invalidParams(`Unknown tool: ${request.params.name}`);
-    const parsed = entry.spec.input.safeParse(request.params.arguments ?? {});
+  dispatcher.handle('tools/call', CallToolRequestParamsSchema, async (params, extra): Promise<CallToolResult> => {
+    const entry = registry.tool(params.name);
+    if (!entry) throw invalidParams(`Unknown tool: ${params.name}`);
+    const parsed = entry.spec.input.safeParse(params.arguments ?? {});
     if (!parsed.success) {
       // SEP-1303: arguments that do not match the schema are a tool result the model can read and correct.
       const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
@@ -87,11 +88,11 @@ export function registerToolHandlers(scope: SessionScope, maxCalls: number): voi
   });
 
   /** The context of one call, and `end` to say the call has returned. */
-  const callContext = (extra: Extra): { context: McpCallContext; end(): void } => {
-    const progressToken = extra._meta?.progressToken;
+  const callContext = (extra: RequestExtra): { context: McpCallContext; end(): void } => {
+    const { progressToken } = extra;
     let answering = true;
-    const context: McpCallContext = {
-      ...scope.context(extra),
+    // Assigned onto the request's context, not spread: spreading would read its `signal` (made on first read).
+    const context: McpCallContext = Object.assign(scope.context(extra), {
       progress: async (progress, total, message) => {
         if (progressToken === undefined) return;
         await extra.sendNotification({
@@ -113,7 +114,7 @@ export function registerToolHandlers(scope: SessionScope, maxCalls: number): voi
         },
         isOpen: () => !scope.closed && server.transport !== undefined,
       },
-    };
+    } satisfies Omit<McpCallContext, keyof McpContext>);
     return {
       context,
       end: () => {
