@@ -77,6 +77,8 @@ export interface SqliteOpenOptions {
    * `head()` reads the file each time. A missing file reads as an empty log.
    */
   readOnly?: boolean;
+  /** Records appended past `agent_events` before they are indexed (default `AGENT_INDEX_BATCH`). */
+  agentIndexBatch?: number;
 }
 
 export class SqliteEventLog extends ChainedEventLog {
@@ -106,17 +108,25 @@ export class SqliteEventLog extends ChainedEventLog {
   /** Opens (creating the file and its directories) or, with `readOnly`, only reads the log at `path`. */
   static open(path: string, options: SqliteOpenOptions = {}): SqliteEventLog {
     const readOnly = options.readOnly ?? false;
+    const agentIndexBatch = options.agentIndexBatch ?? AGENT_INDEX_BATCH;
+    if (!Number.isSafeInteger(agentIndexBatch) || agentIndexBatch < 1) {
+      throw new RangeError(`agentIndexBatch must be an integer ≥ 1, got ${agentIndexBatch}`);
+    }
     if (readOnly) {
       const db = existsSync(path) ? new Database(path, { readonly: true, fileMustExist: true }) : new Database(':memory:');
-      return new SqliteEventLog(db, true);
+      return new SqliteEventLog(db, true, agentIndexBatch);
     }
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // Create the file owner-only before SQLite opens it: its -wal and -shm files take the database file's mode.
     closeSync(openSync(path, 'a', 0o600));
-    return new SqliteEventLog(new Database(path), false);
+    return new SqliteEventLog(new Database(path), false, agentIndexBatch);
   }
 
-  private constructor(db: Database.Database, readOnly: boolean) {
+  private constructor(
+    db: Database.Database,
+    readOnly: boolean,
+    private readonly agentIndexBatch: number,
+  ) {
     super();
     this.db = db;
     this.isReadOnly = readOnly;
@@ -214,11 +224,11 @@ export class SqliteEventLog extends ChainedEventLog {
   }
 
   /**
-   * After a commit up to `seq`: index the tail in its own transaction once it is `AGENT_INDEX_BATCH` long
+   * After a commit up to `seq`: index the tail in its own transaction once it is `agentIndexBatch` long
    * (after the callers of this flush are answered), or when no commit has come for `AGENT_INDEX_IDLE_MS`.
    */
   private scheduleAgentIndex(seq: number): void {
-    if (seq - this.agentsThrough >= AGENT_INDEX_BATCH) {
+    if (seq - this.agentsThrough >= this.agentIndexBatch) {
       this.indexSoon ??= setImmediate(() => {
         this.indexSoon = null;
         this.indexAgentsInBackground();
