@@ -71,6 +71,13 @@ const COLUMNS = 'seq, prev_hash AS prevHash, hash, type, vault, agent, body';
 /** What a read needs to build `LogRecord`s: the index columns are in the body already. */
 const RECORD_COLUMNS = 'seq, prev_hash AS prevHash, hash, body';
 
+/** An agent_events row as `verify()` walks them; `stray` is 1 when no record of that agent has that seq. */
+interface AgentEntry {
+  agent: string;
+  seq: number;
+  stray: number;
+}
+
 export interface SqliteOpenOptions {
   /**
    * Open without writing (CLI reads while a server holds the log): appends and snapshots are refused,
@@ -98,6 +105,10 @@ export class SqliteEventLog extends ChainedEventLog {
   /** Read statements by SQL text (one per filter shape: vault, agent, type present or not, and the range read). */
   private readonly reads = new Map<string, Database.Statement>();
   private readonly writeRows: Database.Transaction<(rows: StoredRecord[]) => void>;
+  /** Whether agent_events holds (agent, seq); null without agent_events. */
+  private readonly agentEntry: Database.Statement | null;
+  /** agent_events rows from the first or after a key, each with whether it names a record of its agent. */
+  private readonly agentEntries: { first: Database.Statement; after: Database.Statement } | null;
   /** Indexes the records in (from, to] into agent_events and records `to` as indexed through. */
   private readonly indexAgentsTo: Database.Transaction<(from: number, to: number) => void> | null;
   /** Writer: every record with seq ≤ this is in `agent_events` (the file's `agent_events_through`). */
@@ -177,6 +188,12 @@ export class SqliteEventLog extends ChainedEventLog {
           'INSERT INTO agent_events (agent, seq) SELECT agent, seq FROM events WHERE seq > ? AND seq <= ? AND agent IS NOT NULL ORDER BY agent, seq',
         );
         const markThrough = db.prepare('UPDATE agent_events_through SET seq = ?');
+        this.agentEntry = db.prepare('SELECT 1 FROM agent_events WHERE agent = ? AND seq = ?');
+        const entries = 'SELECT a.agent, a.seq, e.seq IS NULL AS stray FROM agent_events a LEFT JOIN events e ON e.seq = a.seq AND e.agent = a.agent';
+        this.agentEntries = {
+          first: db.prepare(`${entries} ORDER BY a.agent, a.seq LIMIT ?`),
+          after: db.prepare(`${entries} WHERE (a.agent, a.seq) > (?, ?) ORDER BY a.agent, a.seq LIMIT ?`),
+        };
         this.indexAgentsTo = db.transaction((from: number, to: number) => {
           insertAgents.run(from, to);
           markThrough.run(to);
@@ -185,6 +202,8 @@ export class SqliteEventLog extends ChainedEventLog {
         // A read-only open of a version-1 file: every agent read takes the tail path, which SQLite answers
         // from that file's events_by_agent index.
         this.agentsThroughRow = null;
+        this.agentEntry = null;
+        this.agentEntries = null;
         this.indexAgentsTo = null;
       }
       const last = this.readHead();
@@ -339,12 +358,14 @@ export class SqliteEventLog extends ChainedEventLog {
     if (this.closed) throw new LogClosedError();
     // Rows up to the head as of now must all be there; rows appended during the walk are checked too.
     const target = this.head().seq;
+    // agent_events only grows: what it covered at the start must still match the log at the end.
+    const through = this.agentsIndexedThrough();
     const state = { seq: 0, hash: GENESIS_HASH };
     for (;;) {
       let rows = 0;
       for (const row of this.chunk.iterate(state.seq, VERIFY_CHUNK) as IterableIterator<StoredRecord>) {
         rows += 1;
-        const bad = checkRecord(state, row);
+        const bad = checkRecord(state, row) ?? this.checkAgentEntry(row, through);
         if (bad !== null) return { ok: false, checked: state.seq, headSeq: this.head().seq, firstBad: bad };
         state.seq = row.seq;
         state.hash = row.hash;
@@ -354,7 +375,39 @@ export class SqliteEventLog extends ChainedEventLog {
       if (this.closed) throw new LogClosedError();
     }
     if (state.seq < target) return { ok: false, checked: state.seq, headSeq: target, firstBad: { seq: state.seq + 1, reason: 'gap' } };
+    const stray = await this.strayAgentEntry(through);
+    if (stray !== null) {
+      return { ok: false, checked: stray - 1, headSeq: state.seq, firstBad: { seq: stray, reason: 'agent index mismatch' } };
+    }
     return { ok: true, checked: state.seq, headSeq: state.seq };
+  }
+
+  /**
+   * The lowest seq ≤ `through` of an agent_events row that names no record of that agent (agent reads would
+   * return a record that is not the agent's), or null. Walks the table in key order, a chunk per turn.
+   */
+  private async strayAgentEntry(through: number): Promise<number | null> {
+    if (this.agentEntries === null) return null;
+    let lowest: number | null = null;
+    let last: AgentEntry | null = null;
+    for (;;) {
+      const chunk = (
+        last === null ? this.agentEntries.first.all(VERIFY_CHUNK) : this.agentEntries.after.all(last.agent, last.seq, VERIFY_CHUNK)
+      ) as AgentEntry[];
+      for (const entry of chunk) {
+        if (entry.stray === 1 && entry.seq <= through && (lowest === null || entry.seq < lowest)) lowest = entry.seq;
+      }
+      if (chunk.length < VERIFY_CHUNK) return lowest;
+      last = chunk[chunk.length - 1];
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.closed) throw new LogClosedError();
+    }
+  }
+
+  /** A record the per-agent index covers must be in it under its own agent (else agent reads would miss it). */
+  private checkAgentEntry(row: StoredRecord, through: number): { seq: number; reason: string } | null {
+    if (row.agent === null || row.seq > through || this.agentEntry === null) return null;
+    return this.agentEntry.get(row.agent, row.seq) === undefined ? { seq: row.seq, reason: 'agent index mismatch' } : null;
   }
 
   async writeSnapshot(snapshot: SnapshotInput): Promise<string> {

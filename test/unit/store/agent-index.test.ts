@@ -159,6 +159,40 @@ describe('SqliteEventLog agent index (agent_events behind the head)', () => {
     await log.close();
   });
 
+  it('verify names a record missing from agent_events and an entry that names no record of its agent', async () => {
+    const log = SqliteEventLog.open(path);
+    await log.append(range(1, 6).map((i) => ev(i, { agent: i % 2 === 0 ? 'even' : 'odd' })));
+    await log.close();
+    const edit = (sql: string, ...params: unknown[]) => {
+      const db = new Database(path);
+      db.prepare(sql).run(...params);
+      db.close();
+    };
+    const verifyFile = async () => {
+      const reader = SqliteEventLog.open(path, { readOnly: true });
+      try {
+        return await reader.verify();
+      } finally {
+        await reader.close();
+      }
+    };
+    assert.deepEqual(await verifyFile(), { ok: true, checked: 6, headSeq: 6 });
+    // Hiding record 4 from its agent's reads.
+    edit("DELETE FROM agent_events WHERE agent = 'even' AND seq = 4");
+    assert.deepEqual(await verifyFile(), { ok: false, checked: 3, headSeq: 6, firstBad: { seq: 4, reason: 'agent index mismatch' } });
+    // Moving it to another agent instead.
+    edit("INSERT INTO agent_events (agent, seq) VALUES ('odd', 4)");
+    assert.deepEqual((await verifyFile()).firstBad, { seq: 4, reason: 'agent index mismatch' });
+    edit("INSERT INTO agent_events (agent, seq) VALUES ('even', 4)");
+    assert.deepEqual(await verifyFile(), { ok: false, checked: 3, headSeq: 6, firstBad: { seq: 4, reason: 'agent index mismatch' } });
+    edit("DELETE FROM agent_events WHERE agent = 'odd' AND seq = 4");
+    assert.deepEqual(await verifyFile(), { ok: true, checked: 6, headSeq: 6 });
+    // Entries past agent_events_through are not read yet; rows the index does not cover are not checked.
+    edit('UPDATE agent_events_through SET seq = 2');
+    edit("DELETE FROM agent_events WHERE seq > 2");
+    assert.deepEqual(await verifyFile(), { ok: true, checked: 6, headSeq: 6 });
+  });
+
   it('refuses a batch bound that is not a positive integer', () => {
     for (const bad of [0, -1, 1.5, Number.NaN]) {
       assert.throws(() => SqliteEventLog.open(path, { agentIndexBatch: bad }), RangeError);
