@@ -237,6 +237,8 @@ export class SqliteEventLog extends ChainedEventLog {
     try {
       // Leave the file indexed, so the next open has no tail to index.
       if (!this.isReadOnly) this.indexAgents();
+    } catch {
+      // Derived data: the next writer's open indexes the tail. Closing must not fail on it.
     } finally {
       this.db.close();
     }
