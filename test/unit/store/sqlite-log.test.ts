@@ -77,7 +77,7 @@ describe('SqliteEventLog', () => {
     const db = new Database(path, { readonly: true });
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     const names = (db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").pluck().all() as string[]);
-    assert.deepEqual(names, ['events', 'events_by_agent', 'events_by_type', 'events_by_vault', 'run_submissions', 'snapshots']);
+    assert.deepEqual(names, ['agent_events', 'agent_events_through', 'events', 'events_by_type', 'events_by_vault', 'run_submissions', 'snapshots']);
     const row = db.prepare('SELECT * FROM events').get() as Record<string, unknown>;
     assert.deepEqual(Object.keys(row), ['seq', 'type', 'vault', 'agent', 'prev_hash', 'hash', 'body']);
     assert.equal(row.prev_hash, GENESIS_HASH);
