@@ -177,6 +177,25 @@ describe('MCP request dispatch (Toka handlers without the SDK Protocol), real HT
     assert.deepEqual(after.seen, { aborted: false, reason: undefined });
   });
 
+  it('a cancelled call ends its POST (202, no body) instead of holding it open until the session ends', async () => {
+    const { transport } = await connect();
+    const session = transport.sessionId!;
+    const g = gate('held');
+    const call = post(session, { jsonrpc: '2.0', id: 'held-1', method: 'tools/call', params: { name: 'gated', arguments: { key: 'held' } } });
+    await g.started;
+    const cancel = await post(session, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'held-1', reason: 'no longer needed' } });
+    assert.equal(cancel.status, 202);
+    g.open();
+    const ended = await Promise.race([call, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 3000))]);
+    assert.notEqual(ended, 'hung', "the cancelled call's POST never ended");
+    assert.deepEqual(ended, { status: 202, type: '', messages: [] });
+    // The session goes on, and answers the same request id afresh.
+    const again = gate('held-again');
+    again.open();
+    const next = await post(session, { jsonrpc: '2.0', id: 'held-1', method: 'tools/call', params: { name: 'gated', arguments: { key: 'held-again' } } });
+    assert.deepEqual(next.messages.map((m) => m.id), ['held-1']);
+  });
+
   it('the session ending under a call (DELETE) aborts the call', async () => {
     const { client, transport } = await connect();
     const g = gate('closing');

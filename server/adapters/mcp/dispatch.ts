@@ -12,8 +12,9 @@
  * Per request, as the SDK's `Protocol` does:
  * - params are decoded with the SDK's params schema of the method; a mismatch is InvalidParams (-32602)
  *   naming the fields (the SDK answered it with a bare InternalError);
- * - `notifications/cancelled` naming an open request aborts its signal, and the request is not answered;
- *   the session closing aborts every open request;
+ * - `notifications/cancelled` naming an open request aborts its signal, and the request is not answered
+ *   (the transport is told, `settle`, so an HTTP POST waiting for it ends); the session closing aborts every
+ *   open request;
  * - a thrown `McpError` is the JSON-RPC error (code, message, data); anything else is InternalError with its
  *   message (the transport normalises both: errors.ts `wireMessage`, and bounds results: result-bound.ts);
  * - notifications of a request (progress, log messages) go with it (`relatedRequestId`), so a Streamable
@@ -48,6 +49,11 @@ export interface RequestExtra {
 /** A request handler: its decoded params and the request; returns the result or throws an `McpError`. */
 export type RequestHandler<P> = (params: P, extra: RequestExtra) => Promise<Record<string, unknown>>;
 
+/** A transport that can be told a request ends without an answer (http-transport.ts: its POST can then end). */
+interface SettlingTransport extends Transport {
+  settle?(id: RequestId): void;
+}
+
 interface Route {
   params: z.ZodType;
   handler: RequestHandler<never>;
@@ -56,7 +62,7 @@ interface Route {
 export class RequestDispatcher {
   private readonly routes = new Map<string, Route>();
   private readonly open = new Map<RequestId, OpenRequest>();
-  private transport: Transport | undefined;
+  private transport: SettlingTransport | undefined;
   /** Where a failure to send an answer is reported (the session's error log). */
   onerror?: (error: Error) => void;
 
@@ -70,7 +76,7 @@ export class RequestDispatcher {
    * The transport to connect the SDK `Server` to in place of `inner`: incoming requests for a method served
    * here, and cancellations of them, are dispatched here; every other message goes on to the SDK `Server`.
    */
-  wrap(inner: Transport): Transport {
+  wrap(inner: SettlingTransport): Transport {
     this.transport = inner;
     const take = (message: JSONRPCMessage) => this.take(message);
     const abortAll = () => this.abortAll();
@@ -141,6 +147,7 @@ export class RequestDispatcher {
       if (this.open.get(id) === request) this.open.delete(id);
     }
     if (!request.aborted) return this.answer(transport, answer);
+    transport.settle?.(id);
   }
 
   private answer(transport: Transport, answer: JSONRPCMessage): Promise<void> {

@@ -225,6 +225,21 @@ export class NodeHttpTransport implements Transport {
     if (exchange.pending.size === 0) this.finish(exchange);
   }
 
+  /**
+   * Request `id` ends without an answer (the client cancelled it, so none is sent): its exchange stops waiting
+   * for it, and once nothing else is pending its POST ends (202 with no body, or the end of its stream) instead
+   * of staying open, and held, until the session ends.
+   */
+  settle(id: RequestId): void {
+    const exchange = this.byRequest.get(id);
+    if (!exchange) return;
+    exchange.pending.delete(id);
+    this.byRequest.delete(id);
+    if (exchange.pending.size > 0) return;
+    if (exchange.streaming) this.finish(exchange);
+    else this.answerJson(exchange);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -235,10 +250,14 @@ export class NodeHttpTransport implements Transport {
     this.onclose?.();
   }
 
-  /** The JSON body of an exchange whose requests are all answered and that never streamed. */
+  /** The JSON body of an exchange whose requests are all settled and that never streamed (202 when none is answered). */
   private answerJson(exchange: Exchange): void {
     const res = exchange.res;
     if (!res) return;
+    if (exchange.answers.length === 0) {
+      res.writeHead(202, { 'mcp-session-id': this.sessionId }).end();
+      return;
+    }
     const body = exchange.answers.length === 1 ? exchange.answers[0] : `[${exchange.answers.join(',')}]`;
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'mcp-session-id': this.sessionId });
     res.end(body);

@@ -146,8 +146,11 @@ export class LineTransport implements Transport {
     if (('result' in message || 'error' in message) && message.id !== undefined && message.id !== null) this.settle(message.id);
   }
 
-  /** `id` needs no answer any more (answered, or cancelled: the SDK sends no answer to a cancelled request). */
-  private settle(id: string | number): void {
+  /**
+   * `id` needs no answer any more (answered, or cancelled: no answer is sent to a cancelled request). The
+   * request dispatcher (dispatch.ts) calls it too, for a cancelled request; settling twice is harmless.
+   */
+  settle(id: string | number): void {
     if (this.unanswered.delete(id) && this.inputEnded && this.unanswered.size === 0) void this.close();
   }
 
