@@ -709,6 +709,20 @@ describe('MCP over Streamable HTTP: sessions left behind are reclaimed at the ca
     assert.equal(mcp.sessions, 2);
   });
 
+  it('primes the GET stream of a session initialized at 2025-11-25, also when the GET names no revision', async () => {
+    const token = (await host.mint(host.localSession(VAULT), { subject: 'primed', permissions: ['*'], ttlSeconds: 1800 })).token;
+    const session = (await initializeOver(url, token)).session!;
+    const stream = new AbortController();
+    const get = await fetch(url, {
+      headers: { authorization: `Bearer ${token}`, 'mcp-session-id': session, accept: 'text/event-stream' },
+      signal: stream.signal,
+    });
+    assert.equal(get.status, 200);
+    const first = await get.body!.getReader().read();
+    assert.match(new TextDecoder().decode(first.value), /^id: \S+\ndata: \n\n/, 'a priming event: an id to resume from, no data');
+    stream.abort();
+  });
+
   it('does not reclaim a session with an open GET stream, however long ago its last request was', async () => {
     const token = (await host.mint(host.localSession(VAULT), { subject: 'listener', permissions: ['*'], ttlSeconds: 1800 })).token;
     const listening = (await initializeOver(url, token)).session!;

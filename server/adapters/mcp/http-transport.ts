@@ -22,6 +22,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   DEFAULT_NEGOTIATED_PROTOCOL_VERSION,
+  LATEST_PROTOCOL_VERSION,
   ErrorCode,
   SUPPORTED_PROTOCOL_VERSIONS,
   type JSONRPCMessage,
@@ -95,10 +96,6 @@ export class NodeHttpTransport implements Transport {
 
   async start(): Promise<void> {}
 
-  setProtocolVersion(version: string): void {
-    this.protocolVersion = version;
-  }
-
   /** Answer a POST whose body parsed as `body`. */
   handlePost(headers: IncomingHttpHeaders, res: ServerResponse, body: unknown): void {
     if (this.closed) return this.refuse(res, 404, ErrorCode.ConnectionClosed, 'Session not found', 'UnknownEntity');
@@ -124,7 +121,9 @@ export class NodeHttpTransport implements Transport {
       if (messages.length > 1) return this.refuse(res, 400, ErrorCode.InvalidRequest, 'Invalid Request: initialize must be sent alone', 'InvalidRequest');
       this.initializedFlag = true;
       const requested = (initialize as { params?: { protocolVersion?: unknown } }).params?.protocolVersion;
-      version = typeof requested === 'string' ? requested : DEFAULT_NEGOTIATED_PROTOCOL_VERSION;
+      // The revision the SDK `Server` answers with: the requested one when supported, else its newest.
+      version = typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+      this.protocolVersion = version;
     } else {
       const refused = this.versionRefusal(headers);
       if (refused) return this.refuse(res, 400, ErrorCode.InvalidRequest, refused, 'UnsupportedProtocolVersion');
@@ -177,7 +176,7 @@ export class NodeHttpTransport implements Transport {
         this.streams.delete(streamId);
         res.end();
       }
-    } else if (this.protocolVersion >= PRIMING_REVISION) {
+    } else if ((headerVersion(headers) ?? this.protocolVersion) >= PRIMING_REVISION) {
       writeStream(res, sseEvent('', this.store.store(STANDALONE, '')));
     }
   }
