@@ -148,16 +148,6 @@ function put(target: Record<string, unknown>, key: string, value: unknown): void
 }
 
 /**
- * A writable view of `value` for one commit: every write and delete, at any depth, goes through `journal`
- * (so rollback undoes it) and stores a deep copy of the value written (so state never aliases an event, another
- * part of the state, or a view). Costs nothing up front: nested objects are wrapped when read, all by one
- * handler. Once the commit is over, writes through the view throw a `TypeError` naming `label`.
- */
-export function journaled<T>(value: T, journal: Journal, label: string): T {
-  return new JournaledHandler(journal, label).view(value);
-}
-
-/**
  * A deep read-only view of `value`: reads see the live data, any write throws a `TypeError` naming `label`.
  * Costs nothing up front (nested objects are wrapped when read, all by one handler).
  */
@@ -208,9 +198,12 @@ class ReadOnlyHandler implements ProxyHandler<object> {
 }
 
 /**
- * The handler of every writable view of one commit (`journaled`). It remembers the state object behind each
- * view it made, so that a write of one of its views copies that object directly: the same plain data, without
- * a trap per member (copying through the view would wrap every nested object only to read it).
+ * The handler of the writable views of one commit (`view`): every write and delete, at any depth, goes through
+ * `journal` (so rollback undoes it) and stores a deep copy of the value written (so state never aliases an
+ * event, another part of the state, or a view). Costs nothing up front: nested objects are wrapped when read.
+ * Once the commit is over, writes through its views throw a `TypeError` naming `label`. It remembers the state
+ * object behind each view it made, so that a write of one of its views copies that object directly: the same
+ * plain data, without a trap per member (copying through the view would wrap every nested object to read it).
  */
 export class JournaledHandler implements ProxyHandler<object> {
   #readOnly: ReadOnlyHandler | undefined;
