@@ -205,7 +205,8 @@ class HandlerScope {
 
   /** Whether the views show the top-level maps of `working` as they are now. */
   shows(working: WorldState): boolean {
-    return READ_ONLY_FIELDS.every((f, i) => working[f] === this.#shown[i]);
+    for (let i = 0; i < READ_ONLY_FIELDS.length; i++) if (working[READ_ONLY_FIELDS[i]] !== this.#shown[i]) return false;
+    return true;
   }
 
   /** The state a handler's `apply` is given for one commit: only `ext[ns]` writable, through `journal`. */

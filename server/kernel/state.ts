@@ -207,7 +207,8 @@ class ReadOnlyHandler implements ProxyHandler<object> {
  */
 export class JournaledHandler implements ProxyHandler<object> {
   #readOnly: ReadOnlyHandler | undefined;
-  readonly #shown = new Map<object, object>();
+  /** The state object behind each view made, from the first view on. */
+  #shown: Map<object, object> | undefined;
 
   constructor(
     readonly journal: Journal,
@@ -218,14 +219,14 @@ export class JournaledHandler implements ProxyHandler<object> {
   view<T>(value: T): T {
     if (value === null || typeof value !== 'object') return value;
     const view = new Proxy(value as object, this);
-    this.#shown.set(view, value as object);
+    (this.#shown ??= new Map()).set(view, value as object);
     return view as T;
   }
 
   /** The deep copy of `value` a write stores in the state (never the value itself, nor a part of it). */
   copy(value: unknown): unknown {
     if (value === null || typeof value !== 'object') return value;
-    return deepCopy(this.#shown.get(value) ?? value);
+    return deepCopy(this.#shown?.get(value) ?? value);
   }
 
   /** Own members are writable state; an inherited one (`__proto__`, a method) is read-only. */
