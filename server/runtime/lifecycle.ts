@@ -257,7 +257,7 @@ function applyEnd(event: KernelEvent, state: WorldState): void {
   const kept = ended[run.agent];
   kept[id] = run;
   delete shard[id];
-  // Reads go through the kernel's views of the state: list the ids once, then read each record's two fields.
+  // Reads go through the kernel's views of the state: list the ids once, then read one field per record.
   const ids = Object.keys(kept);
   if (ids.length <= ENDED_RUNS_KEPT) return;
   let oldest = ids[0];
