@@ -7,24 +7,44 @@
  *     task benchmark's baseline, to compare with the `tasks` profile function by function;
  *   node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile-runtime.ts restart [events]
  *     writes the restart benchmark's log (default 300,000 events), then opens a host on it three times.
+ * `tasks` and `observations` print the rate, and the process CPU and garbage-collection time per task (per 4,096
+ * tasks' worth of observations): the measures that depend least on the machine's load.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Host } from '../server/host/host.js';
 import { createLogger } from '../server/host/logger.js';
 import { RUNTIME_HANDLERS } from '../server/runtime/runtime.js';
 import { runTasks, runtimeWorld, spawnAgents, writeRestartLog } from './runtime.js';
 
 const [mode, count] = process.argv.slice(2);
+const TASKS = 4096;
+
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+}).observe({ entryTypes: ['gc'] });
+
+/** Run `work` (`ops` operations standing for `TASKS` tasks) and print its rate, CPU and GC per task. */
+async function measured(what: string, ops: number, work: () => Promise<unknown>): Promise<void> {
+  gcMs = 0;
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  await work();
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const perTask = (us: number) => Math.round(us / TASKS);
+  process.stderr.write(`${Math.round(ops / seconds)} ${what}/s (${ops}); per task: ${perTask(used.user + used.system)} µs CPU, ${perTask(gcMs * 1000)} µs GC\n`);
+}
 const dir = mkdtempSync(join(tmpdir(), 'toka-profile-runtime-'));
 try {
   if (mode === 'tasks') {
     const { host, runtime, user } = await runtimeWorld(join(dir, 'data'), join(dir, 'ws'));
     const agents = await spawnAgents(runtime, user, 256);
-    const started = performance.now();
-    await runTasks(host, runtime, user, agents, 4096);
-    process.stderr.write(`${Math.round(4096 / ((performance.now() - started) / 1000))} tasks/s\n`);
+    await measured('tasks', TASKS, () => runTasks(host, runtime, user, agents, TASKS));
     await runtime.close();
     await host.close();
   } else if (mode === 'observations') {
@@ -32,16 +52,16 @@ try {
     const agents = await spawnAgents(runtime, user, 256);
     const before = host.headSeq();
     await runTasks(host, runtime, user, agents, 256);
-    const ops = Math.round(4096 * ((host.headSeq() - before) / 256));
+    const ops = Math.round(TASKS * ((host.headSeq() - before) / 256));
     const data = { note: 'x'.repeat(64) };
     let left = ops;
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: 256 }, async () => {
-        while (left-- > 0) await host.submit(user, { type: 'EmitObservation', agent: 'root', data });
-      }),
+    await measured('observations', ops, () =>
+      Promise.all(
+        Array.from({ length: 256 }, async () => {
+          while (left-- > 0) await host.submit(user, { type: 'EmitObservation', agent: 'root', data });
+        }),
+      ),
     );
-    process.stderr.write(`${Math.round(ops / ((performance.now() - started) / 1000))} observations/s (${ops})\n`);
     await runtime.close();
     await host.close();
   } else if (mode === 'restart') {

@@ -16,7 +16,7 @@ import {
 import { CORE_HANDLERS, type CoreHandler } from './core.js';
 import { KernelError } from './errors.js';
 import type { OpcodeHandler } from './handler.js';
-import { deepCopy, emptyState, Journal, journaled, readOnly, restoreState } from './state.js';
+import { deepCopy, emptyState, Journal, JournaledHandler, readOnlyViews, restoreState } from './state.js';
 import {
   isPlainObject,
   requireId,
@@ -41,6 +41,8 @@ export class Kernel {
   /** Handler applying each event type. */
   readonly #byEvent = new Map<string, OpcodeHandler>();
   readonly #core = new Set<OpcodeHandler>(CORE_HANDLERS);
+  /** Labels and read-only views of each registered handler, made on its first event. */
+  readonly #scopes = new Map<OpcodeHandler, HandlerScope>();
   readonly #coreByEvent = new Map<string, CoreHandler>(CORE_HANDLERS.flatMap((h) => h.eventTypes.map((t) => [t, h] as const)));
 
   /**
@@ -80,6 +82,7 @@ export class Kernel {
     const handler = this.#handlers.get(opcode);
     if (!handler || this.#core.has(handler)) return false;
     this.#handlers.delete(opcode);
+    this.#scopes.delete(handler);
     for (const t of handler.eventTypes) this.#byEvent.delete(t);
     return true;
   }
@@ -125,6 +128,20 @@ export class Kernel {
     return deepCopy(this.#state);
   }
 
+  /**
+   * A registered handler applies an event with only `ext[namespace]` writable, through the commit's journal:
+   * it writes the live state in place (every write recorded, so a failed commit rolls back exactly) and
+   * reads everything else through read-only views.
+   */
+  #scope(handler: OpcodeHandler): HandlerScope {
+    let scope = this.#scopes.get(handler);
+    if (scope === undefined || !scope.shows(this.#state)) {
+      scope = new HandlerScope(handler, this.#state);
+      this.#scopes.set(handler, scope);
+    }
+    return scope;
+  }
+
   #add(handler: OpcodeHandler): void {
     this.#handlers.set(handler.opcode, handler);
     for (const t of handler.eventTypes) this.#byEvent.set(t, handler);
@@ -145,7 +162,7 @@ export class Kernel {
         }
         const handler = this.#byEvent.get(event.type);
         if (!handler) throw KernelError.unsupported('event', event.type);
-        applyScoped(handler, event, this.#state, journal);
+        handler.apply(deepCopy(event), this.#scope(handler).state(this.#state, journal));
       }
     } catch (err) {
       journal.rollback();
@@ -156,47 +173,102 @@ export class Kernel {
   }
 }
 
+/** The parts of the state outside `ext` a registered handler sees read-only, in `WorldState` order. */
+const READ_ONLY_FIELDS = ['agents', 'tasks', 'observations', 'roots', 'grants', 'revokedTokens', 'revokedTokensByVault'] as const;
+
 /**
- * Apply a registered handler's event with only `ext[namespace]` writable, through the commit's journal: the
- * handler writes the live state in place (every write recorded, so a failed commit rolls back exactly) and
- * reads everything else through read-only views.
+ * What applying a registered handler's events needs that no commit changes: its labels and its read-only
+ * views of the state outside `ext`, made once for the maps they show (the state's top-level maps are only
+ * ever replaced by `revokedTokensByVault` appearing or a rollback removing it, which makes a new scope).
  */
-function applyScoped(handler: OpcodeHandler, event: KernelEvent, working: WorldState, journal: Journal): void {
-  const ns = handler.namespace ?? handler.opcode;
-  const label = `handler ${handler.opcode}: state outside ext.${ns}`;
-  const deny = (): never => {
-    throw new TypeError(`${label} is read-only`);
-  };
-  const own = `handler ${handler.opcode}: ext.${ns}`;
-  const ext = new Proxy(working.ext, {
-    get: (target, key) => (key === ns ? journaled(target[ns], journal, own) : readOnly(Reflect.get(target, key), label)),
-    set: (target, key, value) => {
-      if (key !== ns) deny();
-      if (journal.closed) throw new TypeError(`${own}: state written after its apply returned`);
-      journal.write(target, ns, deepCopy(value));
-      return true;
-    },
-    deleteProperty: (target, key) => {
-      if (key !== ns) deny();
-      if (journal.closed) throw new TypeError(`${own}: state written after its apply returned`);
-      journal.remove(target, ns);
-      return true;
-    },
-    defineProperty: deny,
-    setPrototypeOf: deny,
-    preventExtensions: deny,
-  });
-  const scoped: WorldState = Object.freeze({
-    agents: readOnly(working.agents, label),
-    tasks: readOnly(working.tasks, label),
-    observations: readOnly(working.observations, label),
-    roots: readOnly(working.roots, label),
-    grants: readOnly(working.grants, label),
-    revokedTokens: readOnly(working.revokedTokens, label),
-    ...(working.revokedTokensByVault !== undefined ? { revokedTokensByVault: readOnly(working.revokedTokensByVault, label) } : {}),
-    ext,
-  });
-  handler.apply(deepCopy(event), scoped);
+class HandlerScope {
+  readonly ns: string;
+  /** Label of the read-only state: everything outside `ext[ns]`. */
+  readonly label: string;
+  /** Label of the writable `ext[ns]`. */
+  readonly own: string;
+  readonly readOnly: <T>(value: T) => T;
+  /** Read-only views of the top-level maps outside `ext`, and the maps they show. */
+  readonly #views: Omit<WorldState, 'ext'>;
+  readonly #shown: unknown[];
+
+  constructor(handler: OpcodeHandler, working: WorldState) {
+    this.ns = handler.namespace ?? handler.opcode;
+    this.label = `handler ${handler.opcode}: state outside ext.${this.ns}`;
+    this.own = `handler ${handler.opcode}: ext.${this.ns}`;
+    this.readOnly = readOnlyViews(this.label);
+    const views: Record<string, unknown> = {};
+    for (const f of READ_ONLY_FIELDS) if (working[f] !== undefined) views[f] = this.readOnly(working[f]);
+    this.#views = views as Omit<WorldState, 'ext'>;
+    this.#shown = READ_ONLY_FIELDS.map((f) => working[f]);
+  }
+
+  /** Whether the views show the top-level maps of `working` as they are now. */
+  shows(working: WorldState): boolean {
+    for (let i = 0; i < READ_ONLY_FIELDS.length; i++) if (working[READ_ONLY_FIELDS[i]] !== this.#shown[i]) return false;
+    return true;
+  }
+
+  /** The state a handler's `apply` is given for one commit: only `ext[ns]` writable, through `journal`. */
+  state(working: WorldState, journal: Journal): WorldState {
+    const v = this.#views;
+    const ext = new Proxy(working.ext, new ExtView(this, journal));
+    const { agents, tasks, observations, roots, grants, revokedTokens, revokedTokensByVault } = v;
+    return Object.freeze(
+      revokedTokensByVault === undefined
+        ? { agents, tasks, observations, roots, grants, revokedTokens, ext }
+        : { agents, tasks, observations, roots, grants, revokedTokens, revokedTokensByVault, ext },
+    );
+  }
+
+  deny(): never {
+    throw new TypeError(`${this.label} is read-only`);
+  }
+}
+
+/** `state.ext` as a registered handler sees it during one commit: its namespace journaled, the rest read-only. */
+class ExtView implements ProxyHandler<Record<string, unknown>> {
+  readonly #own: JournaledHandler;
+
+  constructor(
+    readonly scope: HandlerScope,
+    readonly journal: Journal,
+  ) {
+    this.#own = new JournaledHandler(journal, scope.own);
+  }
+
+  get(target: Record<string, unknown>, key: string | symbol): unknown {
+    return key === this.scope.ns ? this.#own.view(target[key]) : this.scope.readOnly(Reflect.get(target, key));
+  }
+
+  set(target: Record<string, unknown>, key: string | symbol, value: unknown): boolean {
+    this.#open(key);
+    this.journal.write(target, this.scope.ns, this.#own.copy(value));
+    return true;
+  }
+
+  deleteProperty(target: Record<string, unknown>, key: string | symbol): boolean {
+    this.#open(key);
+    this.journal.remove(target, this.scope.ns);
+    return true;
+  }
+
+  defineProperty(): boolean {
+    return this.scope.deny();
+  }
+
+  setPrototypeOf(): boolean {
+    return this.scope.deny();
+  }
+
+  preventExtensions(): boolean {
+    return this.scope.deny();
+  }
+
+  #open(key: string | symbol): void {
+    if (key !== this.scope.ns) this.scope.deny();
+    if (this.journal.closed) throw new TypeError(`${this.scope.own}: state written after its apply returned`);
+  }
 }
 
 /** The `AgentSpawned` of a vault's root agent, created on first reference. */
@@ -229,15 +301,16 @@ function checkEnvelope(env: OperationEnvelope): void {
 
 /** A registered handler's events must be its own types, carry this operation's `EventBase` and be plain JSON. */
 function checkEmitted(handler: OpcodeHandler, e: KernelEvent, env: OperationEnvelope): void {
-  const bad = (what: string): never => {
-    throw new TypeError(`handler ${handler.opcode} emitted an event with ${what}`);
-  };
-  if (!isPlainObject(e)) bad('a non-object value');
-  if (!handler.eventTypes.includes(e.type)) bad(`type ${String(e.type)} it does not apply`);
-  if (e.opId !== env.id || e.at !== env.at || e.vault !== env.claims.vault) bad('wrong opId, at or vault');
-  if (!isPlainObject(e.by) || e.by.sub !== env.claims.sub || e.by.jti !== env.claims.jti) bad('wrong by');
-  if (e.agent !== undefined && typeof e.agent !== 'string') bad('a non-string agent');
+  if (!isPlainObject(e)) badEvent(handler, 'a non-object value');
+  if (!handler.eventTypes.includes(e.type)) badEvent(handler, `type ${String(e.type)} it does not apply`);
+  if (e.opId !== env.id || e.at !== env.at || e.vault !== env.claims.vault) badEvent(handler, 'wrong opId, at or vault');
+  if (!isPlainObject(e.by) || e.by.sub !== env.claims.sub || e.by.jti !== env.claims.jti) badEvent(handler, 'wrong by');
+  if (e.agent !== undefined && typeof e.agent !== 'string') badEvent(handler, 'a non-string agent');
   requireJson(e, `${handler.opcode} event`);
+}
+
+function badEvent(handler: OpcodeHandler, what: string): never {
+  throw new TypeError(`handler ${handler.opcode} emitted an event with ${what}`);
 }
 
 function checkHandler(h: OpcodeHandler): void {

@@ -18,8 +18,10 @@ export function emptyState(): WorldState {
 export function deepCopy<T>(value: T): T {
   if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((v) => deepCopy(v)) as T;
+  const src = value as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+  for (const k of Object.keys(src)) {
+    const v = src[k];
     if (v === undefined) continue;
     // A `__proto__` member (JSON.parse makes it an own property) must stay data, not become the prototype.
     if (k === '__proto__') Object.defineProperty(out, k, { value: deepCopy(v), enumerable: true, writable: true, configurable: true });
@@ -146,21 +148,17 @@ function put(target: Record<string, unknown>, key: string, value: unknown): void
 }
 
 /**
- * A writable view of `value` for one commit: every write and delete, at any depth, goes through `journal`
- * (so rollback undoes it) and stores a deep copy of the value written (so state never aliases an event, another
- * part of the state, or a view). Costs nothing up front: nested objects are wrapped when read, all by one
- * handler. Once the commit is over, writes through the view throw a `TypeError` naming `label`.
- */
-export function journaled<T>(value: T, journal: Journal, label: string): T {
-  return wrap(value, new JournaledHandler(journal, label));
-}
-
-/**
  * A deep read-only view of `value`: reads see the live data, any write throws a `TypeError` naming `label`.
  * Costs nothing up front (nested objects are wrapped when read, all by one handler).
  */
 export function readOnly<T>(value: T, label: string): T {
   return wrap(value, new ReadOnlyHandler(label));
+}
+
+/** `readOnly` for any number of values, all viewed through one handler. */
+export function readOnlyViews(label: string): <T>(value: T) => T {
+  const handler = new ReadOnlyHandler(label);
+  return (value) => wrap(value, handler);
 }
 
 function wrap<T>(value: T, handler: ProxyHandler<object>): T {
@@ -199,23 +197,47 @@ class ReadOnlyHandler implements ProxyHandler<object> {
   }
 }
 
-class JournaledHandler implements ProxyHandler<object> {
-  readonly #readOnly: ReadOnlyHandler;
+/**
+ * The handler of the writable views of one commit (`view`): every write and delete, at any depth, goes through
+ * `journal` (so rollback undoes it) and stores a deep copy of the value written (so state never aliases an
+ * event, another part of the state, or a view). Costs nothing up front: nested objects are wrapped when read.
+ * Once the commit is over, writes through its views throw a `TypeError` naming `label`. It remembers the state
+ * object behind each view it made, so that a write of one of its views copies that object directly: the same
+ * plain data, without a trap per member (copying through the view would wrap every nested object to read it).
+ */
+export class JournaledHandler implements ProxyHandler<object> {
+  #readOnly: ReadOnlyHandler | undefined;
+  /** The state object behind each view made, from the first view on. */
+  #shown: Map<object, object> | undefined;
 
   constructor(
     readonly journal: Journal,
     readonly label: string,
-  ) {
-    this.#readOnly = new ReadOnlyHandler(label);
+  ) {}
+
+  /** A writable view of `value` (a primitive as is). */
+  view<T>(value: T): T {
+    if (value === null || typeof value !== 'object') return value;
+    const view = new Proxy(value as object, this);
+    (this.#shown ??= new Map()).set(view, value as object);
+    return view as T;
+  }
+
+  /** The deep copy of `value` a write stores in the state (never the value itself, nor a part of it). */
+  copy(value: unknown): unknown {
+    if (value === null || typeof value !== 'object') return value;
+    return deepCopy(this.#shown?.get(value) ?? value);
   }
 
   /** Own members are writable state; an inherited one (`__proto__`, a method) is read-only. */
   get(target: object, key: string | symbol): unknown {
-    return wrap(Reflect.get(target, key), Object.hasOwn(target, key) ? this : this.#readOnly);
+    const value = Reflect.get(target, key);
+    if (value === null || typeof value !== 'object') return value;
+    return Object.hasOwn(target, key) ? this.view(value) : wrap(value, (this.#readOnly ??= new ReadOnlyHandler(this.label)));
   }
 
   set(target: object, key: string | symbol, value: unknown): boolean {
-    this.journal.write(target as Record<string, unknown>, this.#open(key), deepCopy(value));
+    this.journal.write(target as Record<string, unknown>, this.#open(key), this.copy(value));
     return true;
   }
 

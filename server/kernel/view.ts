@@ -13,7 +13,10 @@ import {
 import { KernelError } from './errors.js';
 import type { KernelView } from './handler.js';
 import { findGrant, grantDepth, grantStatus, tokenRevoked, type GrantStatus } from './revocation.js';
-import { readOnly } from './state.js';
+import { readOnlyViews } from './state.js';
+
+/** Read-only views of what `KernelView` returns, all by one handler. */
+const readOnly = readOnlyViews('KernelView');
 
 const OUTSIDE_VAULT = 'target outside the token vault';
 
@@ -35,7 +38,7 @@ export class StateView implements KernelView {
     const found = Object.hasOwn(this.state.agents, id) ? this.state.agents[id] : undefined;
     if (found) {
       if (found.vault !== this.vault) throw KernelError.denied(OUTSIDE_VAULT);
-      return readOnly(found, 'KernelView');
+      return readOnly(found);
     }
     if (id === root) {
       this.spawnsRoot = true;
@@ -48,14 +51,14 @@ export class StateView implements KernelView {
     const found = findGrant(this.state, id);
     if (!found) throw KernelError.unknown('grant', id);
     if (found.vault !== this.vault) throw KernelError.denied(OUTSIDE_VAULT);
-    return readOnly(found, 'KernelView');
+    return readOnly(found);
   }
 
   task(agentId: string, taskId: string): Readonly<TaskRecord> {
     const queue = Object.hasOwn(this.state.tasks, agentId) ? this.state.tasks[agentId] : [];
     const found = queue.find((t) => t.id === taskId);
     if (!found) throw KernelError.unknown('task', taskId);
-    return readOnly(found, 'KernelView');
+    return readOnly(found);
   }
 
   queuedTasks(id: string): number {
@@ -83,7 +86,7 @@ export class StateView implements KernelView {
   }
 
   ext(namespace: string): unknown {
-    return Object.hasOwn(this.state.ext, namespace) ? readOnly(this.state.ext[namespace], 'KernelView') : undefined;
+    return Object.hasOwn(this.state.ext, namespace) ? readOnly(this.state.ext[namespace]) : undefined;
   }
 
   event<F extends Record<string, unknown>>(type: string, fields: F): EventBase & F & Record<string, unknown> {

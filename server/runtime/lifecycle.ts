@@ -100,8 +100,11 @@ function agentIn(rt: RuntimeState, id: string): AgentRuntimeRecord | undefined {
 
 /** A live run (own properties only), or undefined. */
 function liveRun(rt: RuntimeState, id: string): RunRecord | undefined {
-  const shard = runShard(id);
-  return Object.hasOwn(rt.runs, shard) && Object.hasOwn(rt.runs[shard], id) ? rt.runs[shard][id] : undefined;
+  const runs = rt.runs;
+  const key = runShard(id);
+  if (!Object.hasOwn(runs, key)) return undefined;
+  const shard = runs[key];
+  return Object.hasOwn(shard, id) ? shard[id] : undefined;
 }
 
 /** Every live run, in no particular order. */
@@ -254,13 +257,19 @@ function applyEnd(event: KernelEvent, state: WorldState): void {
   const kept = ended[run.agent];
   kept[id] = run;
   delete shard[id];
-  let count = 0;
-  let oldest: RunRecord | undefined;
-  for (const r of Object.values(kept)) {
-    count++;
-    if (oldest === undefined || r.updatedAt < oldest.updatedAt || (r.updatedAt === oldest.updatedAt && r.id < oldest.id)) oldest = r;
+  // Reads go through the kernel's views of the state: list the ids once, then read one field per record.
+  const ids = Object.keys(kept);
+  if (ids.length <= ENDED_RUNS_KEPT) return;
+  let oldest = ids[0];
+  let oldestAt = kept[oldest].updatedAt;
+  for (let i = 1; i < ids.length; i++) {
+    const at = kept[ids[i]].updatedAt;
+    if (at < oldestAt || (at === oldestAt && ids[i] < oldest)) {
+      oldest = ids[i];
+      oldestAt = at;
+    }
   }
-  if (count > ENDED_RUNS_KEPT) delete kept[oldest!.id];
+  delete kept[oldest];
 }
 
 /** One handler of the family: shared namespace, its own opcode and events. */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { canonicalJson } from '../../../protocol/canonical.js';
 import type { KernelEvent, WorldState } from '../../../protocol/kernel.js';
 import { Kernel, type OpcodeHandler } from '../../../server/kernel/kernel.js';
 import { deepCopy } from '../../../server/kernel/state.js';
@@ -162,6 +163,81 @@ describe('kernel write path of registered handlers (journaled, in place)', () =>
     const [event] = kernel.execute(envelope({ type: 'Alias' }, perm)) as (KernelEvent & { value: { n: number } })[];
     assert.deepEqual(kernel.state.ext.alias, { a: { n: 2 }, b: { n: 1 } });
     assert.equal(event.value.n, 1, 'the returned event is not the state');
+  });
+
+  it('a view written elsewhere stores its data as it is at the write, detached or not, never the object behind it', () => {
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Move', permission: 'agent:pause', namespace: 'move', eventTypes: ['Moved'],
+      execute: (_env, view) => [view.event('Moved', {})],
+      apply(_e, state) {
+        state.ext.move = { from: { a: { n: 1, deep: { m: 1 } } }, to: {} };
+        const ns = state.ext.move as { from: Record<string, { n: number; deep: { m: number } }>; to: Record<string, unknown>; self?: unknown };
+        const a = ns.from.a;
+        delete ns.from.a;
+        ns.to.a = a;
+        a.n = 5;
+        a.deep.m = 7;
+        ns.to.deep = a.deep;
+        (ns.to.a as { n: number }).n = 2;
+        ns.self = ns;
+        ns.to.agents = state.agents;
+      },
+    });
+    kernel.execute(envelope({ type: 'Move' }, perm));
+    const agents = deepCopy(kernel.state.agents);
+    assert.deepEqual(kernel.state.ext.move, {
+      from: {},
+      to: { a: { n: 2, deep: { m: 1 } }, deep: { m: 7 }, agents },
+      self: { from: {}, to: { a: { n: 2, deep: { m: 1 } }, deep: { m: 7 } } },
+    });
+    const ns = kernel.state.ext.move as { to: { a: { deep: unknown }; deep: unknown; agents: unknown } };
+    assert.notEqual(ns.to.a.deep, ns.to.deep);
+    assert.notEqual(ns.to.agents, kernel.state.agents);
+  });
+
+  it('state keeps nothing of the caller: changing returned events or their operation afterwards changes no state', () => {
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Store', permission: 'agent:pause', namespace: 'store', eventTypes: ['Stored'],
+      execute: (env, view) => [view.event('Stored', { value: (env.op as unknown as { value: unknown }).value })],
+      apply(e, state) {
+        state.ext.store = { value: (e as KernelEvent & { value: unknown }).value, again: (e as KernelEvent & { value: unknown }).value };
+      },
+    });
+    const op = { type: 'Store', value: { list: [1, { n: 1 }] } };
+    const [event] = kernel.execute(envelope(op, perm)) as (KernelEvent & { value: { list: [number, { n: number }] } })[];
+    const before = digest(kernel.state);
+    event.value.list[1].n = 9;
+    event.value.list.push(3);
+    op.value.list[0] = 9;
+    assert.equal(digest(kernel.state), before);
+    const ns = kernel.state.ext.store as { value: unknown; again: unknown };
+    assert.deepEqual(ns.value, { list: [1, { n: 1 }] });
+    assert.notEqual(ns.value, ns.again);
+  });
+
+  it('a throwing handler leaves the state byte-identical, and later applies see the state outside ext as it is then', () => {
+    const seen: boolean[] = [];
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Peek', permission: 'agent:pause', namespace: 'peek', eventTypes: ['Peeked'],
+      execute: (env, view) => [view.event('Peeked', { fail: (env.op as unknown as { fail: boolean }).fail })],
+      apply(e, state) {
+        seen.push(state.revokedTokensByVault !== undefined && Object.hasOwn(state.revokedTokensByVault, 'A'));
+        state.ext.peek = { count: ((state.ext.peek as { count?: number } | undefined)?.count ?? 0) + 1, deep: { list: [1] } };
+        (state.ext.peek as { deep: { list: number[] } }).deep.list.push(2);
+        if ((e as KernelEvent & { fail: boolean }).fail) throw new Error('boom');
+      },
+    });
+    kernel.execute(envelope({ type: 'Peek', fail: false }, perm));
+    const before = canonicalJson(kernel.state);
+    assert.throws(() => kernel.execute(envelope({ type: 'Peek', fail: true }, perm)), /boom/);
+    assert.equal(canonicalJson(kernel.state), before);
+    kernel.execute(envelope({ type: 'RevokeToken', jti: 'jti-alice', exp: perm.exp }, perm));
+    kernel.execute(envelope({ type: 'Peek', fail: false }, perm));
+    assert.deepEqual(seen, [false, false, true]);
+    assert.deepEqual(kernel.state.ext.peek, { count: 2, deep: { list: [1, 2] } });
   });
 
   it('refuses writes through a view kept past its apply, and non-JSON writes', () => {
