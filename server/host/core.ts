@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { canonicalJson } from '../../protocol/canonical.js';
 import { MAX_TOKEN_LIFETIME_S, permits, type CapabilityClaims } from '../../protocol/capability.js';
 import type { LogRecord } from '../../protocol/events.js';
-import { ID_BUDGET, type Operation, type OperationEnvelope, type WorldState } from '../../protocol/kernel.js';
+import { ID_BUDGET, type KernelEvent, type Operation, type OperationEnvelope, type WorldState } from '../../protocol/kernel.js';
 import type { SubmitResult } from '../../protocol/rpc/kernel.js';
 import type { KeyRing } from '../auth/keyring.js';
 import type { RateLimiter } from '../auth/rate-limit.js';
@@ -58,6 +58,15 @@ export interface CoreParts {
 }
 
 export type { SubmitResult };
+
+/** An operation executed and queued in the group commit (`HostCore.stage`). */
+export interface StagedOperation {
+  opId: string;
+  /** Its events as the kernel applied them, with the log positions they will have. */
+  staged: { seq: number; event: KernelEvent }[];
+  /** Settles when they are durable: resolves with the records, or rejects with `Unavailable`. */
+  durable: Promise<SubmitResult>;
+}
 
 export class HostCore {
   readonly kernel: Kernel;
@@ -162,7 +171,17 @@ export class HostCore {
   // ---- changes -------------------------------------------------------------------------------------
 
   /** Execute `op` for an authorised caller and resolve once its events are durable. */
-  async execute(origin: string, claims: CapabilityClaims, op: Operation): Promise<SubmitResult> {
+  execute(origin: string, claims: CapabilityClaims, op: Operation): Promise<SubmitResult> {
+    return this.stage(origin, claims, op).durable;
+  }
+
+  /**
+   * Execute `op` for an authorised caller now and queue its events in the group commit: the kernel's state
+   * has them when this returns, the log once `durable` resolves. Throws the kernel's refusal at once.
+   * `durable` rejects (and the host goes out of service) if the append fails; events staged after a failed
+   * one are never durable either, since the group commit writes in order.
+   */
+  stage(origin: string, claims: CapabilityClaims, op: Operation): StagedOperation {
     if (this.readOnly) throw new HostError('Conflict', 'host opened read-only');
     this.assertInService();
     const started = performance.now();
@@ -170,28 +189,34 @@ export class HostCore {
     for (let i = 0; i < ID_BUDGET; i++) ids.push(randomUUID());
     const envelope: OperationEnvelope = { id: randomUUID(), at: this.now(), origin, claims, ids, op };
     const opType = typeof op === 'object' && op !== null && typeof op.type === 'string' ? op.type : 'invalid';
-    let events;
+    let events: KernelEvent[];
     try {
       events = this.kernel.execute(envelope);
     } catch (err) {
       throw this.fail(err, opType);
     }
+    const firstSeq = this.queuedSeq + 1;
     this.queuedSeq += events.length;
     const snapshot = this.dueSnapshot(events.length);
     const append = this.log.append(events);
     this.lastAppend = append;
-    let records: LogRecord[];
-    try {
-      records = await append;
-    } catch (err) {
-      this.failure = err as Error;
-      this.logger.error('event log append failed; host out of service', { err });
-      throw this.fail(new HostError('Unavailable', 'event log append failed'), opType);
-    }
-    if (records.length > 0) this.durableSeq = Math.max(this.durableSeq, records[records.length - 1].seq);
-    if (snapshot) void this.writeSnapshot(snapshot);
-    this.metrics.operation(opType, performance.now() - started);
-    return { opId: envelope.id, records };
+    const durable = append.then(
+      (records) => {
+        if (records.length > 0) this.durableSeq = Math.max(this.durableSeq, records[records.length - 1].seq);
+        if (snapshot) void this.writeSnapshot(snapshot);
+        this.metrics.operation(opType, performance.now() - started);
+        return { opId: envelope.id, records };
+      },
+      (err: unknown) => {
+        this.failure ??= err as Error;
+        this.logger.error('event log append failed; host out of service', { err });
+        throw this.fail(new HostError('Unavailable', 'event log append failed'), opType);
+      },
+    );
+    // A caller that stages and goes on may not await every `durable`: the failure is logged above and every
+    // later call is refused, so an unawaited rejection must not end the process.
+    durable.catch(() => undefined);
+    return { opId: envelope.id, staged: events.map((event, i) => ({ seq: firstSeq + i, event })), durable };
   }
 
   /**

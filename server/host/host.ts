@@ -18,14 +18,14 @@ import type { StateQuery, StateResult } from '../../protocol/rpc/state.js';
 import type { Kernel, OpcodeHandler } from '../kernel/kernel.js';
 import type { EventLog, LogStats, Subscription } from '../store/event-log.js';
 import * as capabilities from './capabilities.js';
-import type { HostCore, Session, SubmitResult } from './core.js';
+import type { HostCore, Session, StagedOperation, SubmitResult } from './core.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { openCore, replay, type HostOptions, type VerifyProgress } from './open.js';
 import * as queries from './queries.js';
 import * as sessions from './sessions.js';
 
-export { SNAPSHOT_CHARS_PER_EVENT, type Session, type SubmitResult } from './core.js';
+export { SNAPSHOT_CHARS_PER_EVENT, type Session, type StagedOperation, type SubmitResult } from './core.js';
 export type { HostOptions, VerifyProgress } from './open.js';
 export type { SubscribeListener, SubscribeQuery } from './queries.js';
 export { LOCAL_ADMIN, type Channel, type Credentials } from './sessions.js';
@@ -108,6 +108,18 @@ export class Host {
   async submit(session: Session, op: Operation): Promise<SubmitResult> {
     const claims = await this.core.check(session);
     return this.core.execute(session.principal, claims, op);
+  }
+
+  /**
+   * Submit one operation without waiting for durability: resolves once the kernel has executed it (its events
+   * and their log positions), with `durable` settling when they are in the log. For a caller that chains
+   * steps of its own and must not act outside the host before they are durable (the agent runtime awaits
+   * `durable` before running a tool or reporting a run's end). Reads and subscribers still see only durable
+   * events.
+   */
+  async stage(session: Session, op: Operation): Promise<StagedOperation> {
+    const claims = await this.core.check(session);
+    return this.core.stage(session.principal, claims, op);
   }
 
   // ---- queries -------------------------------------------------------------------------------------

@@ -185,6 +185,7 @@ class RunReplay {
         run: this.current(),
         agentSession: async () => this.session(),
         submit: async (session, op) => this.submit(session, op),
+        stage: async (session, op) => ({ events: this.submit(session, op).map((r) => r.event), durable: Promise.resolve() }),
         history: async () => this.history(),
         current: async () => this.current(),
         provider: this.provider(),

@@ -6,7 +6,7 @@
  */
 import { permits } from '../../protocol/capability.js';
 import type { LogRecord } from '../../protocol/events.js';
-import type { Operation } from '../../protocol/kernel.js';
+import type { KernelEvent, Operation } from '../../protocol/kernel.js';
 import type { RunRecord, RunToolCall, RunToolResult } from '../../protocol/runtime.js';
 import { HostError } from '../host/errors.js';
 import type { Session } from '../host/host.js';
@@ -25,7 +25,14 @@ export const CONVERSATION_EVENTS = ['LlmTurnRecorded', 'ToolCallRequested', 'App
 export interface RunContext {
   /** The agent's own session (token renewed by the runtime before it expires). */
   agentSession(): Promise<Session>;
+  /** Submit an operation and wait until it is durable (what a tool's kernel access uses). */
   submit(session: Session, op: Operation): Promise<LogRecord[]>;
+  /**
+   * Submit one of the run's own steps: resolves once the kernel has executed it, with its events, before they
+   * are durable (`durable` settles then). The group commit is in order, so the last step's `durable` settles
+   * no earlier than any before it.
+   */
+  stage(session: Session, op: Operation): Promise<{ events: readonly KernelEvent[]; durable: Promise<unknown> }>;
   /** The run as it stood when the runner was entered (durable: from the log or a durable read). */
   run: RunRecord;
   /** The run's conversation events so far, in log order (read only when the run has started). */
@@ -137,29 +144,54 @@ class RunEnded extends Error {}
  * change a live run only by cancelling it (the runtime aborts `ctx.signal`) or, while it waits for an
  * approval, by resolving it (the runtime enters the run again). A step the kernel refuses because the run
  * changed under it makes the runner read the run as the kernel has it (`ctx.current()`).
+ *
+ * Steps are staged: the runner goes on as soon as the kernel has executed one, so a run's steps share group
+ * commits instead of waiting one commit each. Nothing leaves the host before what led to it is durable: every
+ * staged step is durable before a tool runs and before the runner returns. An LLM call may go out while the
+ * step before it is still being committed; after a crash the run resumes from the log's last durable step and
+ * asks again, as it does when a crash falls between a reply and its record.
  */
 export async function driveRun(ctx: RunContext): Promise<RunnerOutcome> {
   const run: RunRecord = { ...ctx.run };
   // Conversation events all come after the run starts: a run still `submitted` has none to read.
   const conversation = new Conversation(run.input);
   if (run.state !== 'submitted') for (const { event } of await ctx.history()) conversation.add(event);
-  const session = async () => ctx.agentSession();
-  const submit = async (op: Operation): Promise<LogRecord[]> => {
-    if (ctx.signal.aborted) throw new RunEnded();
-    let records: LogRecord[];
-    try {
-      records = await ctx.submit(await session(), op);
-    } catch (err) {
-      // The run changed under us (cancelled from another face, or ended): stop quietly, the log says why.
-      if (err instanceof HostError && err.errorName === 'InvalidOperation') {
-        const now = await ctx.current();
-        if (now.state !== 'working' && now.state !== 'submitted') throw new RunEnded();
+  let lastStep: Promise<unknown> = Promise.resolve();
+  const steps: RunSteps = {
+    submit: async (op: Operation): Promise<void> => {
+      if (ctx.signal.aborted) throw new RunEnded();
+      let staged: Awaited<ReturnType<RunContext['stage']>>;
+      try {
+        staged = await ctx.stage(await ctx.agentSession(), op);
+      } catch (err) {
+        // The run changed under us (cancelled from another face, or ended): stop quietly, the log says why.
+        if (err instanceof HostError && err.errorName === 'InvalidOperation') {
+          const now = await ctx.current();
+          if (now.state !== 'working' && now.state !== 'submitted') throw new RunEnded();
+        }
+        throw err;
       }
-      throw err;
-    }
-    for (const { event } of records) if (advanceRun(run, event)) conversation.add(event);
-    return records;
+      lastStep = staged.durable;
+      for (const event of staged.events) if (advanceRun(run, event)) conversation.add(event);
+    },
+    durable: () => lastStep,
   };
+  try {
+    return await drive(ctx, run, conversation, steps);
+  } finally {
+    await lastStep;
+  }
+}
+
+/** The runner's own steps: staged one after another, and a wait until every one so far is durable. */
+interface RunSteps {
+  submit(op: Operation): Promise<void>;
+  durable(): Promise<unknown>;
+}
+
+async function drive(ctx: RunContext, run: RunRecord, conversation: Conversation, steps: RunSteps): Promise<RunnerOutcome> {
+  const session = async () => ctx.agentSession();
+  const submit = steps.submit;
   const fail = async (code: string, message: string, limit?: string) => {
     await submit({ type: 'FailRun', run: run.id, code, message: message.slice(0, 4000), ...(limit ? { limit } : {}) });
     return 'ended' as const;
@@ -181,7 +213,7 @@ export async function driveRun(ctx: RunContext): Promise<RunnerOutcome> {
       if (conversation.pending.length > 0) {
         const call = conversation.pending[0];
         const decided = conversation.decisions.get(call.id);
-        const outcome = await handleCall(ctx, run, agent.claims.permissions, call, decided, submit, deadline);
+        const outcome = await handleCall(ctx, run, agent.claims.permissions, call, decided, steps, deadline);
         if (outcome !== null) return outcome;
         continue;
       }
@@ -224,9 +256,10 @@ async function handleCall(
   held: readonly string[],
   call: RunToolCall,
   decided: Decision | undefined,
-  submit: (op: Operation) => Promise<LogRecord[]>,
+  steps: RunSteps,
   deadline: number,
 ): Promise<RunnerOutcome | null> {
+  const submit = steps.submit;
   const record = async (result: Omit<RunToolResult, 'callId'>) => {
     await submit({ type: 'RecordToolResult', run: run.id, result: { callId: call.id, ...result, content: boundedContent(result.content) } });
   };
@@ -260,6 +293,8 @@ async function handleCall(
     await record({ content: `unknown tool ${call.name}`, isError: true, code: 'UnknownTool' });
     return null;
   }
+  // The call and everything before it are in the log before the tool acts on the world.
+  await steps.durable();
   let result: RunToolResult | Omit<RunToolResult, 'callId'>;
   try {
     const out = await withDeadline(ctx.signal, deadline - ctx.now(), (signal) =>

@@ -491,10 +491,11 @@ export class AgentRuntime {
       outcome = await driveRun({
         run,
         agentSession: () => this.agentSession(vault, agentId, record),
-        submit: async (session: Session, op: Operation) => {
-          const { records } = await this.host.submit(session, op);
-          for (const r of records) if (r.event.type === 'RunStarted') conversation.startedAt(r.seq);
-          return records;
+        submit: async (session: Session, op: Operation) => (await this.host.submit(session, op)).records,
+        stage: async (session: Session, op: Operation) => {
+          const { staged, durable } = await this.host.stage(session, op);
+          for (const r of staged) if (r.event.type === 'RunStarted') conversation.startedAt(r.seq);
+          return { events: staged.map((r) => r.event), durable };
         },
         history: conversation.read,
         current: () => this.getRun(admin, runId),

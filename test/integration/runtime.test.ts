@@ -360,6 +360,55 @@ describe('agent runtime', function () {
     }
   });
 
+  it('stages its steps: a run without tools commits them together, and a tool acts only once its call is in the log', async () => {
+    // A run that needs no tool: start, turn and completion share one group commit after the submit's.
+    const quick = await world(join(dir, 'quick'), { turns: [{ text: 'done' }] });
+    try {
+      const dev = await userSession(quick.host, USER);
+      const { agent } = await quick.runtime.spawn(dev, loadSpec());
+      // The first run also mints the agent's token; measure the second.
+      await quick.runtime.waitForEnd(dev, (await quick.runtime.run(dev, { agent, input: 'first' })).runs[0]);
+      const before = quick.host.logStats();
+      const { runs } = await quick.runtime.run(dev, { agent, input: 'second' });
+      assert.equal((await quick.runtime.waitForEnd(dev, runs[0])).state, 'completed');
+      const after = quick.host.logStats();
+      assert.deepEqual(
+        { commits: after.transactions - before.transactions, records: after.records - before.records },
+        { commits: 2, records: 4 },
+        'the submit, then start + turn + completion in one commit',
+      );
+    } finally {
+      await quick.runtime.close();
+      await quick.host.close();
+    }
+
+    // A tool call: the call and every step before it are durable before the tool runs.
+    const host = await Host.open({ dataDir: join(dir, 'data'), logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
+    const seenAtCall: string[][] = [];
+    const tools = new ToolRegistry();
+    tools.register({
+      manifest: { name: 'probe', description: 'reports what the log holds', inputSchema: { type: 'object' }, sideEffect: 'read_only', permission: 'tool:fs-read' },
+      call: async (_args, ctx) => {
+        const durable = await host.queryEvents(host.localSession('v'), { agent: ctx.agentId, limit: 1000 });
+        seenAtCall.push(durable.map((r) => r.event.type));
+        return { content: 'probed', isError: false };
+      },
+    });
+    const provider = scriptedProvider(parseTranscript({ turns: [{ toolCalls: [{ id: 'p1', name: 'probe', arguments: {} }] }, { text: 'probed' }] }));
+    const runtime = await AgentRuntime.start({ host, provider: () => provider, tools, workspaceRoot: join(dir, 'workspaces'), logger: quiet });
+    try {
+      const dev = await userSession(host, USER);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const { runs } = await runtime.run(dev, { agent, input: 'probe it' });
+      assert.equal((await runtime.waitForEnd(dev, runs[0])).state, 'completed');
+      assert.equal(seenAtCall.length, 1);
+      assert.deepEqual(seenAtCall[0].slice(-4), ['RunSubmitted', 'RunStarted', 'LlmTurnRecorded', 'ToolCallRequested']);
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
   it('refuses run requests without task:run, and approvals without task:approve', async () => {
     const { host, runtime } = await world(dir, { turns: [{ text: 'x' }] });
     try {

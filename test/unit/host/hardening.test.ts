@@ -5,6 +5,7 @@ import { Host, type Session } from '../../../server/host/host.js';
 import { createLogger } from '../../../server/host/logger.js';
 import { MemoryEventLog } from '../../../server/store/index.js';
 import { rejectsWith } from '../../helpers/host-errors.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const quiet = createLogger({ level: 'silent' });
 
@@ -112,6 +113,83 @@ describe('host hardening', () => {
         { ok: host.health().ok, ready: host.health().ready },
         { ok: false, ready: false },
       );
+      await host.close();
+    });
+  });
+
+  describe('staged operations (Host.stage)', () => {
+    it('executes at once and tells the log positions; reads, queries and subscribers see the events only once durable', async () => {
+      const log = new HeldLog();
+      const host = await Host.open({ dataDir: null, eventLog: log, logger: quiet });
+      const alice = await tokenFor(host, 'v', ['agent:spawn', 'state:read', 'events:read', 'observation:emit']);
+      await host.submit(alice, { type: 'EmitObservation', agent: 'root', data: { n: 0 } });
+      const head = host.headSeq();
+      const seen: number[] = [];
+      const watching = host.watch(head, (r) => seen.push(r.seq));
+      log.hold();
+      const first = await host.stage(alice, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'staged' } });
+      const second = await host.stage(alice, { type: 'EmitObservation', agent: 'root', data: { n: 1 } });
+      assert.deepEqual(
+        [...first.staged, ...second.staged].map((s) => [s.seq, s.event.type]),
+        [
+          [head + 1, 'AgentSpawned'],
+          [head + 2, 'ObservationEmitted'],
+        ],
+      );
+      const durable = tracked(second.durable);
+      const read = tracked(host.getState(alice));
+      for (let i = 0; i < 5; i++) await settle();
+      assert.equal(durable.settled(), false, 'durable waits for the commit');
+      assert.equal(read.settled(), false, 'a read showing staged events waits for them to be durable');
+      assert.equal(host.headSeq(), head);
+      assert.deepEqual(seen, []);
+      log.releaseHeld();
+      const records = [...(await first.durable).records, ...(await second.durable).records];
+      assert.deepEqual(
+        records.map((r) => [r.seq, r.event.type]),
+        [...first.staged, ...second.staged].map((s) => [s.seq, s.event.type]),
+      );
+      assert.deepEqual(records.map((r) => r.event), [...first.staged, ...second.staged].map((s) => s.event));
+      assert.equal((await read.promise).seq, head + 2);
+      await waitFor(() => seen.length === 2);
+      assert.deepEqual(seen, [head + 1, head + 2]);
+      watching.unsubscribe();
+      await host.close();
+    });
+
+    it('refuses a step the kernel refuses, with its typed error and nothing queued', async () => {
+      const host = await Host.open({ dataDir: null, logger: quiet });
+      const alice = await tokenFor(host, 'v', ['agent:spawn', 'state:read']);
+      const head = host.headSeq();
+      await rejectsWith(host.stage(alice, { type: 'SpawnSubAgent', parent: 'nobody', spec: { name: 'x' } }), 'UnknownEntity');
+      await rejectsWith(host.stage(alice, { type: 'EmitObservation', agent: 'root', data: {} }), 'CapabilityDenied');
+      const ok = await host.stage(alice, { type: 'SpawnSubAgent', parent: 'root', spec: { name: 'y' } });
+      assert.equal(ok.staged[0].seq, head + 1, 'the refused steps took no log position');
+      await ok.durable;
+      await host.close();
+    });
+
+    it('a failed append rejects every staged step with Unavailable, whether awaited or not, and the host stays up refusing', async () => {
+      const log = new HeldLog();
+      const host = await Host.open({ dataDir: null, eventLog: log, logger: quiet });
+      const alice = await tokenFor(host, 'v', ['observation:emit']);
+      let unhandled: unknown = null;
+      const onUnhandled = (reason: unknown) => (unhandled = reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        log.hold();
+        const unawaited = await host.stage(alice, { type: 'EmitObservation', agent: 'root', data: { n: 1 } });
+        const awaited = await host.stage(alice, { type: 'EmitObservation', agent: 'root', data: { n: 2 } });
+        assert.equal(unawaited.staged.at(-1)?.event.type, 'ObservationEmitted');
+        for (let i = 0; i < 5; i++) await settle();
+        log.failHeld();
+        await rejectsWith(awaited.durable, 'Unavailable');
+        await rejectsWith(host.stage(alice, { type: 'EmitObservation', agent: 'root', data: { n: 3 } }), 'Unavailable');
+        for (let i = 0; i < 5; i++) await settle();
+        assert.equal(unhandled, null, 'an unawaited staged step that fails does not end the process');
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
       await host.close();
     });
   });
