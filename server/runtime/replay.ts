@@ -192,7 +192,7 @@ class RunReplay {
         tools: this.tools(),
         toolLimits: DEFAULT_TOOL_LIMITS,
         workspace: '',
-        signal: this.controller.signal,
+        controller: this.controller,
         now: () => this.now(),
         logger: this.options.logger,
       }).catch((err: unknown) => {

@@ -44,7 +44,11 @@ export interface RunContext {
   toolLimits: ToolLimits;
   workspace: string;
   system?: string;
-  signal: AbortSignal;
+  /**
+   * The run's abort: the runtime aborts it to cancel the run (any reason but a `DeadlineError`), the runner
+   * aborts it with a `DeadlineError` when the run's time is up. The LLM call and the tool in flight get its signal.
+   */
+  controller: AbortController;
   now(): number;
   logger: Logger;
   onText?(delta: string): void;
@@ -141,7 +145,7 @@ class RunEnded extends Error {}
 /**
  * Drive the run until it ends, waits for an approval, or is cancelled. The runner starts from `ctx.run` and
  * follows its own run by the events its steps return (`advanceRun`, the kernel's own transitions); others
- * change a live run only by cancelling it (the runtime aborts `ctx.signal`) or, while it waits for an
+ * change a live run only by cancelling it (the runtime aborts `ctx.controller`) or, while it waits for an
  * approval, by resolving it (the runtime enters the run again). A step the kernel refuses because the run
  * changed under it makes the runner read the run as the kernel has it (`ctx.current()`).
  *
@@ -159,7 +163,7 @@ export async function driveRun(ctx: RunContext): Promise<RunnerOutcome> {
   let lastStep: Promise<unknown> = Promise.resolve();
   const steps: RunSteps = {
     submit: async (op: Operation): Promise<void> => {
-      if (ctx.signal.aborted) throw new RunEnded();
+      if (cancelled(ctx)) throw new RunEnded();
       let staged: Awaited<ReturnType<RunContext['stage']>>;
       try {
         staged = await ctx.stage(await ctx.agentSession(), op);
@@ -197,17 +201,23 @@ async function drive(ctx: RunContext, run: RunRecord, conversation: Conversation
     return 'ended' as const;
   };
 
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = () => fail('LimitExceeded', `run took longer than ${run.limits.timeoutMs} ms`, 'timeoutMs');
   try {
     if (run.state === 'submitted') await submit({ type: 'StartRun', run: run.id });
     if (run.state === 'canceled') return 'cancelled';
     if (run.state !== 'working' && run.state !== 'input-required') return 'ended';
     const deadline = (run.startedAt ?? run.createdAt) + run.limits.timeoutMs;
+    // One timer for the run's time: it aborts the call in flight when the time is up. Each call also checks the
+    // clock first, so a run whose time is up never starts one (and replay, on recorded times, sees the same).
+    const remaining = deadline - ctx.now();
+    timer = remaining > 0 ? setTimeout(() => ctx.controller.abort(new DeadlineError()), remaining) : undefined;
 
     for (;;) {
-      if (ctx.signal.aborted) return 'cancelled';
+      if (cancelled(ctx)) return 'cancelled';
       if (run.state === 'input-required') return 'awaiting-approval';
       if (run.state !== 'working') return run.state === 'canceled' ? 'cancelled' : 'ended';
-      if (ctx.now() >= deadline) return await fail('LimitExceeded', `run took longer than ${run.limits.timeoutMs} ms`, 'timeoutMs');
+      if (ctx.now() >= deadline) return await timedOut();
       const agent = await session();
 
       if (conversation.pending.length > 0) {
@@ -223,12 +233,10 @@ async function drive(ctx: RunContext, run: RunRecord, conversation: Conversation
       const offered = ctx.tools.list(agent.claims.permissions).map((m) => ({ name: m.name, description: m.description, inputSchema: m.inputSchema }));
       let turn: LlmTurn;
       try {
-        turn = await withDeadline(ctx.signal, deadline - ctx.now(), (signal) =>
-          ctx.provider.complete({ system: ctx.system, messages: conversation.prompt(), tools: offered }, { signal, onText: ctx.onText }),
-        );
+        turn = await ctx.provider.complete({ system: ctx.system, messages: conversation.prompt(), tools: offered }, { signal: ctx.controller.signal, onText: ctx.onText });
       } catch (err) {
-        if (ctx.signal.aborted) return 'cancelled';
-        if (err instanceof DeadlineError) return await fail('LimitExceeded', `run took longer than ${run.limits.timeoutMs} ms`, 'timeoutMs');
+        if (cancelled(ctx)) return 'cancelled';
+        if (ctx.controller.signal.aborted) return await timedOut();
         const message = err instanceof LlmError ? `${err.code}: ${err.message}` : 'LLM call failed';
         if (!(err instanceof LlmError)) ctx.logger.error('LLM call failed', { err, run: run.id });
         return await fail('LlmError', message);
@@ -244,9 +252,17 @@ async function drive(ctx: RunContext, run: RunRecord, conversation: Conversation
       }
     }
   } catch (err) {
-    if (err instanceof RunEnded) return ctx.signal.aborted ? 'cancelled' : 'ended';
+    if (err instanceof RunEnded) return cancelled(ctx) ? 'cancelled' : 'ended';
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+/** Whether the run was cancelled (its abort has another reason than its time being up). */
+function cancelled(ctx: RunContext): boolean {
+  const signal = ctx.controller.signal;
+  return signal.aborted && !(signal.reason instanceof DeadlineError);
 }
 
 /** Decide, run and record one pending tool call; null to go on with the loop, else how the runner stops. */
@@ -293,20 +309,21 @@ async function handleCall(
     await record({ content: `unknown tool ${call.name}`, isError: true, code: 'UnknownTool' });
     return null;
   }
+  const timedOut = async () => {
+    await submit({ type: 'FailRun', run: run.id, code: 'LimitExceeded', message: `run took longer than ${run.limits.timeoutMs} ms`, limit: 'timeoutMs' });
+    return 'ended' as const;
+  };
+  if (ctx.now() >= deadline) return timedOut();
   // The call and everything before it are in the log before the tool acts on the world.
   await steps.durable();
+  const signal = ctx.controller.signal;
   let result: RunToolResult | Omit<RunToolResult, 'callId'>;
   try {
-    const out = await withDeadline(ctx.signal, deadline - ctx.now(), (signal) =>
-      ctx.tools.call(call.name, call.arguments, { signal, workspace: ctx.workspace, limits: ctx.toolLimits, agentId: run.agent, kernel: kernelAccess(ctx, run, held, call.id) }, held),
-    );
+    const out = await ctx.tools.call(call.name, call.arguments, { signal, workspace: ctx.workspace, limits: ctx.toolLimits, agentId: run.agent, kernel: kernelAccess(ctx, run, held, call.id) }, held);
     result = { content: out.content, isError: out.isError };
   } catch (err) {
-    if (ctx.signal.aborted) return 'cancelled';
-    if (err instanceof DeadlineError) {
-      await submit({ type: 'FailRun', run: run.id, code: 'LimitExceeded', message: `run took longer than ${run.limits.timeoutMs} ms`, limit: 'timeoutMs' });
-      return 'ended';
-    }
+    if (cancelled(ctx)) return 'cancelled';
+    if (signal.aborted) return timedOut();
     if (err instanceof ToolError) result = { content: err.message, isError: true, code: err.code };
     else {
       ctx.logger.error('tool call failed', { err, run: run.id, tool: call.name });
@@ -332,29 +349,8 @@ function kernelAccess(ctx: RunContext, run: RunRecord, held: readonly string[], 
   };
 }
 
+/** The abort reason when a run's time is up. */
 class DeadlineError extends Error {}
-
-/** Run `work` with a signal that aborts when `outer` does or when `ms` have passed (then rejects with DeadlineError). */
-async function withDeadline<T>(outer: AbortSignal, ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  if (ms <= 0) throw new DeadlineError();
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(outer.reason);
-  outer.addEventListener('abort', onAbort, { once: true });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort(new DeadlineError());
-  }, ms);
-  try {
-    return await work(controller.signal);
-  } catch (err) {
-    if (timedOut) throw new DeadlineError();
-    throw err;
-  } finally {
-    clearTimeout(timer);
-    outer.removeEventListener('abort', onAbort);
-  }
-}
 
 /** An LLM turn as plain JSON (what the kernel records). */
 function toJson(turn: LlmTurn): LlmTurn {

@@ -504,7 +504,7 @@ export class AgentRuntime {
         toolLimits: this.limitsFor(run, record),
         workspace,
         system: this.options.system,
-        signal: controller.signal,
+        controller,
         now: () => this.host.now(),
         logger: this.logger,
         spawn: (session, loaded, options) => this.spawn(session, loaded, options),

@@ -292,6 +292,41 @@ describe('agent runtime', function () {
     }
   });
 
+  it('ends a run at its timeout during a tool call: the tool is aborted, the limit named, nothing after it recorded', async () => {
+    const host = await Host.open({ dataDir: join(dir, 'data'), logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
+    let abortedWith: unknown = null;
+    const tools = new ToolRegistry();
+    tools.register({
+      manifest: { name: 'wait', description: 'waits until aborted', inputSchema: { type: 'object' }, sideEffect: 'read_only', permission: 'tool:fs-read' },
+      call: (_args, ctx) =>
+        new Promise((_resolve, reject) => {
+          ctx.signal.addEventListener('abort', () => {
+            abortedWith = ctx.signal.reason;
+            reject(new Error('aborted'));
+          });
+        }),
+    });
+    const provider = scriptedProvider(parseTranscript({ turns: [{ toolCalls: [{ id: 'w1', name: 'wait', arguments: {} }] }, { text: 'never' }] }));
+    const runtime = await AgentRuntime.start({ host, provider: () => provider, tools, workspaceRoot: join(dir, 'workspaces'), logger: quiet });
+    try {
+      const dev = await userSession(host, USER);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      const started = Date.now();
+      const [id] = (await runtime.run(dev, { agent, input: 'wait', limits: { timeoutMs: 400 } })).runs;
+      const run = await runtime.waitForEnd(dev, id);
+      assert.ok(Date.now() - started < 3000, `ended after ${Date.now() - started} ms`);
+      assert.deepEqual(run.reason, { code: 'LimitExceeded', message: 'run took longer than 400 ms', limit: 'timeoutMs' });
+      assert.ok(abortedWith instanceof Error, 'the tool saw its signal abort');
+      assert.deepEqual(
+        (await runEvents(host, dev, id)).map((r) => r.event.type),
+        ['RunSubmitted', 'RunStarted', 'LlmTurnRecorded', 'ToolCallRequested', 'RunFailed'],
+      );
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
   it('ends a run that spends its LLM token budget, before completing it', async () => {
     const { host, runtime } = await world(dir, { turns: [{ text: 'expensive', usage: { inputTokens: 100, outputTokens: 100 } }] });
     try {
