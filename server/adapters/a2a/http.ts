@@ -40,6 +40,8 @@ export interface A2aMountOptions {
 export interface A2aMount {
   /** Streams open now. */
   readonly streams: number;
+  /** Tasks followed now (blocking `SendMessage`s and streams waiting for their task's next update). */
+  readonly following: number;
   /** End every stream and WebSocket connection. */
   close(): Promise<void>;
 }
@@ -220,6 +222,9 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
   return {
     get streams() {
       return streams.size;
+    },
+    get following() {
+      return handler.following;
     },
     async close() {
       for (const stream of streams) stream.abort();
