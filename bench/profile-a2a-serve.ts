@@ -2,7 +2,7 @@
  * Profiling aid for the A2A benchmark (not part of `npm run bench`): blocking `SendMessage` round trips to a
  * `toka serve` process as `bench/a2a.ts` runs them (rate limit off, scripted model answering at once, the
  * SDK's client or Toka's WebSocket transport, 8 in flight), printing per round the server's CPU time per
- * message (all threads, and its main thread in brackets, from /proc: far less sensitive to the machine's load
+ * message (all threads, and its main thread in brackets with its user and system time, from /proc: far less sensitive to the machine's load
  * than the rate), this process's CPU per message (the client's) and the rate.
  *   node --import tsx bench/profile-a2a-serve.ts [--bin dist/toka.js ...] [--binding jsonrpc|ws] [--warmup 500]
  *     [--messages 1000] [--rounds 3] [--cpu-prof <dir>]
@@ -54,10 +54,10 @@ interface Server {
   agent?: string;
 }
 
-/** CPU time of a process (or one of its threads) so far, µs (utime + stime, clock ticks of 10 ms). */
-function cpuOf(statPath: string): number {
+/** CPU time of a process (or one of its threads) so far, µs (clock ticks of 10 ms): user and system. */
+function cpuOf(statPath: string): { user: number; system: number } {
   const fields = readFileSync(statPath, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  return { user: Number(fields[11]) * 10_000, system: Number(fields[12]) * 10_000 };
 }
 
 async function start(bin: string, transcript: string): Promise<Server> {
@@ -123,10 +123,13 @@ try {
       await roundTrips(server, messages);
       const seconds = (performance.now() - started) / 1000;
       const client = process.cpuUsage(client0);
-      const all = Math.round((cpuOf(`/proc/${pid}/stat`) - all0) / messages);
-      const main = Math.round((cpuOf(`/proc/${pid}/task/${pid}/stat`) - main0) / messages);
+      const all1 = cpuOf(`/proc/${pid}/stat`);
+      const main1 = cpuOf(`/proc/${pid}/task/${pid}/stat`);
+      const per = (us: number) => Math.round(us / messages);
       process.stdout.write(
-        `${server.bin} ${binding}: server ${all} µs/msg (main ${main}), client ${Math.round((client.user + client.system) / messages)} µs/msg, ${Math.round(messages / seconds)} msg/s\n`,
+        `${server.bin} ${binding}: server ${per(all1.user + all1.system - all0.user - all0.system)} µs/msg ` +
+          `(main ${per(main1.user + main1.system - main0.user - main0.system)}: user ${per(main1.user - main0.user)}, system ${per(main1.system - main0.system)}), ` +
+          `client ${per(client.user + client.system)} µs/msg, ${Math.round(messages / seconds)} msg/s\n`,
       );
     }
   }
