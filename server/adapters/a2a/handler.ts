@@ -54,9 +54,42 @@ export const STATE = {
   position: 'toka.position',
   /** The position a resuming subscriber saw last (from `Last-Event-ID` or the WebSocket `lastEventId`). */
   resumeAfter: 'toka.resumeAfter',
-  /** An AbortSignal that ends a stream when its connection goes. */
-  signal: 'toka.signal',
+  /** The request's `Hangup`: the handler stops following its task once the caller is gone. */
+  hangup: 'toka.hangup',
 } as const;
+
+/**
+ * The caller of one request is gone: its connection closed before the answer, its stream was cancelled, or
+ * the face is shutting down. One per request, so a plain object: an AbortController with its AbortSignal
+ * (Node's EventTarget) cost more per request than the rest of the binding's own bookkeeping.
+ */
+export class Hangup {
+  private listeners: (() => void)[] = [];
+  private gone = false;
+
+  /** True once the caller is gone. */
+  get happened(): boolean {
+    return this.gone;
+  }
+
+  /** The caller is gone: each listener runs once (later calls do nothing). */
+  hangUp(): void {
+    if (this.gone) return;
+    this.gone = true;
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const listener of listeners) listener();
+  }
+
+  /** Run `listener` when the caller goes; returns what stops that. */
+  listen(listener: () => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+}
 
 /** The caller, as the SDK's context carries it: the session its token opened. */
 export class TokaUser implements User {
@@ -333,7 +366,7 @@ export class TokaA2aHandler implements A2ARequestHandler {
     // A run is read from its first record on, not from its agent's first: a busy agent's history would
     // otherwise be scanned for every message sent to it and every task read.
     const afterSeq = from.kind === 'all' ? from.submittedSeq - 1 : await this.beforeFirst(run);
-    const signal = context.state.get(STATE.signal) as AbortSignal | undefined;
+    const hangup = context.state.get(STATE.hangup) as Hangup | undefined;
     const pending: LogRecord[] = [];
     let overflow = false;
     let wake: (() => void) | null = null;
@@ -342,8 +375,7 @@ export class TokaA2aHandler implements A2ARequestHandler {
       else pending.push(record);
       wake?.();
     });
-    const onAbort = () => wake?.();
-    signal?.addEventListener('abort', onAbort);
+    const stopListening = hangup?.listen(() => wake?.());
     try {
       // The backlog: every record of the run committed before now (from the log when the feed no longer
       // keeps the first ones), then the live ones as the feed hands them over.
@@ -376,13 +408,13 @@ export class TokaA2aHandler implements A2ARequestHandler {
             max: A2A_LIMITS.maxStreamBacklog,
           });
         }
-        if (signal?.aborted || this.host.isClosing) return fold;
+        if (hangup?.happened || this.host.isClosing) return fold;
         await new Promise<void>((resolve) => (wake = resolve));
         wake = null;
       }
     } finally {
       following.unsubscribe();
-      signal?.removeEventListener('abort', onAbort);
+      stopListening?.();
     }
   }
 

@@ -19,7 +19,7 @@ import type { AgentRuntime } from '../../runtime/runtime.js';
 import { BodyTooLarge, bearerToken, readBody, sendError, sendJson } from '../http-request.js';
 import type { HttpServer } from '../http.js';
 import { A2A_PREFIX, A2A_VERSION, CARD_PATH, CardBuilder, JSONRPC_PATH, REST_PATH, WEBSOCKET_PATH, type A2aConfig } from './card.js';
-import { A2A_LIMITS, STATE, TokaA2aHandler, TokaUser } from './handler.js';
+import { A2A_LIMITS, Hangup, STATE, TokaA2aHandler, TokaUser } from './handler.js';
 import { refusalHeaders, refusalStatus } from './refusal.js';
 import { restBinding } from './rest.js';
 import { writeSse } from './sse.js';
@@ -55,7 +55,7 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
   const jsonrpc = new JsonRpcTransportHandler(handler);
   const maxStreams = options.maxStreams ?? 256;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
-  const streams = new Set<AbortController>();
+  const streams = new Set<Hangup>();
 
   const websocket = new A2aWebSocketEndpoint(host, { jsonrpc, logger, streams, maxStreams });
 
@@ -79,7 +79,7 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
   server.routePrefix(REST_PATH, restBinding({ host, jsonrpc, logger, streams, maxStreams, keepAliveMs }));
 
   server.upgrade(WEBSOCKET_PATH, (req, socket, head) => websocket.handleUpgrade(req, socket, head), async () => {
-    for (const stream of streams) stream.abort();
+    for (const stream of streams) stream.hangUp();
     await websocket.close();
   });
 
@@ -135,13 +135,12 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
         { connection: 'close' },
       );
     }
-    const aborted = new AbortController();
-    // Only a response cut off before its end aborts the request's work: aborting after every answered
-    // request (a DOMException and an abort event each time) was a measurable part of a SendMessage's cost.
+    const hangup = new Hangup();
+    // Only a response cut off before its end means the caller is gone.
     res.once('close', () => {
-      if (!res.writableFinished) aborted.abort();
+      if (!res.writableFinished) hangup.hangUp();
     });
-    const state = new Map<string, unknown>([[STATE.signal, aborted.signal]]);
+    const state = new Map<string, unknown>([[STATE.hangup, hangup]]);
     const lastEventId = headerOf(req, 'last-event-id');
     if (lastEventId !== undefined) {
       const position = parseEventId(lastEventId);
@@ -177,11 +176,11 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
         { 'retry-after': '1' },
       );
     }
-    streams.add(aborted);
+    streams.add(hangup);
     try {
-      await streamSse(res, answer, context, idOf(body), aborted.signal);
+      await streamSse(res, answer, context, idOf(body), hangup);
     } finally {
-      streams.delete(aborted);
+      streams.delete(hangup);
     }
   }
 
@@ -191,7 +190,7 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
     stream: AsyncGenerator<{ jsonrpc: string; id: string | number | null; result?: unknown; error?: unknown }, void, undefined>,
     context: ServerCallContext,
     id: string | number | null,
-    signal: AbortSignal,
+    hangup: Hangup,
   ): Promise<void> {
     const errorOf = (err: unknown): { status: number; error: JsonRpcError; headers: Record<string, string> } => {
       const refusal = context.state.get(STATE.refusal) as HostError | undefined;
@@ -208,7 +207,7 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
     };
     return writeSse(res, stream, {
       keepAliveMs,
-      signal,
+      hangup,
       eventId: () => eventId(context.state.get(STATE.position) as UpdatePosition),
       data: (update) => JSON.stringify(update),
       errorEvent: (err) => `data: ${JSON.stringify(rpcError(id, errorOf(err).error))}\n\n`,
@@ -227,7 +226,7 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
       return handler.following;
     },
     async close() {
-      for (const stream of streams) stream.abort();
+      for (const stream of streams) stream.hangUp();
       await websocket.close();
     },
   };
