@@ -75,10 +75,15 @@ export class TaskFeed {
     set.add(follower);
     const covered = afterSeq >= this.keptAfter;
     if (covered) {
-      for (let i = 0; i < this.recent.length; i++) {
+      // Newest first, down to `afterSeq` only: a stream starting right after its run's submission looks at
+      // the few records since, not at every record kept.
+      const kept: LogRecord[] = [];
+      for (let i = this.recent.length - 1; i >= 0; i--) {
         const record = this.recent[(this.next + i) % this.recent.length];
-        if (record.seq > afterSeq && runOf(record) === run && record.event.vault === vault) listener(record);
+        if (record.seq <= afterSeq) break;
+        if (runOf(record) === run && record.event.vault === vault) kept.push(record);
       }
+      for (let i = kept.length - 1; i >= 0; i--) listener(kept[i]);
     }
     const head = this.host.headSeq();
     const ready = this.through >= head || this.host.isClosing ? Promise.resolve() : new Promise<void>((resolve) => this.reaching.push({ seq: head, resolve }));
