@@ -2,21 +2,26 @@
  * The A2A face's task feed (server/adapters/a2a/feed.ts) over a real host and agent runtime: a stream that
  * starts right after its run is submitted gets the run's records from the feed, from the first on, then the
  * live ones, in seq order and once each; a run whose first records the feed no longer keeps (or that came
- * before it started) is reported as not covered, so the handler reads the log for it.
+ * before it started) is reported as not covered, so the handler reads the log for it, and its stream goes on
+ * with the live records.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TaskState } from '@a2a-js/sdk';
+import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
 import type { LogRecord } from '../../protocol/events.js';
 import { TaskFeed } from '../../server/adapters/a2a/feed.js';
+import { mountA2a } from '../../server/adapters/a2a/http.js';
+import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
 import { Host, type Session } from '../../server/host/host.js';
 import { createLogger } from '../../server/host/logger.js';
 import { parseTranscript, scriptedProvider } from '../../server/runtime/llm/index.js';
 import { AgentRuntime, RUNTIME_HANDLERS } from '../../server/runtime/runtime.js';
 import { analyzeSpecText } from '../../server/runtime/spec/index.js';
 import { builtinTools, ToolRegistry } from '../../server/runtime/tools/index.js';
-import { A2A_USER, a2aSpec } from '../helpers/a2a.js';
+import { A2A_USER, a2aSpec, asTask, authFetch, readSse, sendRequest } from '../helpers/a2a.js';
 import { waitFor } from '../helpers/wait.js';
 
 const quiet = createLogger({ level: 'silent' });
@@ -29,6 +34,7 @@ describe('A2A task feed', function () {
   let host: Host;
   let runtime: AgentRuntime;
   let session: Session;
+  let token: string;
   let agent: string;
 
   beforeEach(async () => {
@@ -36,9 +42,16 @@ describe('A2A task feed', function () {
     host = await Host.open({ dataDir: join(dir, 'data'), logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
     const tools = new ToolRegistry();
     for (const tool of builtinTools()) tools.register(tool);
-    const provider = scriptedProvider(parseTranscript({ turns: [{ text: 'pong' }] }));
-    runtime = await AgentRuntime.start({ host, provider: () => provider, tools, workspaceRoot: join(dir, 'workspaces'), logger: quiet });
-    const { token } = await host.mint(host.localSession('v'), { subject: 'peer', permissions: A2A_USER, ttlSeconds: 600 });
+    const pong = scriptedProvider(parseTranscript({ turns: [{ text: 'pong' }] }));
+    const asker = scriptedProvider(parseTranscript({ turns: [{ toolCalls: [{ id: 's1', name: 'shell', arguments: { command: 'echo ok' } }] }, { text: 'shell ran' }] }));
+    runtime = await AgentRuntime.start({
+      host,
+      provider: (a) => (a?.specName === 'asker' ? asker : pong),
+      tools,
+      workspaceRoot: join(dir, 'workspaces'),
+      logger: quiet,
+    });
+    ({ token } = await host.mint(host.localSession('v'), { subject: 'peer', permissions: A2A_USER, ttlSeconds: 600 }));
     session = await host.authenticate(token);
     const analysis = analyzeSpecText('echo.agent.yaml', a2aSpec('echo'));
     agent = (await runtime.spawn(session, { spec: analysis.spec!, digest: analysis.digest!, document: analysis.document })).agent;
@@ -103,5 +116,39 @@ describe('A2A task feed', function () {
     await waitFor(async () => (await runtime.getRun(session, runs[0])).state === 'completed' || null, 10_000, 'the run to complete');
     following.unsubscribe();
     assert.deepEqual(other, []);
+  });
+
+  it('a subscription to a task whose records it no longer keeps reads them from the log, then follows it live to its end', async () => {
+    const analysis = analyzeSpecText('asker.agent.yaml', a2aSpec('asker'));
+    const askerAgent = (await runtime.spawn(session, { spec: analysis.spec!, digest: analysis.digest!, document: analysis.document })).agent;
+    const http: HttpServer = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger: quiet, runtime });
+    try {
+      mountA2a(http, host, { runtime, logger: quiet, config: { publish: { vault: 'v', agents: ['echo', 'asker'] } }, keptTaskRecords: 4 });
+      const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, { transports: [new JsonRpcTransportFactory({ fetchImpl: authFetch(token) })] }));
+      const client = await factory.createFromUrl(http.url);
+      const asked = asTask(await client.sendMessage(sendRequest('use the shell', { skill: askerAgent })));
+      assert.equal(asked.status?.state, TaskState.TASK_STATE_INPUT_REQUIRED);
+      for (let i = 0; i < 2; i++) asTask(await client.sendMessage(sendRequest('ping', { skill: agent }))); // 8 task records since
+
+      const res = await fetch(`${http.url}/a2a/jsonrpc`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'a2a-version': '1.0', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 'sub', method: 'SubscribeToTask', params: { id: asked.id } }),
+      });
+      const reading = readSse(res);
+      const done = asTask(await client.sendMessage(sendRequest('approve', { taskId: asked.id })));
+      const events = await reading;
+      assert.equal(events[0].data.result.task.status.state, 'TASK_STATE_INPUT_REQUIRED', 'the stream starts with the task as the log has it');
+      assert.equal(events[events.length - 1].data.result.statusUpdate?.status.state, 'TASK_STATE_COMPLETED');
+      const ids = events.map((e) => e.id!);
+      assert.equal(new Set(ids).size, ids.length, `no update twice: ${ids.join(',')}`);
+      assert.deepEqual(
+        events.slice(1).map((e) => e.data.result.statusUpdate?.status.state ?? 'artifact'),
+        ['TASK_STATE_WORKING', 'TASK_STATE_WORKING', 'artifact', 'TASK_STATE_COMPLETED'],
+      );
+      assert.equal(done.status?.state, TaskState.TASK_STATE_COMPLETED);
+    } finally {
+      await http.close();
+    }
   });
 });

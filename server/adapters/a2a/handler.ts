@@ -116,6 +116,8 @@ export interface A2aHandlerOptions {
   /** The HTTP face's URL (cards name their interfaces under it). */
   baseUrl: string;
   logger: Logger;
+  /** Task records kept for the streams just starting (default `FEED_RECENT`, feed.ts). */
+  keptTaskRecords?: number;
 }
 
 export class TokaA2aHandler implements A2ARequestHandler {
@@ -126,7 +128,7 @@ export class TokaA2aHandler implements A2ARequestHandler {
   constructor(private readonly options: A2aHandlerOptions) {
     this.host = options.host;
     this.runtime = options.runtime;
-    this.feed = new TaskFeed(options.host, options.logger);
+    this.feed = new TaskFeed(options.host, options.logger, options.keptTaskRecords);
   }
 
   /** Tasks followed now (blocking `SendMessage`s and streams waiting for their task's next update). */

@@ -35,6 +35,8 @@ export interface A2aMountOptions {
   maxStreams?: number;
   /** Interval of SSE keep-alive comments, ms (default 15000). */
   keepAliveMs?: number;
+  /** Task records kept for the streams just starting (default `FEED_RECENT`, feed.ts). */
+  keptTaskRecords?: number;
 }
 
 export interface A2aMount {
@@ -51,7 +53,7 @@ type JsonRpcError = { code: number; message: string; data?: unknown };
 export function mountA2a(server: HttpServer, host: Host, options: A2aMountOptions): A2aMount {
   const logger = options.logger.child({ face: 'a2a' });
   const cards = new CardBuilder(host, options.config);
-  const handler = new TokaA2aHandler({ host, runtime: options.runtime, cards, baseUrl: server.url, logger });
+  const handler = new TokaA2aHandler({ host, runtime: options.runtime, cards, baseUrl: server.url, logger, keptTaskRecords: options.keptTaskRecords });
   const jsonrpc = new JsonRpcTransportHandler(handler);
   const maxStreams = options.maxStreams ?? 256;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
