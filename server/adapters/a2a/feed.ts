@@ -4,6 +4,7 @@
  * of a message, which starts right after its run is submitted, finds its first records here: no log read and
  * no watch of its own per message (both were a measurable part of a `SendMessage`'s cost: a read of the
  * agent's records, a catch-up read and a subscription, and every record handed to every open stream).
+ * The watch starts with the first stream and lasts as long as the host (closing the host ends it).
  */
 import type { LogRecord } from '../../../protocol/events.js';
 import type { Host } from '../../host/host.js';
