@@ -14,7 +14,7 @@ import { toka } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { A2A_USER, a2aSpec, asTask, authFetch, readSse, sendRequest, streamSummary, textOf } from '../helpers/a2a.js';
 import { Client, ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
-import { mountA2a } from '../../server/adapters/a2a/http.js';
+import { mountA2a, type A2aMount } from '../../server/adapters/a2a/http.js';
 import { startHttpServer, type HttpServer } from '../../server/adapters/http.js';
 import { Host } from '../../server/host/host.js';
 import { createLogger } from '../../server/host/logger.js';
@@ -43,6 +43,7 @@ interface World {
   host: Host;
   runtime: AgentRuntime;
   http: HttpServer;
+  a2a: A2aMount;
   close(): Promise<void>;
 }
 
@@ -59,11 +60,12 @@ async function open(dir: string, publish: string[]): Promise<World> {
     logger: quiet,
   });
   const http = await startHttpServer(host, { host: '127.0.0.1', port: 0, logger: quiet, runtime });
-  mountA2a(http, host, { runtime, logger: quiet, config: { publish: { vault: 'v', agents: publish } } });
+  const a2a = mountA2a(http, host, { runtime, logger: quiet, config: { publish: { vault: 'v', agents: publish } } });
   return {
     host,
     runtime,
     http,
+    a2a,
     async close() {
       await http.close();
       await runtime.close();
@@ -168,23 +170,9 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
   });
 
   it('a blocking SendMessage whose caller hangs up stops following its task; an answered one leaves nothing open', async () => {
-    let watching = 0;
-    const watch = w.host.watch.bind(w.host);
-    w.host.watch = (afterSeq, listener) => {
-      const sub = watch(afterSeq, listener);
-      watching++;
-      let open = true;
-      return {
-        unsubscribe() {
-          if (open) watching--;
-          open = false;
-          sub.unsubscribe();
-        },
-      };
-    };
     const client = await sdkClient(w.http.url, token);
     asTask(await client.sendMessage(sendRequest('say hello', { skill: agents.echo })));
-    assert.equal(watching, 0, 'an answered SendMessage stops following its task');
+    assert.equal(w.a2a.following, 0, 'an answered SendMessage stops following its task');
 
     const hangUp = new AbortController();
     const pending = fetch(`${w.http.url}/a2a/jsonrpc`, {
@@ -193,10 +181,10 @@ describe('A2A JSON-RPC binding (reference SDK client)', function () {
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: sendRequestJson('think', agents.slow) }),
       signal: hangUp.signal,
     });
-    await waitFor(() => watching === 1 || null, 10_000, 'the blocking SendMessage to follow its task');
+    await waitFor(() => w.a2a.following === 1 || null, 10_000, 'the blocking SendMessage to follow its task');
     hangUp.abort();
     await assert.rejects(pending);
-    await waitFor(() => watching === 0 || null, 10_000, 'the cut-off SendMessage to stop following its task');
+    await waitFor(() => w.a2a.following === 0 || null, 10_000, 'the cut-off SendMessage to stop following its task');
   });
 
   it('streams a task: the submitted task first, then status and artifact updates in order, ending completed', async () => {

@@ -3,8 +3,9 @@
  * SDK's `A2ARequestHandler` over the agent runtime and the event log. A message becomes a run of the
  * addressed agent (`AgentRuntime.run`, with the caller's session); a task is the run, read back from the
  * log (the log is the task store: no task is held in memory); `input-required` is a pending approval, and a
- * follow-up message on the task answers it. Streams read the run's records up to a cut and then follow the
- * log from that cut, so nothing is missed or repeated; each update carries its log position.
+ * follow-up message on the task answers it. Streams take the run's records from the face's task feed
+ * (feed.ts: the log followed once, its latest task records kept), reading the log only for records the feed
+ * no longer keeps, so nothing is missed or repeated; each update carries its log position.
  */
 import {
   PushNotificationNotSupportedError,
@@ -24,6 +25,7 @@ import type { Logger } from '../../host/logger.js';
 import { RUNTIME_LIMITS } from '../../runtime/lifecycle.js';
 import type { AgentRuntime } from '../../runtime/runtime.js';
 import type { CardBuilder } from './card.js';
+import { TaskFeed } from './feed.js';
 import { isAfter, runStateOf, TASK_EVENT_TYPES, TaskFold, taskFromRun, type TaskUpdate, type UpdatePosition } from './tasks.js';
 
 const TASK_EVENT_SET: ReadonlySet<string> = new Set(TASK_EVENT_TYPES);
@@ -52,9 +54,42 @@ export const STATE = {
   position: 'toka.position',
   /** The position a resuming subscriber saw last (from `Last-Event-ID` or the WebSocket `lastEventId`). */
   resumeAfter: 'toka.resumeAfter',
-  /** An AbortSignal that ends a stream when its connection goes. */
-  signal: 'toka.signal',
+  /** The request's `Hangup`: the handler stops following its task once the caller is gone. */
+  hangup: 'toka.hangup',
 } as const;
+
+/**
+ * The caller of one request is gone: its connection closed before the answer, its stream was cancelled, or
+ * the face is shutting down. One per request, so a plain object: an AbortController with its AbortSignal
+ * (Node's EventTarget) cost more per request than the rest of the binding's own bookkeeping.
+ */
+export class Hangup {
+  private listeners: (() => void)[] = [];
+  private gone = false;
+
+  /** True once the caller is gone. */
+  get happened(): boolean {
+    return this.gone;
+  }
+
+  /** The caller is gone: each listener runs once (later calls do nothing). */
+  hangUp(): void {
+    if (this.gone) return;
+    this.gone = true;
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const listener of listeners) listener();
+  }
+
+  /** Run `listener` when the caller goes; returns what stops that. */
+  listen(listener: () => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+}
 
 /** The caller, as the SDK's context carries it: the session its token opened. */
 export class TokaUser implements User {
@@ -81,15 +116,24 @@ export interface A2aHandlerOptions {
   /** The HTTP face's URL (cards name their interfaces under it). */
   baseUrl: string;
   logger: Logger;
+  /** Task records kept for the streams just starting (default `FEED_RECENT`, feed.ts). */
+  keptTaskRecords?: number;
 }
 
 export class TokaA2aHandler implements A2ARequestHandler {
   private readonly host: Host;
   private readonly runtime: AgentRuntime;
+  private readonly feed: TaskFeed;
 
   constructor(private readonly options: A2aHandlerOptions) {
     this.host = options.host;
     this.runtime = options.runtime;
+    this.feed = new TaskFeed(options.host, options.logger, options.keptTaskRecords);
+  }
+
+  /** Tasks followed now (blocking `SendMessage`s and streams waiting for their task's next update). */
+  get following(): number {
+    return this.feed.following;
   }
 
   getAgentCard(): Promise<AgentCard> {
@@ -314,46 +358,50 @@ export class TokaA2aHandler implements A2ARequestHandler {
   }
 
   /**
-   * The task's updates: the ones the log holds up to a cut (all, after a position, or as one snapshot), then
-   * the live ones from the cut on, until the task ends (or, with `interrupted`, also at input-required).
+   * The task's updates: the ones committed before the stream starts (all, after a position, or as one
+   * snapshot), then the live ones, until the task ends (or, with `interrupted`, also at input-required).
    * Returns the fold as of the last update.
    */
   private async *updates(session: Session, id: string, from: From, until: 'terminal' | 'interrupted', context: ServerCallContext): AsyncGenerator<TaskUpdate, TaskFold, undefined> {
     const run = await this.run(session, id);
     const fold = new TaskFold(id);
-    const backlog: TaskUpdate[] = [];
     // A run is read from its first record on, not from its agent's first: a busy agent's history would
     // otherwise be scanned for every message sent to it and every task read.
-    const cut = await this.readRecords(run, from.kind === 'all' ? from.submittedSeq - 1 : await this.beforeFirst(run), (r) => backlog.push(...fold.apply(r)));
-    if (!fold.started) throw new TaskNotFoundError(`no task ${JSON.stringify(id.slice(0, 128))}`);
-    const finished = () => TERMINAL_RUN_STATES.includes(fold.state!) || (until === 'interrupted' && fold.state === 'input-required');
-    if (from.kind === 'snapshot') {
-      const last = backlog[backlog.length - 1];
-      yield { seq: last.seq, index: last.index, update: { payload: { $case: 'task', value: fold.task() } } };
-    } else {
-      for (const u of backlog) if (from.kind === 'all' || isAfter(u, from.position)) yield u;
-    }
-    if (finished()) return fold;
-
-    const signal = context.state.get(STATE.signal) as AbortSignal | undefined;
+    const afterSeq = from.kind === 'all' ? from.submittedSeq - 1 : await this.beforeFirst(run);
+    const hangup = context.state.get(STATE.hangup) as Hangup | undefined;
     const pending: LogRecord[] = [];
     let overflow = false;
     let wake: (() => void) | null = null;
-    const watching = this.host.watch(cut, (record) => {
-      const e = record.event as unknown as { type: string; run?: unknown };
-      if (record.event.vault !== run.vault || e.run !== id || !TASK_EVENT_SET.has(e.type)) return;
+    const following = this.feed.follow(run.vault, id, afterSeq, (record) => {
       if (pending.length >= A2A_LIMITS.maxStreamBacklog) overflow = true;
       else pending.push(record);
       wake?.();
     });
-    const onAbort = () => wake?.();
-    signal?.addEventListener('abort', onAbort);
+    const stopListening = hangup?.listen(() => wake?.());
     try {
+      // The backlog: every record of the run committed before now (from the log when the feed no longer
+      // keeps the first ones), then the live ones as the feed hands them over.
+      await following.ready;
+      const backlog: TaskUpdate[] = [];
+      let cut = 0;
+      if (!following.covered) cut = await this.readRecords(run, afterSeq, (r) => backlog.push(...fold.apply(r)));
+      for (const r of pending.splice(0)) if (r.seq > cut) backlog.push(...fold.apply(r));
+      if (!fold.started) throw new TaskNotFoundError(`no task ${JSON.stringify(id.slice(0, 128))}`);
+      const finished = () => TERMINAL_RUN_STATES.includes(fold.state!) || (until === 'interrupted' && fold.state === 'input-required');
+      if (from.kind === 'snapshot') {
+        const last = backlog[backlog.length - 1];
+        yield { seq: last.seq, index: last.index, update: { payload: { $case: 'task', value: fold.task() } } };
+      } else {
+        for (const u of backlog) if (from.kind === 'all' || isAfter(u, from.position)) yield u;
+      }
+      if (finished()) return fold;
       for (;;) {
         // The token is re-checked before each batch is delivered: a stream ends once it is revoked or expires.
         if (pending.length > 0) await this.host.authorize(session, 'state:read');
         while (pending.length > 0) {
-          for (const u of fold.apply(pending.shift()!)) yield u;
+          const record = pending.shift()!;
+          if (record.seq <= cut) continue;
+          for (const u of fold.apply(record)) yield u;
           if (finished()) return fold;
         }
         if (overflow) {
@@ -362,13 +410,13 @@ export class TokaA2aHandler implements A2ARequestHandler {
             max: A2A_LIMITS.maxStreamBacklog,
           });
         }
-        if (signal?.aborted || this.host.isClosing) return fold;
+        if (hangup?.happened || this.host.isClosing) return fold;
         await new Promise<void>((resolve) => (wake = resolve));
         wake = null;
       }
     } finally {
-      watching.unsubscribe();
-      signal?.removeEventListener('abort', onAbort);
+      following.unsubscribe();
+      stopListening?.();
     }
   }
 

@@ -19,7 +19,7 @@ import type { AgentRuntime } from '../../runtime/runtime.js';
 import { BodyTooLarge, bearerToken, readBody, sendError, sendJson } from '../http-request.js';
 import type { HttpServer } from '../http.js';
 import { A2A_PREFIX, A2A_VERSION, CARD_PATH, CardBuilder, JSONRPC_PATH, REST_PATH, WEBSOCKET_PATH, type A2aConfig } from './card.js';
-import { A2A_LIMITS, STATE, TokaA2aHandler, TokaUser } from './handler.js';
+import { A2A_LIMITS, Hangup, STATE, TokaA2aHandler, TokaUser } from './handler.js';
 import { refusalHeaders, refusalStatus } from './refusal.js';
 import { restBinding } from './rest.js';
 import { writeSse } from './sse.js';
@@ -35,11 +35,15 @@ export interface A2aMountOptions {
   maxStreams?: number;
   /** Interval of SSE keep-alive comments, ms (default 15000). */
   keepAliveMs?: number;
+  /** Task records kept for the streams just starting (default `FEED_RECENT`, feed.ts). */
+  keptTaskRecords?: number;
 }
 
 export interface A2aMount {
   /** Streams open now. */
   readonly streams: number;
+  /** Tasks followed now (blocking `SendMessage`s and streams waiting for their task's next update). */
+  readonly following: number;
   /** End every stream and WebSocket connection. */
   close(): Promise<void>;
 }
@@ -49,11 +53,11 @@ type JsonRpcError = { code: number; message: string; data?: unknown };
 export function mountA2a(server: HttpServer, host: Host, options: A2aMountOptions): A2aMount {
   const logger = options.logger.child({ face: 'a2a' });
   const cards = new CardBuilder(host, options.config);
-  const handler = new TokaA2aHandler({ host, runtime: options.runtime, cards, baseUrl: server.url, logger });
+  const handler = new TokaA2aHandler({ host, runtime: options.runtime, cards, baseUrl: server.url, logger, keptTaskRecords: options.keptTaskRecords });
   const jsonrpc = new JsonRpcTransportHandler(handler);
   const maxStreams = options.maxStreams ?? 256;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
-  const streams = new Set<AbortController>();
+  const streams = new Set<Hangup>();
 
   const websocket = new A2aWebSocketEndpoint(host, { jsonrpc, logger, streams, maxStreams });
 
@@ -77,7 +81,7 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
   server.routePrefix(REST_PATH, restBinding({ host, jsonrpc, logger, streams, maxStreams, keepAliveMs }));
 
   server.upgrade(WEBSOCKET_PATH, (req, socket, head) => websocket.handleUpgrade(req, socket, head), async () => {
-    for (const stream of streams) stream.abort();
+    for (const stream of streams) stream.hangUp();
     await websocket.close();
   });
 
@@ -133,13 +137,12 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
         { connection: 'close' },
       );
     }
-    const aborted = new AbortController();
-    // Only a response cut off before its end aborts the request's work: aborting after every answered
-    // request (a DOMException and an abort event each time) was a measurable part of a SendMessage's cost.
+    const hangup = new Hangup();
+    // Only a response cut off before its end means the caller is gone.
     res.once('close', () => {
-      if (!res.writableFinished) aborted.abort();
+      if (!res.writableFinished) hangup.hangUp();
     });
-    const state = new Map<string, unknown>([[STATE.signal, aborted.signal]]);
+    const state = new Map<string, unknown>([[STATE.hangup, hangup]]);
     const lastEventId = headerOf(req, 'last-event-id');
     if (lastEventId !== undefined) {
       const position = parseEventId(lastEventId);
@@ -175,11 +178,11 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
         { 'retry-after': '1' },
       );
     }
-    streams.add(aborted);
+    streams.add(hangup);
     try {
-      await streamSse(res, answer, context, idOf(body), aborted.signal);
+      await streamSse(res, answer, context, idOf(body), hangup);
     } finally {
-      streams.delete(aborted);
+      streams.delete(hangup);
     }
   }
 
@@ -189,7 +192,7 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
     stream: AsyncGenerator<{ jsonrpc: string; id: string | number | null; result?: unknown; error?: unknown }, void, undefined>,
     context: ServerCallContext,
     id: string | number | null,
-    signal: AbortSignal,
+    hangup: Hangup,
   ): Promise<void> {
     const errorOf = (err: unknown): { status: number; error: JsonRpcError; headers: Record<string, string> } => {
       const refusal = context.state.get(STATE.refusal) as HostError | undefined;
@@ -206,7 +209,7 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
     };
     return writeSse(res, stream, {
       keepAliveMs,
-      signal,
+      hangup,
       eventId: () => eventId(context.state.get(STATE.position) as UpdatePosition),
       data: (update) => JSON.stringify(update),
       errorEvent: (err) => `data: ${JSON.stringify(rpcError(id, errorOf(err).error))}\n\n`,
@@ -221,8 +224,11 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
     get streams() {
       return streams.size;
     },
+    get following() {
+      return handler.following;
+    },
     async close() {
-      for (const stream of streams) stream.abort();
+      for (const stream of streams) stream.hangUp();
       await websocket.close();
     },
   };

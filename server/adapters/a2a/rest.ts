@@ -27,7 +27,7 @@ import type { Host, Session } from '../../host/host.js';
 import type { Logger } from '../../host/logger.js';
 import { BodyTooLarge, bearerToken, httpStatusOf, readBody, sendJson } from '../http-request.js';
 import { A2A_VERSION, REST_PATH } from './card.js';
-import { A2A_LIMITS, STATE, TokaUser } from './handler.js';
+import { A2A_LIMITS, Hangup, STATE, TokaUser } from './handler.js';
 import { refusalHeaders } from './refusal.js';
 import { writeSse } from './sse.js';
 import { eventId, parseEventId, type UpdatePosition } from './tasks.js';
@@ -42,7 +42,7 @@ export interface RestBindingOptions {
   jsonrpc: JsonRpcTransportHandler;
   logger: Logger;
   /** Every open stream of the face (shared with the other bindings), for its bound and for shutdown. */
-  streams: Set<AbortController>;
+  streams: Set<Hangup>;
   maxStreams: number;
   keepAliveMs: number;
 }
@@ -175,9 +175,12 @@ export function restBinding(options: RestBindingOptions): (req: IncomingMessage,
       return fail(res, errorOf(err));
     }
 
-    const aborted = new AbortController();
-    res.on('close', () => aborted.abort());
-    const state = new Map<string, unknown>([[STATE.signal, aborted.signal]]);
+    const hangup = new Hangup();
+    // Only a response cut off before its end means the caller is gone.
+    res.once('close', () => {
+      if (!res.writableFinished) hangup.hangUp();
+    });
+    const state = new Map<string, unknown>([[STATE.hangup, hangup]]);
     const lastEventId = headerOf(req, 'last-event-id');
     if (lastEventId !== undefined && call.method === 'SubscribeToTask') {
       const position = parseEventId(lastEventId);
@@ -197,18 +200,18 @@ export function restBinding(options: RestBindingOptions): (req: IncomingMessage,
       const busy = tokaError(new HostError('Unavailable', `${maxStreams} streams are open; try again later`, { limit: 'a2a.maxStreams', max: maxStreams }), logger);
       return fail(res, { ...busy, headers: { 'retry-after': '1' } });
     }
-    streams.add(aborted);
+    streams.add(hangup);
     try {
       await writeSse(res, answer, {
         keepAliveMs,
-        signal: aborted.signal,
+        hangup,
         eventId: () => eventId(context.state.get(STATE.position) as UpdatePosition),
         data: (update) => JSON.stringify(update.result),
         errorEvent: (err) => `event: error\ndata: ${JSON.stringify(errorOf(err, context).body)}\n\n`,
         refuse: (err) => fail(res, errorOf(err, context)),
       });
     } finally {
-      streams.delete(aborted);
+      streams.delete(hangup);
     }
   };
 }

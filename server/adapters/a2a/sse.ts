@@ -6,12 +6,13 @@
  * with the binding's error event.
  */
 import type { ServerResponse } from 'node:http';
+import type { Hangup } from './handler.js';
 
 export interface SseFraming<T> {
   /** Interval of keep-alive comments, ms. */
   keepAliveMs: number;
-  /** Aborted when the connection goes (or the face shuts down): the stream stops at the next update. */
-  signal: AbortSignal;
+  /** Happens when the connection goes (or the face shuts down): the stream stops at the next update. */
+  hangup: Hangup;
   /** The event id of the update just taken from the stream (its log position). */
   eventId(): string;
   /** The `data:` of one update (JSON, one line). */
@@ -34,7 +35,7 @@ export async function writeSse<T>(res: ServerResponse, stream: AsyncGenerator<T,
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), framing.keepAliveMs);
   try {
     let step = first;
-    while (!step.done && !framing.signal.aborted) {
+    while (!step.done && !framing.hangup.happened) {
       if (!res.write(`id: ${framing.eventId()}\ndata: ${framing.data(step.value)}\n\n`)) {
         await new Promise<void>((resolve) => {
           res.once('drain', resolve);

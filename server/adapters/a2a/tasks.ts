@@ -77,7 +77,8 @@ interface Folded {
   id: string;
   agent: string;
   state: RunState;
-  updatedAt: number;
+  /** When the last record folded in was written, as the ISO 8601 timestamp the task shows. */
+  updatedAt: string;
   history: Message[];
   statusMessage?: Message;
   artifacts: Artifact[];
@@ -103,13 +104,13 @@ export class TaskFold {
     const updates: StreamResponse[] = [];
     if (e.type === 'RunSubmitted') {
       const run = e.run as RunRecord;
-      this.folded = { id: run.id, agent: run.agent, state: 'submitted', updatedAt: e.at, history: [textMessage(run.id, record.seq, Role.ROLE_USER, run.input)], artifacts: [] };
+      this.folded = { id: run.id, agent: run.agent, state: 'submitted', updatedAt: isoTime(e.at), history: [textMessage(run.id, record.seq, Role.ROLE_USER, run.input)], artifacts: [] };
       updates.push({ payload: { $case: 'task', value: this.task() } });
       return positioned(record.seq, updates);
     }
     const f = this.folded;
     if (!f) return [];
-    f.updatedAt = e.at;
+    f.updatedAt = isoTime(e.at);
     switch (e.type) {
       case 'RunStarted':
         updates.push(this.status('working', undefined));
@@ -169,16 +170,20 @@ export class TaskFold {
     return this.folded?.state;
   }
 
-  /** The task as of the last record folded in, with at most `historyLength` most recent messages. */
+  /**
+   * The task as of the last record folded in, with at most `historyLength` most recent messages. Its arrays
+   * are its own; the messages and artifacts in them are shared with the fold, which never changes one once
+   * it is folded in (a deep copy per task was a measurable part of a `SendMessage`'s cost).
+   */
   task(historyLength?: number): Task {
     const f = this.folded;
     if (!f) throw new Error(`run ${this.runId} has not been folded in`);
     return {
       id: f.id,
       contextId: f.id,
-      status: { state: STATES[f.state], message: f.statusMessage, timestamp: new Date(f.updatedAt).toISOString() },
-      artifacts: structuredClone(f.artifacts),
-      history: structuredClone(limitHistory(f.history, historyLength)),
+      status: { state: STATES[f.state], message: f.statusMessage, timestamp: f.updatedAt },
+      artifacts: f.artifacts.slice(),
+      history: limitHistory(f.history, historyLength).slice(),
       metadata: { agent: f.agent },
     };
   }
@@ -187,7 +192,7 @@ export class TaskFold {
     const f = this.folded!;
     f.state = state;
     f.statusMessage = message;
-    const status: TaskStatus = { state: STATES[state], message, timestamp: new Date(f.updatedAt).toISOString() };
+    const status: TaskStatus = { state: STATES[state], message, timestamp: f.updatedAt };
     return { payload: { $case: 'statusUpdate', value: { taskId: f.id, contextId: f.id, status, metadata: undefined } } };
   }
 }
@@ -205,7 +210,7 @@ export function taskFromRun(run: RunRecord): Task {
   return {
     id: run.id,
     contextId: run.id,
-    status: { state: STATES[run.state], message, timestamp: new Date(run.updatedAt).toISOString() },
+    status: { state: STATES[run.state], message, timestamp: isoTime(run.updatedAt) },
     artifacts: (run.artifacts ?? []).map(toArtifact),
     history: [],
     metadata: { agent: run.agent },
@@ -215,6 +220,10 @@ export function taskFromRun(run: RunRecord): Task {
 export function limitHistory(history: Message[], historyLength: number | undefined): Message[] {
   if (historyLength === undefined) return history;
   return historyLength <= 0 ? [] : history.slice(-historyLength);
+}
+
+function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
 }
 
 function positioned(seq: number, updates: StreamResponse[]): TaskUpdate[] {

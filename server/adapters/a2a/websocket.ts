@@ -19,7 +19,7 @@ import type { Logger } from '../../host/logger.js';
 import { bearerToken } from '../http-request.js';
 import { writeRawResponse } from '../websocket.js';
 import { A2A_VERSION } from './card.js';
-import { A2A_LIMITS, STATE, TokaUser } from './handler.js';
+import { A2A_LIMITS, Hangup, STATE, TokaUser } from './handler.js';
 import { eventId, parseEventId, type UpdatePosition } from './tasks.js';
 
 
@@ -41,7 +41,7 @@ export interface A2aWebSocketOptions {
   jsonrpc: JsonRpcTransportHandler;
   logger: Logger;
   /** Every open stream of the face (shared with SSE), for its bound and for shutdown. */
-  streams: Set<AbortController>;
+  streams: Set<Hangup>;
   maxStreams: number;
   pingIntervalMs?: number;
 }
@@ -90,7 +90,7 @@ export class A2aWebSocketEndpoint {
   private serve(ws: WebSocket, session: Session): void {
     const { logger } = this.options;
     this.sockets.add(ws);
-    const streams = new Map<Id, AbortController>();
+    const streams = new Map<Id, Hangup>();
     let inFlight = 0;
     let alive = true;
     const pinger = setInterval(() => {
@@ -128,7 +128,7 @@ export class A2aWebSocketEndpoint {
       if (message.method === CANCEL_STREAM) {
         const target = (message.params as { id?: unknown } | undefined)?.id;
         const stream = typeof target === 'string' || typeof target === 'number' ? streams.get(target) : undefined;
-        stream?.abort();
+        stream?.hangUp();
         return send({ jsonrpc: '2.0', id, result: { cancelled: stream !== undefined } });
       }
       if (streams.has(id)) return fail(id, { code: ErrorCodes.InvalidRequest, message: `a stream with id ${JSON.stringify(id)} is open on this connection`, data: { name: 'InvalidRequest' } });
@@ -146,7 +146,7 @@ export class A2aWebSocketEndpoint {
     ws.on('close', () => {
       clearInterval(pinger);
       this.sockets.delete(ws);
-      for (const stream of streams.values()) stream.abort();
+      for (const stream of streams.values()) stream.hangUp();
     });
     ws.on('error', (err) => logger.debug('a2a websocket error', { err }));
   }
@@ -155,12 +155,12 @@ export class A2aWebSocketEndpoint {
     message: Record<string, unknown>,
     id: Id,
     session: Session,
-    streams: Map<Id, AbortController>,
+    streams: Map<Id, Hangup>,
     send: (m: unknown) => void,
     fail: (id: Id | null, e: RpcError) => void,
   ): Promise<void> {
-    const aborted = new AbortController();
-    const state = new Map<string, unknown>([[STATE.signal, aborted.signal]]);
+    const hangup = new Hangup();
+    const state = new Map<string, unknown>([[STATE.hangup, hangup]]);
     const params = message.params as Record<string, unknown> | undefined;
     if (message.method === 'SubscribeToTask' && params && typeof params === 'object' && params.lastEventId !== undefined) {
       const position = typeof params.lastEventId === 'string' ? parseEventId(params.lastEventId) : null;
@@ -189,8 +189,8 @@ export class A2aWebSocketEndpoint {
       await answer.return(undefined);
       return fail(id, { code: ErrorCodes.LimitExceeded, message: 'too many open streams', data: { name: 'LimitExceeded', limit: 'a2a.ws.maxStreamsPerConnection', max: A2A_WS_LIMITS.maxStreamsPerConnection } });
     }
-    streams.set(id, aborted);
-    all.add(aborted);
+    streams.set(id, hangup);
+    all.add(hangup);
     let last: string | null = null;
     try {
       for (;;) {
@@ -203,14 +203,14 @@ export class A2aWebSocketEndpoint {
           if (mapped.code === ErrorCodes.InternalError) this.options.logger.error('a2a websocket stream failed', { err });
           return fail(id, mapped.code === ErrorCodes.InternalError ? { code: mapped.code, message: 'internal error' } : mapped);
         }
-        if (step.done || aborted.signal.aborted) break;
+        if (step.done || hangup.happened) break;
         last = eventId(context.state.get(STATE.position) as UpdatePosition);
         send({ jsonrpc: '2.0', method: STREAM_UPDATE, params: { id, eventId: last, result: step.value.result } });
       }
-      send({ jsonrpc: '2.0', id, result: { lastEventId: last, cancelled: aborted.signal.aborted } });
+      send({ jsonrpc: '2.0', id, result: { lastEventId: last, cancelled: hangup.happened } });
     } finally {
       streams.delete(id);
-      all.delete(aborted);
+      all.delete(hangup);
       await answer.return(undefined);
     }
   }
