@@ -165,11 +165,99 @@ function wrap<T>(value: T, handler: ProxyHandler<object>): T {
   return value === null || typeof value !== 'object' ? value : (new Proxy(value as object, handler) as T);
 }
 
+/**
+ * The key through which `stateColumn` asks a view of the kernel to read the object behind it directly (a read
+ * through a view costs a trap, and one of an object a new view). What it yields holds only strings and primitives.
+ */
+const COLUMN = Symbol('column');
+
+/** The member names of `map` and the value of `field` of each member: a primitive, else undefined. */
+export interface StateColumn {
+  keys: string[];
+  values: unknown[];
+}
+
+/**
+ * The member names of `map`, an object or array of the state or a kernel view of one (`Object.keys`), and for
+ * each member the value of its own `field` when that is a primitive (string, number, boolean, null; anything
+ * else reads as undefined). A handler lists a map, or chooses among its records (say the oldest), with it at the
+ * cost of reading plain objects: listing a view's keys costs ~100× a plain object's, and reading through views
+ * a trap per read and a new view per object.
+ */
+export function stateColumn(map: object, field?: string): StateColumn {
+  const read = (map as { [COLUMN]?: unknown })[COLUMN];
+  return typeof read === 'function' ? (read as (field?: string) => StateColumn)(field) : column(map, field);
+}
+
+function column(target: object, field: string | undefined): StateColumn {
+  const keys = Object.keys(target);
+  const values: unknown[] = [];
+  if (field !== undefined) {
+    const t = target as Record<string, unknown>;
+    for (const key of keys) {
+      const member = t[key];
+      const value = member !== null && typeof member === 'object' && Object.hasOwn(member, field) ? (member as Record<string, unknown>)[field] : undefined;
+      values.push(value !== null && typeof value === 'object' ? undefined : value);
+    }
+  }
+  return { keys, values };
+}
+
+/** What a view's trap answers for `COLUMN`: a reader of the object behind the view. */
+function columnOf(target: object): (field?: string) => StateColumn {
+  return (field) => column(target, field);
+}
+
 class ReadOnlyHandler implements ProxyHandler<object> {
   constructor(readonly label: string) {}
 
   get(target: object, key: string | symbol, receiver: unknown): unknown {
+    if (key === COLUMN) return columnOf(target);
     return wrap(Reflect.get(target, key, receiver), this);
+  }
+
+  set(): boolean {
+    return this.deny();
+  }
+
+  defineProperty(): boolean {
+    return this.deny();
+  }
+
+  deleteProperty(): boolean {
+    return this.deny();
+  }
+
+  setPrototypeOf(): boolean {
+    return this.deny();
+  }
+
+  preventExtensions(): boolean {
+    return this.deny();
+  }
+
+  deny(): never {
+    throw new TypeError(`${this.label} is read-only`);
+  }
+}
+
+/**
+ * The handler of the views of an event a registered handler applies: read-only, and readable only while its
+ * `apply` runs (the handler must not keep the event: the caller owns it once the commit is over). Each view
+ * made is remembered by the commit's writable views, so a part of the event written to the state is copied
+ * from the event's own object.
+ */
+class EventViewHandler implements ProxyHandler<object> {
+  constructor(
+    readonly owner: JournaledHandler,
+    readonly label: string,
+  ) {}
+
+  get(target: object, key: string | symbol): unknown {
+    if (this.owner.journal.closed) throw new TypeError(`${this.label} read after its apply returned`);
+    if (key === COLUMN) return columnOf(target);
+    const value = Reflect.get(target, key);
+    return value === null || typeof value !== 'object' ? value : this.owner.remember(new Proxy(value, this), value);
   }
 
   set(): boolean {
@@ -218,9 +306,21 @@ export class JournaledHandler implements ProxyHandler<object> {
   /** A writable view of `value` (a primitive as is). */
   view<T>(value: T): T {
     if (value === null || typeof value !== 'object') return value;
-    const view = new Proxy(value as object, this);
-    (this.#shown ??= new Map()).set(view, value as object);
-    return view as T;
+    return this.remember(new Proxy(value as object, this), value as object) as T;
+  }
+
+  /**
+   * The read-only view of an event that `apply` is given instead of a copy: reads see the event as the
+   * handler returned it (or the log holds it), writes throw, and so does any read once the commit is over.
+   */
+  event<T extends object>(event: T, label: string): T {
+    return this.remember(new Proxy(event, new EventViewHandler(this, label)), event) as T;
+  }
+
+  /** Record that `view` shows `target`, so that writing the view stores a copy of `target`. */
+  remember(view: object, target: object): object {
+    (this.#shown ??= new Map()).set(view, target);
+    return view;
   }
 
   /** The deep copy of `value` a write stores in the state (never the value itself, nor a part of it). */
@@ -231,6 +331,7 @@ export class JournaledHandler implements ProxyHandler<object> {
 
   /** Own members are writable state; an inherited one (`__proto__`, a method) is read-only. */
   get(target: object, key: string | symbol): unknown {
+    if (key === COLUMN) return columnOf(target);
     const value = Reflect.get(target, key);
     if (value === null || typeof value !== 'object') return value;
     return Object.hasOwn(target, key) ? this.view(value) : wrap(value, (this.#readOnly ??= new ReadOnlyHandler(this.label)));

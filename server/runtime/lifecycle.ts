@@ -28,6 +28,7 @@ import {
 } from '../../protocol/runtime.js';
 import { KernelError } from '../kernel/errors.js';
 import type { KernelView, OpcodeHandler } from '../kernel/handler.js';
+import { stateColumn } from '../kernel/state.js';
 import {
   isPlainObject,
   onlyFields,
@@ -189,38 +190,65 @@ function requireToolCall(v: unknown, where: string): RunToolCall {
   return o as unknown as RunToolCall;
 }
 
-function update(run: RunRecord, at: number, changes: Partial<RunRecord>): void {
-  Object.assign(run, changes, { updatedAt: at });
-}
-
 type RunEvent = KernelEvent & Record<string, unknown>;
 
 /**
  * What each event of a run does to its record: the one definition the kernel applies (each handler's
- * `apply`) and the runner follows its own run by (`advanceRun`), so the two cannot drift.
+ * `apply`) and the runner follows its own run by (`advanceRun`), so the two cannot drift. Each sets the
+ * fields it changes one by one, then `updatedAt` (through the kernel's views, every assignment is a journaled
+ * write; no object is built for it).
  */
 const RUN_STEPS: Readonly<Record<string, (run: RunRecord, e: RunEvent) => void>> = {
-  RunStarted: (run, e) => update(run, e.at, { state: 'working', executor: e.executor as string, startedAt: e.at }),
-  LlmTurnRecorded: (run, e) =>
-    update(run, e.at, { turns: run.turns + 1, tokens: run.tokens + (e.tokens as number), outputBytes: run.outputBytes + (e.bytes as number) }),
+  RunStarted: (run, e) => {
+    run.state = 'working';
+    run.executor = e.executor as string;
+    run.startedAt = e.at;
+    run.updatedAt = e.at;
+  },
+  LlmTurnRecorded: (run, e) => {
+    run.turns += 1;
+    run.tokens += e.tokens as number;
+    run.outputBytes += e.bytes as number;
+    run.updatedAt = e.at;
+  },
   ToolCallRequested: (run, e) => {
+    run.toolCalls += 1;
     const approval = e.approval as ApprovalRecord | undefined;
-    update(run, e.at, { toolCalls: run.toolCalls + 1, ...(approval ? { state: 'input-required', approval } : {}) });
+    if (approval) {
+      run.state = 'input-required';
+      run.approval = approval;
+    }
+    run.updatedAt = e.at;
   },
   ApprovalResolved: (run, e) => {
     delete run.approval;
-    update(run, e.at, { state: 'working' });
+    run.state = 'working';
+    run.updatedAt = e.at;
   },
-  ToolResultRecorded: (run, e) => update(run, e.at, { outputBytes: run.outputBytes + (e.bytes as number) }),
-  ToolProgressRecorded: (run, e) => update(run, e.at, {}),
-  RunCompleted: (run, e) => update(run, e.at, { state: 'completed', text: e.text as string, artifacts: e.artifacts as RunArtifact[] }),
+  ToolResultRecorded: (run, e) => {
+    run.outputBytes += e.bytes as number;
+    run.updatedAt = e.at;
+  },
+  ToolProgressRecorded: (run, e) => {
+    run.updatedAt = e.at;
+  },
+  RunCompleted: (run, e) => {
+    run.state = 'completed';
+    run.text = e.text as string;
+    run.artifacts = e.artifacts as RunArtifact[];
+    run.updatedAt = e.at;
+  },
   RunFailed: (run, e) => {
     delete run.approval;
-    update(run, e.at, { state: 'failed', reason: e.reason as RunRecord['reason'] });
+    run.state = 'failed';
+    run.reason = e.reason as RunRecord['reason'];
+    run.updatedAt = e.at;
   },
   RunCancelled: (run, e) => {
     delete run.approval;
-    update(run, e.at, { state: 'canceled', reason: { code: 'Cancelled', message: e.reason as string } });
+    run.state = 'canceled';
+    run.reason = { code: 'Cancelled', message: e.reason as string };
+    run.updatedAt = e.at;
   },
 };
 
@@ -257,13 +285,13 @@ function applyEnd(event: KernelEvent, state: WorldState): void {
   const kept = ended[run.agent];
   kept[id] = run;
   delete shard[id];
-  // Reads go through the kernel's views of the state: list the ids once, then read one field per record.
-  const ids = Object.keys(kept);
+  // The state is read through the kernel's views: `stateColumn` lists the ids and their end times at once.
+  const { keys: ids, values: ends } = stateColumn(kept, 'updatedAt');
   if (ids.length <= ENDED_RUNS_KEPT) return;
   let oldest = ids[0];
-  let oldestAt = kept[oldest].updatedAt;
+  let oldestAt = ends[0] as number;
   for (let i = 1; i < ids.length; i++) {
-    const at = kept[ids[i]].updatedAt;
+    const at = ends[i] as number;
     if (at < oldestAt || (at === oldestAt && ids[i] < oldest)) {
       oldest = ids[i];
       oldestAt = at;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { canonicalJson } from '../../../protocol/canonical.js';
 import type { KernelEvent, WorldState } from '../../../protocol/kernel.js';
-import { Kernel, type OpcodeHandler } from '../../../server/kernel/kernel.js';
+import { Kernel, stateColumn, type OpcodeHandler } from '../../../server/kernel/kernel.js';
 import { deepCopy } from '../../../server/kernel/state.js';
 import { claims, digest, envelope } from './helpers.js';
 
@@ -269,5 +269,69 @@ describe('kernel write path of registered handlers (journaled, in place)', () =>
     assert.throws(() => kernel.execute(envelope({ type: 'Odd' }, perm)), TypeError);
     assert.equal(digest(kernel.state), before);
     assert.deepEqual((kernel.state as WorldState).ext.keep, { n: 1 });
+  });
+
+  it('apply gets the event read-only and readable only while it runs; its parts written to the state are copies', () => {
+    let kept: { value: { list: unknown[] } } | undefined;
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Read', permission: 'agent:pause', namespace: 'read', eventTypes: ['Read'],
+      execute: (env, view) => [view.event('Read', { value: (env.op as unknown as { value: unknown }).value, change: (env.op as unknown as { change: string }).change })],
+      apply(event, state) {
+        const e = event as KernelEvent & { value: { list: unknown[]; n: number }; change: string };
+        kept = e;
+        state.ext.read = { value: e.value, list: e.value.list };
+        if (e.change === 'member') e.value.n = 2;
+        if (e.change === 'nested') e.value.list.push(3);
+        if (e.change === 'delete') delete (e as Partial<typeof e>).change;
+      },
+    });
+    const [event] = kernel.execute(envelope({ type: 'Read', value: { list: [1, { n: 1 }], n: 1 }, change: 'none' }, perm)) as (KernelEvent & {
+      value: { list: [number, { n: number }] };
+    })[];
+    assert.deepEqual(kernel.state.ext.read, { value: { list: [1, { n: 1 }], n: 1 }, list: [1, { n: 1 }] });
+    const ns = kernel.state.ext.read as { value: { list: unknown }; list: unknown };
+    assert.notEqual(ns.value.list, ns.list, 'each write stores its own copy');
+    event.value.list[1].n = 9;
+    assert.deepEqual(ns.list, [1, { n: 1 }], 'the state shares nothing with the returned event');
+    assert.throws(() => kept!.value, /handler Read: the event applied read after its apply returned/);
+    const before = digest(kernel.state);
+    for (const change of ['member', 'nested', 'delete']) {
+      const op = { type: 'Read', value: { list: [5], n: 5 }, change };
+      assert.throws(() => kernel.execute(envelope(op, perm)), /handler Read: the event applied is read-only/);
+      assert.deepEqual(op, { type: 'Read', value: { list: [5], n: 5 }, change }, 'the operation is unchanged');
+      assert.equal(digest(kernel.state), before, 'the failed apply is rolled back');
+    }
+  });
+
+  it('stateColumn reads a map through any view as its plain object: keys, primitive fields, nothing writable', () => {
+    const seen: unknown[] = [];
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Col', permission: 'agent:pause', namespace: 'col', eventTypes: ['Col'],
+      execute(_env, view) {
+        const ns = view.ext('col') as { map: object } | undefined;
+        if (ns !== undefined) seen.push(stateColumn(ns.map, 'at'));
+        return [view.event('Col', { map: { x: { at: 3 }, y: { at: { deep: 1 } }, z: 7 } })];
+      },
+      apply(event, state) {
+        const e = event as KernelEvent & { map: object };
+        seen.push(stateColumn(e.map, 'at'));
+        if (state.ext.col === undefined) state.ext.col = { map: { b: { at: 2, other: 'o' }, a: { at: 'one' }, c: { at: null } } };
+        const map = (state.ext.col as { map: Record<string, unknown> }).map;
+        const col = stateColumn(map, 'at');
+        col.keys.push('zz');
+        col.values[0] = 'changed';
+        seen.push(stateColumn(map, 'at'), stateColumn(map), stateColumn(state.agents));
+      },
+    });
+    kernel.execute(envelope({ type: 'Col' }, perm));
+    kernel.execute(envelope({ type: 'Col' }, perm));
+    const map = { keys: ['b', 'a', 'c'], values: [2, 'one', null] };
+    const fromEvent = { keys: ['x', 'y', 'z'], values: [3, undefined, undefined] };
+    const agents = { keys: Object.keys(kernel.state.agents), values: [] };
+    assert.deepEqual(seen, [fromEvent, map, { keys: map.keys, values: [] }, agents, map, fromEvent, map, { keys: map.keys, values: [] }, agents]);
+    assert.deepEqual(stateColumn({ p: { at: 1 } }, 'at'), { keys: ['p'], values: [1] });
+    assert.deepEqual(kernel.state.ext.col, { map: { b: { at: 2, other: 'o' }, a: { at: 'one' }, c: { at: null } } });
   });
 });
