@@ -30,7 +30,7 @@ import { StateView } from './view.js';
 
 export type { KernelView, OpcodeHandler } from './handler.js';
 export { grantStatus, tokenRevoked, type GrantStatus } from './revocation.js';
-export { emptyState, stateColumn, type StateColumn } from './state.js';
+export { emptyState, stateAt, stateColumn, type StateColumn } from './state.js';
 
 const CONCRETE_PERMISSION = /^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*$/;
 

@@ -203,6 +203,40 @@ function column(target: object, field: string | undefined): StateColumn {
   return { keys, values };
 }
 
+/**
+ * The key through which `stateAt` asks a view of the kernel to walk a path from the object behind it; the
+ * value found is handed out as the view would hand it out (a primitive as is, an object as a view).
+ */
+const AT = Symbol('at');
+
+/**
+ * The value at `path` below `value` (an object of the state or of an event, or a kernel view of one), own
+ * members only: undefined when a step is missing, inherited or not an object. Through a view, the steps read
+ * the plain objects behind it (no trap or view per step) and the value found comes back as reading it step by
+ * step through the view would give it: a primitive as is, an object as a view with the same rights.
+ */
+export function stateAt(value: object, ...path: string[]): unknown {
+  const at = (value as { [AT]?: unknown })[AT];
+  return typeof at === 'function' ? (at as (path: string[]) => unknown)(path) : walk(value, path);
+}
+
+function walk(target: object, path: string[]): unknown {
+  let cur: unknown = target;
+  for (const key of path) {
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, key)) return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}
+
+/** What a view's trap answers for `AT`: a walker of the object behind the view, whose finds `show` wraps. */
+function atOf(target: object, show: (value: object) => unknown): (path: string[]) => unknown {
+  return (path) => {
+    const found = walk(target, path);
+    return found === null || typeof found !== 'object' ? found : show(found);
+  };
+}
+
 /** What a view's trap answers for `COLUMN`: a reader of the object behind the view. */
 function columnOf(target: object): (field?: string) => StateColumn {
   return (field) => column(target, field);
@@ -213,6 +247,7 @@ class ReadOnlyHandler implements ProxyHandler<object> {
 
   get(target: object, key: string | symbol, receiver: unknown): unknown {
     if (key === COLUMN) return columnOf(target);
+    if (key === AT) return atOf(target, (found) => wrap(found, this));
     return wrap(Reflect.get(target, key, receiver), this);
   }
 
@@ -254,9 +289,24 @@ class EventViewHandler implements ProxyHandler<object> {
   ) {}
 
   get(target: object, key: string | symbol): unknown {
-    if (this.owner.journal.closed) throw new TypeError(`${this.label} read after its apply returned`);
-    if (key === COLUMN) return columnOf(target);
-    const value = Reflect.get(target, key);
+    this.#open();
+    // The readers handed out for `COLUMN` and `AT` are refused after the apply too.
+    if (key === COLUMN) {
+      return (field?: string) => {
+        this.#open();
+        return column(target, field);
+      };
+    }
+    if (key === AT) {
+      return (path: string[]) => {
+        this.#open();
+        return this.#show(walk(target, path));
+      };
+    }
+    return this.#show(Reflect.get(target, key));
+  }
+
+  #show(value: unknown): unknown {
     return value === null || typeof value !== 'object' ? value : this.owner.remember(new Proxy(value, this), value);
   }
 
@@ -282,6 +332,11 @@ class EventViewHandler implements ProxyHandler<object> {
 
   deny(): never {
     throw new TypeError(`${this.label} is read-only`);
+  }
+
+  /** Reads are refused once the apply has returned (the event is the caller's again). */
+  #open(): void {
+    if (this.owner.journal.closed) throw new TypeError(`${this.label} read after its apply returned`);
   }
 }
 
@@ -332,6 +387,7 @@ export class JournaledHandler implements ProxyHandler<object> {
   /** Own members are writable state; an inherited one (`__proto__`, a method) is read-only. */
   get(target: object, key: string | symbol): unknown {
     if (key === COLUMN) return columnOf(target);
+    if (key === AT) return atOf(target, (found) => this.view(found));
     const value = Reflect.get(target, key);
     if (value === null || typeof value !== 'object') return value;
     return Object.hasOwn(target, key) ? this.view(value) : wrap(value, (this.#readOnly ??= new ReadOnlyHandler(this.label)));

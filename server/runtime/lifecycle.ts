@@ -28,7 +28,7 @@ import {
 } from '../../protocol/runtime.js';
 import { KernelError } from '../kernel/errors.js';
 import type { KernelView, OpcodeHandler } from '../kernel/handler.js';
-import { stateColumn } from '../kernel/state.js';
+import { stateAt, stateColumn } from '../kernel/state.js';
 import {
   isPlainObject,
   onlyFields,
@@ -94,18 +94,19 @@ function writable(state: WorldState): RuntimeState {
   return state.ext[RUNTIME_NAMESPACE] as RuntimeState;
 }
 
-/** The runtime record of an agent (own property only: ids come from the wire), or undefined. */
+/*
+ * Lookups in the runtime namespace use the kernel's `stateAt` (own members only: ids come from the wire), which
+ * walks the plain objects behind the kernel's views instead of making a view per step.
+ */
+
+/** The runtime record of an agent, or undefined. */
 function agentIn(rt: RuntimeState, id: string): AgentRuntimeRecord | undefined {
-  return Object.hasOwn(rt.agents, id) ? rt.agents[id] : undefined;
+  return stateAt(rt, 'agents', id) as AgentRuntimeRecord | undefined;
 }
 
-/** A live run (own properties only), or undefined. */
+/** A live run, or undefined. */
 function liveRun(rt: RuntimeState, id: string): RunRecord | undefined {
-  const runs = rt.runs;
-  const key = runShard(id);
-  if (!Object.hasOwn(runs, key)) return undefined;
-  const shard = runs[key];
-  return Object.hasOwn(shard, id) ? shard[id] : undefined;
+  return stateAt(rt, 'runs', runShard(id), id) as RunRecord | undefined;
 }
 
 /** Every live run, in no particular order. */
@@ -264,8 +265,7 @@ export function advanceRun(run: RunRecord, event: KernelEvent): boolean {
 
 /** Apply a step event to the run it names in the live state. */
 function applyStep(event: KernelEvent, state: WorldState): void {
-  const id = (event as RunEvent).run as string;
-  RUN_STEPS[event.type](writable(state).runs[runShard(id)][id], event as RunEvent);
+  RUN_STEPS[event.type](liveRun(writable(state), (event as RunEvent).run as string)!, event as RunEvent);
 }
 
 /**
@@ -276,7 +276,7 @@ function applyStep(event: KernelEvent, state: WorldState): void {
 function applyEnd(event: KernelEvent, state: WorldState): void {
   const rt = writable(state);
   const id = (event as RunEvent).run as string;
-  const shard = rt.runs[runShard(id)];
+  const shard = stateAt(rt, 'runs', runShard(id)) as Record<string, RunRecord>;
   const run = shard[id];
   RUN_STEPS[event.type](run, event as RunEvent);
   if (!Object.hasOwn(rt, 'ended')) rt.ended = {};
@@ -388,8 +388,9 @@ export const submitRun = handler({
     if (record?.terminated) throw KernelError.invalid(`agent ${agent.id} is terminated`);
     if (o.task !== undefined) view.task(agent.id, o.task as string);
     const id = freshId(env, 0);
-    const kept = rt.ended !== undefined && Object.hasOwn(rt.ended, agent.id) ? rt.ended[agent.id] : {};
-    if (liveRun(rt, id) !== undefined || Object.hasOwn(kept, id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
+    if (liveRun(rt, id) !== undefined || stateAt(rt, 'ended', agent.id, id) !== undefined) {
+      throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
+    }
     const run: RunRecord = {
       id,
       agent: agent.id,

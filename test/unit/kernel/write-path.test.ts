@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { canonicalJson } from '../../../protocol/canonical.js';
 import type { KernelEvent, WorldState } from '../../../protocol/kernel.js';
-import { Kernel, stateColumn, type OpcodeHandler } from '../../../server/kernel/kernel.js';
+import { Kernel, stateAt, stateColumn, type OpcodeHandler } from '../../../server/kernel/kernel.js';
 import { deepCopy } from '../../../server/kernel/state.js';
 import { claims, digest, envelope } from './helpers.js';
 
@@ -333,5 +333,54 @@ describe('kernel write path of registered handlers (journaled, in place)', () =>
     assert.deepEqual(seen, [fromEvent, map, { keys: map.keys, values: [] }, agents, map, fromEvent, map, { keys: map.keys, values: [] }, agents]);
     assert.deepEqual(stateColumn({ p: { at: 1 } }, 'at'), { keys: ['p'], values: [1] });
     assert.deepEqual(kernel.state.ext.col, { map: { b: { at: 2, other: 'o' }, a: { at: 'one' }, c: { at: null } } });
+  });
+
+  it('stateAt walks own members behind any view and hands out what the view would: writable, read-only or closed', () => {
+    const found: unknown[] = [];
+    let keptEvent: object | undefined;
+    let keptAt: unknown;
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'At', permission: 'agent:pause', namespace: 'at', eventTypes: ['At'],
+      execute(_env, view) {
+        const ns = view.ext('at') as object | undefined;
+        if (ns !== undefined) {
+          const rec = stateAt(ns, 'map', 'k') as { n: number };
+          found.push(rec.n, stateAt(ns, 'map', 'k', 'n'), stateAt(ns, 'map', 'toString'), stateAt(ns, 'map', 'k', 'n', 'deeper'));
+          assert.throws(() => {
+            rec.n = 5;
+          }, /KernelView is read-only/);
+        }
+        return [view.event('At', { deep: { list: [{ v: 1 }] } })];
+      },
+      apply(event, state) {
+        keptEvent = event;
+        const item = stateAt(event, 'deep', 'list', '0') as { v: number };
+        found.push(item.v);
+        assert.throws(() => {
+          item.v = 2;
+        }, /the event applied is read-only/);
+        if (state.ext.at === undefined) state.ext.at = { map: { k: { n: 1 } } };
+        const rec = stateAt(state.ext.at as object, 'map', 'k') as { n: number };
+        rec.n += 1;
+        (state.ext.at as { copy?: unknown }).copy = stateAt(event, 'deep');
+        found.push(stateAt(state.agents, 'nobody'), stateAt(state.ext, 'at', 'map', 'k', 'n'));
+        keptAt = stateAt(state.ext.at as object, 'map', 'k');
+        assert.throws(() => {
+          (stateAt(state.agents, Object.keys(state.agents)[0]) as { name: string }).name = 'x';
+        }, /state outside ext.at is read-only/);
+      },
+    });
+    kernel.execute(envelope({ type: 'SpawnSubAgent', parent: 'root', spec: { name: 'a' } }, perm));
+    kernel.execute(envelope({ type: 'At' }, perm));
+    kernel.execute(envelope({ type: 'At' }, perm));
+    assert.deepEqual(found, [1, undefined, 2, 2, 2, undefined, undefined, 1, undefined, 3]);
+    assert.deepEqual(kernel.state.ext.at, { map: { k: { n: 3 } }, copy: { list: [{ v: 1 }] } });
+    assert.throws(() => stateAt(keptEvent!, 'deep'), /read after its apply returned/);
+    assert.throws(() => {
+      (keptAt as { n: number }).n = 9;
+    }, /after its apply returned/);
+    assert.equal(stateAt({ a: { b: 0 } }, 'a', 'b'), 0);
+    assert.equal(stateAt({ a: 1 }, 'a', 'b'), undefined);
   });
 });
