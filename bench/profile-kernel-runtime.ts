@@ -1,7 +1,9 @@
 /**
  * Profiling aid (not part of `npm run bench`): the kernel alone (no host, no log) taking no-op runs through
  * the runtime's lifecycle (SubmitRun → StartRun → RecordLlmTurn → CompleteRun) over 256 agents, against as
- * many `EmitObservation`s as those runs take operations. Prints CPU µs and GC ms per task for each:
+ * many `EmitObservation`s as those runs take operations. Prints CPU µs and GC ms per task for each, then one
+ * round timed operation by operation (each lifecycle step per task, against 4 observations, interleaved in
+ * one pass so that both see the same load):
  *   node --import tsx --expose-gc bench/profile-kernel-runtime.ts [tasks]
  */
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -17,10 +19,17 @@ const T0 = 1_700_000_000_000;
 const claims: CapabilityClaims = { sub: 'alice', vault: 'A', permissions: ['*'], iat: T0 / 1000, exp: T0 / 1000 + 1e6, jti: 'jti-alice', grant: 'g0' };
 
 let seq = 0;
+/** Wall time per operation type, ms, when `timing` is on. */
+const spent = new Map<string, number>();
+let timing = false;
 function submit(kernel: Kernel, op: Record<string, unknown>): KernelEvent[] {
   seq++;
   const env: OperationEnvelope = { id: `op-${seq}`, at: T0 + seq, origin: claims.sub, claims, ids: [`${(seq % 4096).toString(16).padStart(3, '0')}-${seq}`], op: op as unknown as Operation };
-  return kernel.execute(env);
+  if (!timing) return kernel.execute(env);
+  const started = performance.now();
+  const events = kernel.execute(env);
+  spent.set(op.type as string, (spent.get(op.type as string) ?? 0) + performance.now() - started);
+  return events;
 }
 
 let gcMs = 0;
@@ -70,3 +79,17 @@ for (let r = 0; r < ROUNDS; r++) {
   measure('observations ×4', kernel, () => observations(TASKS));
   await new Promise((r) => setTimeout(r, 50));
 }
+
+/** One round of each lifecycle step of `AGENTS` runs followed by as many observations ×4, operation by operation. */
+timing = true;
+for (let i = 0; i < TASKS; i += AGENTS) {
+  tasks(AGENTS);
+  observations(AGENTS);
+}
+const perTask = (ms: number) => (ms * 1000) / TASKS;
+const task = ['SubmitRun', 'StartRun', 'RecordLlmTurn', 'CompleteRun'].reduce((sum, t) => sum + (spent.get(t) ?? 0), 0);
+const obs = spent.get('EmitObservation') ?? 0;
+process.stderr.write(
+  `per operation, µs per task: ${[...spent].map(([t, ms]) => `${t} ${perTask(ms).toFixed(1)}`).join(', ')} (4 per task); ` +
+    `a task costs ${(task / obs).toFixed(2)}× 4 observations\n`,
+);

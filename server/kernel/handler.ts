@@ -65,7 +65,8 @@ export interface OpcodeHandler {
   eventTypes: string[];
   /**
    * Apply one of its events to the state (also the replay path). A registered handler may only write
-   * `state.ext[namespace]`; every other part of `state` is read-only to it.
+   * `state.ext[namespace]`; every other part of `state` is read-only to it. It gets the event read-only, and
+   * readable only until it returns: it must not keep the event or change it (both throw a `TypeError`).
    */
   apply(event: KernelEvent, state: WorldState): void;
   /**

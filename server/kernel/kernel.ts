@@ -30,7 +30,7 @@ import { StateView } from './view.js';
 
 export type { KernelView, OpcodeHandler } from './handler.js';
 export { grantStatus, tokenRevoked, type GrantStatus } from './revocation.js';
-export { emptyState } from './state.js';
+export { emptyState, stateAt, stateColumn, type StateColumn } from './state.js';
 
 const CONCRETE_PERMISSION = /^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*$/;
 
@@ -162,7 +162,9 @@ export class Kernel {
         }
         const handler = this.#byEvent.get(event.type);
         if (!handler) throw KernelError.unsupported('event', event.type);
-        handler.apply(deepCopy(event), this.#scope(handler).state(this.#state, journal));
+        const scope = this.#scope(handler);
+        const own = new JournaledHandler(journal, scope.own);
+        handler.apply(own.event(event, scope.event), scope.state(this.#state, own));
       }
     } catch (err) {
       journal.rollback();
@@ -187,6 +189,8 @@ class HandlerScope {
   readonly label: string;
   /** Label of the writable `ext[ns]`. */
   readonly own: string;
+  /** Label of the (read-only) event being applied. */
+  readonly event: string;
   readonly readOnly: <T>(value: T) => T;
   /** Read-only views of the top-level maps outside `ext`, and the maps they show. */
   readonly #views: Omit<WorldState, 'ext'>;
@@ -196,6 +200,7 @@ class HandlerScope {
     this.ns = handler.namespace ?? handler.opcode;
     this.label = `handler ${handler.opcode}: state outside ext.${this.ns}`;
     this.own = `handler ${handler.opcode}: ext.${this.ns}`;
+    this.event = `handler ${handler.opcode}: the event applied`;
     this.readOnly = readOnlyViews(this.label);
     const views: Record<string, unknown> = {};
     for (const f of READ_ONLY_FIELDS) if (working[f] !== undefined) views[f] = this.readOnly(working[f]);
@@ -209,10 +214,10 @@ class HandlerScope {
     return true;
   }
 
-  /** The state a handler's `apply` is given for one commit: only `ext[ns]` writable, through `journal`. */
-  state(working: WorldState, journal: Journal): WorldState {
+  /** The state a handler's `apply` is given for one event: only `ext[ns]` writable, through `own`. */
+  state(working: WorldState, own: JournaledHandler): WorldState {
     const v = this.#views;
-    const ext = new Proxy(working.ext, new ExtView(this, journal));
+    const ext = new Proxy(working.ext, new ExtView(this, own));
     const { agents, tasks, observations, roots, grants, revokedTokens, revokedTokensByVault } = v;
     return Object.freeze(
       revokedTokensByVault === undefined
@@ -228,22 +233,22 @@ class HandlerScope {
 
 /** `state.ext` as a registered handler sees it during one commit: its namespace journaled, the rest read-only. */
 class ExtView implements ProxyHandler<Record<string, unknown>> {
-  readonly #own: JournaledHandler;
+  readonly journal: Journal;
 
   constructor(
     readonly scope: HandlerScope,
-    readonly journal: Journal,
+    readonly own: JournaledHandler,
   ) {
-    this.#own = new JournaledHandler(journal, scope.own);
+    this.journal = own.journal;
   }
 
   get(target: Record<string, unknown>, key: string | symbol): unknown {
-    return key === this.scope.ns ? this.#own.view(target[key]) : this.scope.readOnly(Reflect.get(target, key));
+    return key === this.scope.ns ? this.own.view(target[key]) : this.scope.readOnly(Reflect.get(target, key));
   }
 
   set(target: Record<string, unknown>, key: string | symbol, value: unknown): boolean {
     this.#open(key);
-    this.journal.write(target, this.scope.ns, this.#own.copy(value));
+    this.journal.write(target, this.scope.ns, this.own.copy(value));
     return true;
   }
 

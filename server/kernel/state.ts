@@ -165,10 +165,89 @@ function wrap<T>(value: T, handler: ProxyHandler<object>): T {
   return value === null || typeof value !== 'object' ? value : (new Proxy(value as object, handler) as T);
 }
 
+/**
+ * The key through which `stateColumn` asks a view of the kernel to read the object behind it directly (a read
+ * through a view costs a trap, and one of an object a new view). What it yields holds only strings and primitives.
+ */
+const COLUMN = Symbol('column');
+
+/** The member names of `map` and the value of `field` of each member: a primitive, else undefined. */
+export interface StateColumn {
+  keys: string[];
+  values: unknown[];
+}
+
+/**
+ * The member names of `map`, an object or array of the state or a kernel view of one (`Object.keys`), and for
+ * each member the value of its own `field` when that is a primitive (string, number, boolean, null; anything
+ * else reads as undefined). A handler lists a map, or chooses among its records (say the oldest), with it at the
+ * cost of reading plain objects: listing a view's keys costs ~100× a plain object's, and reading through views
+ * a trap per read and a new view per object.
+ */
+export function stateColumn(map: object, field?: string): StateColumn {
+  const read = (map as { [COLUMN]?: unknown })[COLUMN];
+  return typeof read === 'function' ? (read as (field?: string) => StateColumn)(field) : column(map, field);
+}
+
+function column(target: object, field: string | undefined): StateColumn {
+  const keys = Object.keys(target);
+  const values: unknown[] = [];
+  if (field !== undefined) {
+    const t = target as Record<string, unknown>;
+    for (const key of keys) {
+      const member = t[key];
+      const value = member !== null && typeof member === 'object' && Object.hasOwn(member, field) ? (member as Record<string, unknown>)[field] : undefined;
+      values.push(value !== null && typeof value === 'object' ? undefined : value);
+    }
+  }
+  return { keys, values };
+}
+
+/**
+ * The key through which `stateAt` asks a view of the kernel to walk a path from the object behind it; the
+ * value found is handed out as the view would hand it out (a primitive as is, an object as a view).
+ */
+const AT = Symbol('at');
+
+/**
+ * The value at `path` below `value` (an object of the state or of an event, or a kernel view of one), own
+ * members only: undefined when a step is missing, inherited or not an object. Through a view, the steps read
+ * the plain objects behind it (no trap or view per step) and the value found comes back as reading it step by
+ * step through the view would give it: a primitive as is, an object as a view with the same rights.
+ */
+export function stateAt(value: object, ...path: string[]): unknown {
+  const at = (value as { [AT]?: unknown })[AT];
+  return typeof at === 'function' ? (at as (path: string[]) => unknown)(path) : walk(value, path);
+}
+
+function walk(target: object, path: string[]): unknown {
+  let cur: unknown = target;
+  for (const key of path) {
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, key)) return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}
+
+/** What a view's trap answers for `AT`: a walker of the object behind the view, whose finds `show` wraps. */
+function atOf(target: object, show: (value: object) => unknown): (path: string[]) => unknown {
+  return (path) => {
+    const found = walk(target, path);
+    return found === null || typeof found !== 'object' ? found : show(found);
+  };
+}
+
+/** What a view's trap answers for `COLUMN`: a reader of the object behind the view. */
+function columnOf(target: object): (field?: string) => StateColumn {
+  return (field) => column(target, field);
+}
+
 class ReadOnlyHandler implements ProxyHandler<object> {
   constructor(readonly label: string) {}
 
   get(target: object, key: string | symbol, receiver: unknown): unknown {
+    if (key === COLUMN) return columnOf(target);
+    if (key === AT) return atOf(target, (found) => wrap(found, this));
     return wrap(Reflect.get(target, key, receiver), this);
   }
 
@@ -198,6 +277,70 @@ class ReadOnlyHandler implements ProxyHandler<object> {
 }
 
 /**
+ * The handler of the views of an event a registered handler applies: read-only, and readable only while its
+ * `apply` runs (the handler must not keep the event: the caller owns it once the commit is over). Each view
+ * made is remembered by the commit's writable views, so a part of the event written to the state is copied
+ * from the event's own object.
+ */
+class EventViewHandler implements ProxyHandler<object> {
+  constructor(
+    readonly owner: JournaledHandler,
+    readonly label: string,
+  ) {}
+
+  get(target: object, key: string | symbol): unknown {
+    this.#open();
+    // The readers handed out for `COLUMN` and `AT` are refused after the apply too.
+    if (key === COLUMN) {
+      return (field?: string) => {
+        this.#open();
+        return column(target, field);
+      };
+    }
+    if (key === AT) {
+      return (path: string[]) => {
+        this.#open();
+        return this.#show(walk(target, path));
+      };
+    }
+    return this.#show(Reflect.get(target, key));
+  }
+
+  #show(value: unknown): unknown {
+    return value === null || typeof value !== 'object' ? value : this.owner.remember(new Proxy(value, this), value);
+  }
+
+  set(): boolean {
+    return this.deny();
+  }
+
+  defineProperty(): boolean {
+    return this.deny();
+  }
+
+  deleteProperty(): boolean {
+    return this.deny();
+  }
+
+  setPrototypeOf(): boolean {
+    return this.deny();
+  }
+
+  preventExtensions(): boolean {
+    return this.deny();
+  }
+
+  deny(): never {
+    throw new TypeError(`${this.label} is read-only`);
+  }
+
+  /** Reads are refused once the apply has returned (the event is the caller's again). */
+  #open(): void {
+    if (this.owner.journal.closed) throw new TypeError(`${this.label} read after its apply returned`);
+  }
+}
+
+/**
  * The handler of the writable views of one commit (`view`): every write and delete, at any depth, goes through
  * `journal` (so rollback undoes it) and stores a deep copy of the value written (so state never aliases an
  * event, another part of the state, or a view). Costs nothing up front: nested objects are wrapped when read.
@@ -218,9 +361,21 @@ export class JournaledHandler implements ProxyHandler<object> {
   /** A writable view of `value` (a primitive as is). */
   view<T>(value: T): T {
     if (value === null || typeof value !== 'object') return value;
-    const view = new Proxy(value as object, this);
-    (this.#shown ??= new Map()).set(view, value as object);
-    return view as T;
+    return this.remember(new Proxy(value as object, this), value as object) as T;
+  }
+
+  /**
+   * The read-only view of an event that `apply` is given instead of a copy: reads see the event as the
+   * handler returned it (or the log holds it), writes throw, and so does any read once the commit is over.
+   */
+  event<T extends object>(event: T, label: string): T {
+    return this.remember(new Proxy(event, new EventViewHandler(this, label)), event) as T;
+  }
+
+  /** Record that `view` shows `target`, so that writing the view stores a copy of `target`. */
+  remember(view: object, target: object): object {
+    (this.#shown ??= new Map()).set(view, target);
+    return view;
   }
 
   /** The deep copy of `value` a write stores in the state (never the value itself, nor a part of it). */
@@ -231,6 +386,8 @@ export class JournaledHandler implements ProxyHandler<object> {
 
   /** Own members are writable state; an inherited one (`__proto__`, a method) is read-only. */
   get(target: object, key: string | symbol): unknown {
+    if (key === COLUMN) return columnOf(target);
+    if (key === AT) return atOf(target, (found) => this.view(found));
     const value = Reflect.get(target, key);
     if (value === null || typeof value !== 'object') return value;
     return Object.hasOwn(target, key) ? this.view(value) : wrap(value, (this.#readOnly ??= new ReadOnlyHandler(this.label)));

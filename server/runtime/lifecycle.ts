@@ -28,6 +28,7 @@ import {
 } from '../../protocol/runtime.js';
 import { KernelError } from '../kernel/errors.js';
 import type { KernelView, OpcodeHandler } from '../kernel/handler.js';
+import { stateAt, stateColumn } from '../kernel/state.js';
 import {
   isPlainObject,
   onlyFields,
@@ -93,18 +94,19 @@ function writable(state: WorldState): RuntimeState {
   return state.ext[RUNTIME_NAMESPACE] as RuntimeState;
 }
 
-/** The runtime record of an agent (own property only: ids come from the wire), or undefined. */
+/*
+ * Lookups in the runtime namespace use the kernel's `stateAt` (own members only: ids come from the wire), which
+ * walks the plain objects behind the kernel's views instead of making a view per step.
+ */
+
+/** The runtime record of an agent, or undefined. */
 function agentIn(rt: RuntimeState, id: string): AgentRuntimeRecord | undefined {
-  return Object.hasOwn(rt.agents, id) ? rt.agents[id] : undefined;
+  return stateAt(rt, 'agents', id) as AgentRuntimeRecord | undefined;
 }
 
-/** A live run (own properties only), or undefined. */
+/** A live run, or undefined. */
 function liveRun(rt: RuntimeState, id: string): RunRecord | undefined {
-  const runs = rt.runs;
-  const key = runShard(id);
-  if (!Object.hasOwn(runs, key)) return undefined;
-  const shard = runs[key];
-  return Object.hasOwn(shard, id) ? shard[id] : undefined;
+  return stateAt(rt, 'runs', runShard(id), id) as RunRecord | undefined;
 }
 
 /** Every live run, in no particular order. */
@@ -189,38 +191,65 @@ function requireToolCall(v: unknown, where: string): RunToolCall {
   return o as unknown as RunToolCall;
 }
 
-function update(run: RunRecord, at: number, changes: Partial<RunRecord>): void {
-  Object.assign(run, changes, { updatedAt: at });
-}
-
 type RunEvent = KernelEvent & Record<string, unknown>;
 
 /**
  * What each event of a run does to its record: the one definition the kernel applies (each handler's
- * `apply`) and the runner follows its own run by (`advanceRun`), so the two cannot drift.
+ * `apply`) and the runner follows its own run by (`advanceRun`), so the two cannot drift. Each sets the
+ * fields it changes one by one, then `updatedAt` (through the kernel's views, every assignment is a journaled
+ * write; no object is built for it).
  */
 const RUN_STEPS: Readonly<Record<string, (run: RunRecord, e: RunEvent) => void>> = {
-  RunStarted: (run, e) => update(run, e.at, { state: 'working', executor: e.executor as string, startedAt: e.at }),
-  LlmTurnRecorded: (run, e) =>
-    update(run, e.at, { turns: run.turns + 1, tokens: run.tokens + (e.tokens as number), outputBytes: run.outputBytes + (e.bytes as number) }),
+  RunStarted: (run, e) => {
+    run.state = 'working';
+    run.executor = e.executor as string;
+    run.startedAt = e.at;
+    run.updatedAt = e.at;
+  },
+  LlmTurnRecorded: (run, e) => {
+    run.turns += 1;
+    run.tokens += e.tokens as number;
+    run.outputBytes += e.bytes as number;
+    run.updatedAt = e.at;
+  },
   ToolCallRequested: (run, e) => {
+    run.toolCalls += 1;
     const approval = e.approval as ApprovalRecord | undefined;
-    update(run, e.at, { toolCalls: run.toolCalls + 1, ...(approval ? { state: 'input-required', approval } : {}) });
+    if (approval) {
+      run.state = 'input-required';
+      run.approval = approval;
+    }
+    run.updatedAt = e.at;
   },
   ApprovalResolved: (run, e) => {
     delete run.approval;
-    update(run, e.at, { state: 'working' });
+    run.state = 'working';
+    run.updatedAt = e.at;
   },
-  ToolResultRecorded: (run, e) => update(run, e.at, { outputBytes: run.outputBytes + (e.bytes as number) }),
-  ToolProgressRecorded: (run, e) => update(run, e.at, {}),
-  RunCompleted: (run, e) => update(run, e.at, { state: 'completed', text: e.text as string, artifacts: e.artifacts as RunArtifact[] }),
+  ToolResultRecorded: (run, e) => {
+    run.outputBytes += e.bytes as number;
+    run.updatedAt = e.at;
+  },
+  ToolProgressRecorded: (run, e) => {
+    run.updatedAt = e.at;
+  },
+  RunCompleted: (run, e) => {
+    run.state = 'completed';
+    run.text = e.text as string;
+    run.artifacts = e.artifacts as RunArtifact[];
+    run.updatedAt = e.at;
+  },
   RunFailed: (run, e) => {
     delete run.approval;
-    update(run, e.at, { state: 'failed', reason: e.reason as RunRecord['reason'] });
+    run.state = 'failed';
+    run.reason = e.reason as RunRecord['reason'];
+    run.updatedAt = e.at;
   },
   RunCancelled: (run, e) => {
     delete run.approval;
-    update(run, e.at, { state: 'canceled', reason: { code: 'Cancelled', message: e.reason as string } });
+    run.state = 'canceled';
+    run.reason = { code: 'Cancelled', message: e.reason as string };
+    run.updatedAt = e.at;
   },
 };
 
@@ -236,8 +265,7 @@ export function advanceRun(run: RunRecord, event: KernelEvent): boolean {
 
 /** Apply a step event to the run it names in the live state. */
 function applyStep(event: KernelEvent, state: WorldState): void {
-  const id = (event as RunEvent).run as string;
-  RUN_STEPS[event.type](writable(state).runs[runShard(id)][id], event as RunEvent);
+  RUN_STEPS[event.type](liveRun(writable(state), (event as RunEvent).run as string)!, event as RunEvent);
 }
 
 /**
@@ -248,7 +276,7 @@ function applyStep(event: KernelEvent, state: WorldState): void {
 function applyEnd(event: KernelEvent, state: WorldState): void {
   const rt = writable(state);
   const id = (event as RunEvent).run as string;
-  const shard = rt.runs[runShard(id)];
+  const shard = stateAt(rt, 'runs', runShard(id)) as Record<string, RunRecord>;
   const run = shard[id];
   RUN_STEPS[event.type](run, event as RunEvent);
   if (!Object.hasOwn(rt, 'ended')) rt.ended = {};
@@ -257,13 +285,13 @@ function applyEnd(event: KernelEvent, state: WorldState): void {
   const kept = ended[run.agent];
   kept[id] = run;
   delete shard[id];
-  // Reads go through the kernel's views of the state: list the ids once, then read one field per record.
-  const ids = Object.keys(kept);
+  // The state is read through the kernel's views: `stateColumn` lists the ids and their end times at once.
+  const { keys: ids, values: ends } = stateColumn(kept, 'updatedAt');
   if (ids.length <= ENDED_RUNS_KEPT) return;
   let oldest = ids[0];
-  let oldestAt = kept[oldest].updatedAt;
+  let oldestAt = ends[0] as number;
   for (let i = 1; i < ids.length; i++) {
-    const at = kept[ids[i]].updatedAt;
+    const at = ends[i] as number;
     if (at < oldestAt || (at === oldestAt && ids[i] < oldest)) {
       oldest = ids[i];
       oldestAt = at;
@@ -360,8 +388,9 @@ export const submitRun = handler({
     if (record?.terminated) throw KernelError.invalid(`agent ${agent.id} is terminated`);
     if (o.task !== undefined) view.task(agent.id, o.task as string);
     const id = freshId(env, 0);
-    const kept = rt.ended !== undefined && Object.hasOwn(rt.ended, agent.id) ? rt.ended[agent.id] : {};
-    if (liveRun(rt, id) !== undefined || Object.hasOwn(kept, id)) throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
+    if (liveRun(rt, id) !== undefined || stateAt(rt, 'ended', agent.id, id) !== undefined) {
+      throw KernelError.invalid(`id ${JSON.stringify(id)} already in use`);
+    }
     const run: RunRecord = {
       id,
       agent: agent.id,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { canonicalJson } from '../../../protocol/canonical.js';
 import type { KernelEvent, WorldState } from '../../../protocol/kernel.js';
-import { Kernel, type OpcodeHandler } from '../../../server/kernel/kernel.js';
+import { Kernel, stateAt, stateColumn, type OpcodeHandler } from '../../../server/kernel/kernel.js';
 import { deepCopy } from '../../../server/kernel/state.js';
 import { claims, digest, envelope } from './helpers.js';
 
@@ -269,5 +269,118 @@ describe('kernel write path of registered handlers (journaled, in place)', () =>
     assert.throws(() => kernel.execute(envelope({ type: 'Odd' }, perm)), TypeError);
     assert.equal(digest(kernel.state), before);
     assert.deepEqual((kernel.state as WorldState).ext.keep, { n: 1 });
+  });
+
+  it('apply gets the event read-only and readable only while it runs; its parts written to the state are copies', () => {
+    let kept: { value: { list: unknown[] } } | undefined;
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Read', permission: 'agent:pause', namespace: 'read', eventTypes: ['Read'],
+      execute: (env, view) => [view.event('Read', { value: (env.op as unknown as { value: unknown }).value, change: (env.op as unknown as { change: string }).change })],
+      apply(event, state) {
+        const e = event as KernelEvent & { value: { list: unknown[]; n: number }; change: string };
+        kept = e;
+        state.ext.read = { value: e.value, list: e.value.list };
+        if (e.change === 'member') e.value.n = 2;
+        if (e.change === 'nested') e.value.list.push(3);
+        if (e.change === 'delete') delete (e as Partial<typeof e>).change;
+      },
+    });
+    const [event] = kernel.execute(envelope({ type: 'Read', value: { list: [1, { n: 1 }], n: 1 }, change: 'none' }, perm)) as (KernelEvent & {
+      value: { list: [number, { n: number }] };
+    })[];
+    assert.deepEqual(kernel.state.ext.read, { value: { list: [1, { n: 1 }], n: 1 }, list: [1, { n: 1 }] });
+    const ns = kernel.state.ext.read as { value: { list: unknown }; list: unknown };
+    assert.notEqual(ns.value.list, ns.list, 'each write stores its own copy');
+    event.value.list[1].n = 9;
+    assert.deepEqual(ns.list, [1, { n: 1 }], 'the state shares nothing with the returned event');
+    assert.throws(() => kept!.value, /handler Read: the event applied read after its apply returned/);
+    const before = digest(kernel.state);
+    for (const change of ['member', 'nested', 'delete']) {
+      const op = { type: 'Read', value: { list: [5], n: 5 }, change };
+      assert.throws(() => kernel.execute(envelope(op, perm)), /handler Read: the event applied is read-only/);
+      assert.deepEqual(op, { type: 'Read', value: { list: [5], n: 5 }, change }, 'the operation is unchanged');
+      assert.equal(digest(kernel.state), before, 'the failed apply is rolled back');
+    }
+  });
+
+  it('stateColumn reads a map through any view as its plain object: keys, primitive fields, nothing writable', () => {
+    const seen: unknown[] = [];
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'Col', permission: 'agent:pause', namespace: 'col', eventTypes: ['Col'],
+      execute(_env, view) {
+        const ns = view.ext('col') as { map: object } | undefined;
+        if (ns !== undefined) seen.push(stateColumn(ns.map, 'at'));
+        return [view.event('Col', { map: { x: { at: 3 }, y: { at: { deep: 1 } }, z: 7 } })];
+      },
+      apply(event, state) {
+        const e = event as KernelEvent & { map: object };
+        seen.push(stateColumn(e.map, 'at'));
+        if (state.ext.col === undefined) state.ext.col = { map: { b: { at: 2, other: 'o' }, a: { at: 'one' }, c: { at: null } } };
+        const map = (state.ext.col as { map: Record<string, unknown> }).map;
+        const col = stateColumn(map, 'at');
+        col.keys.push('zz');
+        col.values[0] = 'changed';
+        seen.push(stateColumn(map, 'at'), stateColumn(map), stateColumn(state.agents));
+      },
+    });
+    kernel.execute(envelope({ type: 'Col' }, perm));
+    kernel.execute(envelope({ type: 'Col' }, perm));
+    const map = { keys: ['b', 'a', 'c'], values: [2, 'one', null] };
+    const fromEvent = { keys: ['x', 'y', 'z'], values: [3, undefined, undefined] };
+    const agents = { keys: Object.keys(kernel.state.agents), values: [] };
+    assert.deepEqual(seen, [fromEvent, map, { keys: map.keys, values: [] }, agents, map, fromEvent, map, { keys: map.keys, values: [] }, agents]);
+    assert.deepEqual(stateColumn({ p: { at: 1 } }, 'at'), { keys: ['p'], values: [1] });
+    assert.deepEqual(kernel.state.ext.col, { map: { b: { at: 2, other: 'o' }, a: { at: 'one' }, c: { at: null } } });
+  });
+
+  it('stateAt walks own members behind any view and hands out what the view would: writable, read-only or closed', () => {
+    const found: unknown[] = [];
+    let keptEvent: object | undefined;
+    let keptAt: unknown;
+    const kernel = new Kernel();
+    kernel.register({
+      opcode: 'At', permission: 'agent:pause', namespace: 'at', eventTypes: ['At'],
+      execute(_env, view) {
+        const ns = view.ext('at') as object | undefined;
+        if (ns !== undefined) {
+          const rec = stateAt(ns, 'map', 'k') as { n: number };
+          found.push(rec.n, stateAt(ns, 'map', 'k', 'n'), stateAt(ns, 'map', 'toString'), stateAt(ns, 'map', 'k', 'n', 'deeper'));
+          assert.throws(() => {
+            rec.n = 5;
+          }, /KernelView is read-only/);
+        }
+        return [view.event('At', { deep: { list: [{ v: 1 }] } })];
+      },
+      apply(event, state) {
+        keptEvent = event;
+        const item = stateAt(event, 'deep', 'list', '0') as { v: number };
+        found.push(item.v);
+        assert.throws(() => {
+          item.v = 2;
+        }, /the event applied is read-only/);
+        if (state.ext.at === undefined) state.ext.at = { map: { k: { n: 1 } } };
+        const rec = stateAt(state.ext.at as object, 'map', 'k') as { n: number };
+        rec.n += 1;
+        (state.ext.at as { copy?: unknown }).copy = stateAt(event, 'deep');
+        found.push(stateAt(state.agents, 'nobody'), stateAt(state.ext, 'at', 'map', 'k', 'n'));
+        keptAt = stateAt(state.ext.at as object, 'map', 'k');
+        assert.throws(() => {
+          (stateAt(state.agents, Object.keys(state.agents)[0]) as { name: string }).name = 'x';
+        }, /state outside ext.at is read-only/);
+      },
+    });
+    kernel.execute(envelope({ type: 'SpawnSubAgent', parent: 'root', spec: { name: 'a' } }, perm));
+    kernel.execute(envelope({ type: 'At' }, perm));
+    kernel.execute(envelope({ type: 'At' }, perm));
+    assert.deepEqual(found, [1, undefined, 2, 2, 2, undefined, undefined, 1, undefined, 3]);
+    assert.deepEqual(kernel.state.ext.at, { map: { k: { n: 3 } }, copy: { list: [{ v: 1 }] } });
+    assert.throws(() => stateAt(keptEvent!, 'deep'), /read after its apply returned/);
+    assert.throws(() => {
+      (keptAt as { n: number }).n = 9;
+    }, /after its apply returned/);
+    assert.equal(stateAt({ a: { b: 0 } }, 'a', 'b'), 0);
+    assert.equal(stateAt({ a: 1 }, 'a', 'b'), undefined);
   });
 });
