@@ -132,6 +132,8 @@ export class AgentRuntime {
    * there on, not from the agent's first event. Runs found in the state at start read from the beginning.
    */
   private readonly submittedAt = new Map<string, number>();
+  /** Runs `run` staged and took in before their `RunSubmitted` was durable: the log's copy is not taken in again. */
+  private readonly takenIn = new Set<string>();
   /**
    * The record a worker starts a run from, for runs not yet taken: the run as its `RunSubmitted` carried it
    * (or as the durable state had it at start). A run entered again (an approval resolved) is read afresh.
@@ -264,8 +266,16 @@ export class AgentRuntime {
     };
     const base = { type: 'SubmitRun', agent: request.agent, ...(request.limits ? { limits: request.limits } : {}) };
     if (request.input !== undefined) {
-      const r = await this.host.submit(session, { ...base, input: request.input });
-      return { runs: [bind(runIdOf(r.records))], submittedSeqs: [r.records[0].seq] };
+      // Staged: the run is taken in at once, so its first steps join its submission's commit; the caller is
+      // told its id only once the submission is durable.
+      const { staged, durable } = await this.host.stage(session, { ...base, input: request.input });
+      const submitted = staged[staged.length - 1];
+      const run = (submitted.event as unknown as { run: RunRecord }).run;
+      bind(run.id);
+      this.takenIn.add(run.id);
+      this.intake(run, submitted.seq);
+      await durable;
+      return { runs: [run.id], submittedSeqs: [submitted.seq] };
     }
     const queued = await this.host.getState(session, { agent: request.agent, includeTasks: true });
     const agent = queued.agents[0];
@@ -389,11 +399,7 @@ export class AgentRuntime {
     switch (record.event.type) {
       case 'RunSubmitted': {
         const run = e.run as RunRecord;
-        this.vaultOf.set(run.id, run.vault);
-        this.vaultOf.set(run.agent, run.vault);
-        this.submittedAt.set(run.id, record.seq);
-        this.startFrom.set(run.id, { ...run });
-        this.enqueue(run);
+        if (!this.takenIn.delete(run.id)) this.intake(run, record.seq);
         break;
       }
       case 'ApprovalResolved':
@@ -417,6 +423,15 @@ export class AgentRuntime {
         this.agentRecords.clear();
         break;
     }
+  }
+
+  /** Take in a run just submitted (its `RunSubmitted` at `seq`): note what its worker needs, and queue it. */
+  private intake(run: RunRecord, seq: number): void {
+    this.vaultOf.set(run.id, run.vault);
+    this.vaultOf.set(run.agent, run.vault);
+    this.submittedAt.set(run.id, seq);
+    this.startFrom.set(run.id, { ...run });
+    this.enqueue(run);
   }
 
   /** Forget what a live run needed and wake whoever waits for its end. */

@@ -11,6 +11,7 @@ import { parseTranscript, scriptedProvider, type ScriptedTranscript } from '../.
 import { AgentRuntime, RUNTIME_HANDLERS } from '../../server/runtime/runtime.js';
 import { analyzeSpecText } from '../../server/runtime/spec/index.js';
 import { builtinTools, ToolRegistry } from '../../server/runtime/tools/index.js';
+import { HeldLog } from '../helpers/held-log.js';
 import { waitFor } from '../helpers/wait.js';
 
 const quiet = createLogger({ level: 'silent' });
@@ -395,8 +396,8 @@ describe('agent runtime', function () {
     }
   });
 
-  it('stages its steps: a run without tools commits them together, and a tool acts only once its call is in the log', async () => {
-    // A run that needs no tool: start, turn and completion share one group commit after the submit's.
+  it('stages its steps: a run without tools commits with its submission, and a tool acts only once its call is in the log', async () => {
+    // A run that needs no tool: its submission, start, turn and completion share one group commit.
     const quick = await world(join(dir, 'quick'), { turns: [{ text: 'done' }] });
     try {
       const dev = await userSession(quick.host, USER);
@@ -409,8 +410,8 @@ describe('agent runtime', function () {
       const after = quick.host.logStats();
       assert.deepEqual(
         { commits: after.transactions - before.transactions, records: after.records - before.records },
-        { commits: 2, records: 4 },
-        'the submit, then start + turn + completion in one commit',
+        { commits: 1, records: 4 },
+        'submission, start, turn and completion in one commit',
       );
     } finally {
       await quick.runtime.close();
@@ -438,6 +439,39 @@ describe('agent runtime', function () {
       assert.equal((await runtime.waitForEnd(dev, runs[0])).state, 'completed');
       assert.equal(seenAtCall.length, 1);
       assert.deepEqual(seenAtCall[0].slice(-4), ['RunSubmitted', 'RunStarted', 'LlmTurnRecorded', 'ToolCallRequested']);
+    } finally {
+      await runtime.close();
+      await host.close();
+    }
+  });
+
+  it('tells a run request its run only once the submission is durable, though the run starts at once', async () => {
+    const log = new HeldLog();
+    const host = await Host.open({ dataDir: null, eventLog: log, logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
+    const provider = scriptedProvider(parseTranscript({ turns: [{ text: 'done' }] }));
+    const runtime = await AgentRuntime.start({ host, provider: () => provider, tools: new ToolRegistry(), workspaceRoot: join(dir, 'workspaces'), logger: quiet });
+    try {
+      const dev = await userSession(host, USER);
+      const { agent } = await runtime.spawn(dev, loadSpec());
+      log.hold();
+      let answered = false;
+      const requested = runtime.run(dev, { agent, input: 'held' }).then((r) => {
+        answered = true;
+        return r;
+      });
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(answered, false, 'no run id before the submission is durable');
+      assert.deepEqual(
+        (await host.readAllEvents({ afterSeq: 0, limit: 1000 })).filter((r) => r.event.type === 'RunSubmitted'),
+        [],
+        'nothing of it is in the log yet',
+      );
+      log.releaseHeld();
+      const { runs } = await requested;
+      const run = await runtime.waitForEnd(dev, runs[0]);
+      assert.equal(run.state, 'completed');
+      const types = (await runEvents(host, dev, runs[0])).map((r) => r.event.type);
+      assert.deepEqual(types, ['RunSubmitted', 'RunStarted', 'LlmTurnRecorded', 'RunCompleted'], 'taken in once: no step repeated');
     } finally {
       await runtime.close();
       await host.close();
