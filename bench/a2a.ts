@@ -21,7 +21,7 @@ import { cliMint, connectWs, spawnServe } from '../test/helpers/ws-client.js';
 import { compare, comparisonRow, type Row } from './lib.js';
 
 const ROUNDS = 5;
-const REQUESTS = 100;
+const REQUESTS = 400;
 const IN_FLIGHT = 8;
 
 const SPEC = `
