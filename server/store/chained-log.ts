@@ -120,12 +120,28 @@ export abstract class ChainedEventLog implements EventLog {
   protected headHash = GENESIS_HASH;
   protected closed = false;
   protected readonly hub = new SubscriptionHub((afterSeq, limit, filter) => this.read({ afterSeq, limit, filter }));
+  /** Seq up to which records are durable: answered and published. Reads show nothing after it. */
+  protected durableSeq = 0;
   private pending: PendingBatch[] = [];
   private flushTimer: NodeJS.Immediate | null = null;
+  /** Settles once every commit made so far is answered (or refused): commits are answered in order. */
+  private answered: Promise<void> = Promise.resolve();
+  /** Why the log refuses appends: a commit it could not make durable. */
+  private broken: unknown = null;
   private readonly counters: LogStats = { transactions: 0, batches: 0, records: 0 };
 
-  /** Writes `records` (continuing the chain from the head) in one atomic, durable transaction, or throws. */
+  /**
+   * Writes `records` (continuing the chain from the head) in one atomic transaction, or throws. Durable on
+   * return, unless the engine makes it durable in `syncPersisted`.
+   */
   protected abstract persist(records: StoredRecord[]): void;
+  /**
+   * For an engine whose `persist` leaves the disk flush to be done: start it, resolving once everything
+   * persisted so far is durable. Null (the default): `persist` is durable on return.
+   */
+  protected syncPersisted(): Promise<void> | null {
+    return null;
+  }
   /** Releases the storage; called once by `close()` after pending appends are settled. */
   protected abstract release(): void;
   /** Whether appends and snapshots are refused. */
@@ -140,6 +156,7 @@ export abstract class ChainedEventLog implements EventLog {
   append(events: KernelEvent[]): Promise<LogRecord[]> {
     if (this.closed) return Promise.reject(new LogClosedError());
     if (this.isReadOnly) return Promise.reject(new ReadOnlyLogError());
+    if (this.broken !== null) return Promise.reject(this.broken);
     if (!Array.isArray(events)) return Promise.reject(new TypeError('append expects an array of events'));
     let encoded: EncodedEvent[];
     try {
@@ -171,11 +188,16 @@ export abstract class ChainedEventLog implements EventLog {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    await this.answered;
     this.hub.closeAll();
     this.release();
   }
 
-  /** Commits every pending batch in one transaction, then answers the callers and publishes. */
+  /**
+   * Commits every pending batch in one transaction, then answers the callers and publishes once it is durable
+   * (at once, or when the engine's `syncPersisted` resolves: commits are answered in order, and a commit that
+   * cannot be made durable is refused with every later one).
+   */
   private flush(): void {
     if (this.flushTimer !== null) clearImmediate(this.flushTimer);
     this.flushTimer = null;
@@ -212,12 +234,28 @@ export abstract class ChainedEventLog implements EventLog {
     this.counters.batches += batches.length;
     this.counters.records += rows.length;
 
-    const published: LogRecord[] = [];
-    batches.forEach((batch, i) => {
-      const records = perBatch[i].map(toLogRecord);
-      published.push(...records);
-      batch.resolve(records);
+    const answer = () => {
+      this.durableSeq = seq;
+      const published: LogRecord[] = [];
+      batches.forEach((batch, i) => {
+        const records = perBatch[i].map(toLogRecord);
+        published.push(...records);
+        batch.resolve(records);
+      });
+      this.hub.publish(published);
+    };
+    const syncing = this.syncPersisted();
+    if (syncing === null) return answer();
+    this.answered = Promise.all([this.answered, syncing]).then(
+      () => {
+        if (this.broken !== null) throw this.broken;
+        answer();
+      },
+      (err: unknown) => {
+        throw (this.broken ??= err);
+      },
+    ).catch((err: unknown) => {
+      for (const batch of batches) batch.reject(err);
     });
-    this.hub.publish(published);
   }
 }

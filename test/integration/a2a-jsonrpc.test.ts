@@ -32,7 +32,7 @@ const TRANSCRIPTS: Record<string, ScriptedTranscript> = {
   slow: { turns: [{ delayMs: 30_000, text: 'too late' }] },
   stepper: {
     turns: [
-      { text: 'step one', toolCalls: [{ id: 'l1', name: 'fs_list', arguments: { path: '.' } }] },
+      { text: 'step one', delayMs: 400, toolCalls: [{ id: 'l1', name: 'fs_list', arguments: { path: '.' } }] },
       { text: 'step two', delayMs: 400, toolCalls: [{ id: 'l2', name: 'fs_list', arguments: { path: '.' } }] },
       { text: 'all done', delayMs: 400 },
     ],

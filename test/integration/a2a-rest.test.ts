@@ -31,7 +31,7 @@ const SCRIPTS: Record<string, Turn[]> = {
   '[ask]': [{ text: '', tools: [{ name: 'shell', arguments: { command: 'echo ok' } }] }, { text: 'shell ran' }],
   '[slow]': [{ text: 'too late', delayMs: 60_000 }],
   '[steps]': [
-    { text: 'step one', tools: [{ name: 'fs_list', arguments: { path: '.' } }] },
+    { text: 'step one', tools: [{ name: 'fs_list', arguments: { path: '.' } }], delayMs: 400 },
     { text: 'step two', tools: [{ name: 'fs_list', arguments: { path: '.' } }], delayMs: 400 },
     { text: 'all done', delayMs: 400 },
   ],

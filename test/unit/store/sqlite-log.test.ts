@@ -8,7 +8,7 @@ import { openEventLog } from '../../../server/store/index.js';
 import { GENESIS_HASH } from '../../../server/store/hash.js';
 import { SqliteEventLog } from '../../../server/store/sqlite-log.js';
 import { describeEventLog } from './behaviour.js';
-import { ev, range, seqs } from './helpers.js';
+import { ev, nextTurn, range, seqs } from './helpers.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'toka-store-'));
@@ -71,7 +71,7 @@ describe('SqliteEventLog', () => {
     }
   });
 
-  it('creates directories, uses WAL with synchronous=FULL and the documented tables', async () => {
+  it('creates directories, uses WAL with synchronous=NORMAL (the log flushes the WAL itself) and the documented tables', async () => {
     const log = SqliteEventLog.open(path);
     await log.append([ev(1)]);
     const db = new Database(path, { readonly: true });
@@ -82,8 +82,61 @@ describe('SqliteEventLog', () => {
     assert.deepEqual(Object.keys(row), ['seq', 'type', 'vault', 'agent', 'prev_hash', 'hash', 'body']);
     assert.equal(row.prev_hash, GENESIS_HASH);
     db.close();
-    assert.equal((log as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true }), 2);
+    assert.equal((log as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true }), 1);
     await log.close();
+  });
+
+  describe('a commit is answered, published and read only once its WAL flush is done', () => {
+    /** The log with its WAL flush held until `release` (or failed by `fail`): what the disk would take. */
+    function heldSync(log: SqliteEventLog) {
+      const held: { release(): void; fail(err: Error): void }[] = [];
+      const real = (log as unknown as { syncPersisted(): Promise<void> }).syncPersisted.bind(log);
+      (log as unknown as { syncPersisted(): Promise<void> }).syncPersisted = () =>
+        new Promise<void>((resolve, reject) => held.push({ release: () => real().then(resolve, reject), fail: reject }));
+      return held;
+    }
+
+    it('answers, publishes and shows reads in order, after the flush of each commit', async () => {
+      const log = SqliteEventLog.open(path);
+      const held = heldSync(log);
+      const published: number[] = [];
+      log.subscribe({ afterSeq: 0 }, { onRecord: (r) => void published.push(r.seq) });
+      let answered = 0;
+      const first = log.append([{ ...ev(1, { type: 'RunSubmitted' }), run: { id: 'r1' } }]).then(() => answered++);
+      await nextTurn();
+      const second = log.append([ev(2)]).then(() => answered++);
+      await nextTurn();
+      assert.equal(held.length, 2, 'two commits, each waiting for its flush');
+      assert.equal(answered, 0);
+      assert.deepEqual(await log.read(), [], 'rows written but not yet durable are not read');
+      assert.equal(await log.runSubmission('v1', 'r1'), null);
+      held[1].release();
+      await nextTurn();
+      assert.equal(answered, 0, 'the second commit waits for the first');
+      held[0].release();
+      await Promise.all([first, second]);
+      assert.deepEqual(seqs(await log.read()), [1, 2]);
+      assert.equal((await log.runSubmission('v1', 'r1'))?.seq, 1);
+      await nextTurn();
+      assert.deepEqual(published, [1, 2]);
+      await log.close();
+    });
+
+    it('a flush that fails refuses its commit, every later one and every later append', async () => {
+      const log = SqliteEventLog.open(path);
+      const held = heldSync(log);
+      const first = log.append([ev(1)]);
+      await nextTurn();
+      const second = log.append([ev(2)]);
+      await nextTurn();
+      held[0].fail(new Error('EIO'));
+      held[1].release();
+      await assert.rejects(first, /EIO/);
+      await assert.rejects(second, /EIO/);
+      await assert.rejects(log.append([ev(3)]), /EIO/);
+      assert.deepEqual(await log.read(), []);
+      await log.close();
+    });
   });
 
   it('reopening keeps the head and continues the chain', async () => {
