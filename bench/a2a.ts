@@ -22,9 +22,10 @@ import { compare, comparisonRow, type Row } from './lib.js';
 
 const ROUNDS = 5;
 const REQUESTS = 400;
-const IN_FLIGHT = 8;
+export const IN_FLIGHT = 8;
 
-const SPEC = `
+/** The answering agent both benchmarks spawn. */
+export const SPEC = `
 metadata: {name: answerer, version: v0.1.0, created: "2026-12-03", workstream: Bench}
 spec: {name: answerer, domain: bench, priority: medium}
 capabilities: {primary: [answer]}

@@ -19,6 +19,7 @@ import { SendMessageRequest } from '@a2a-js/sdk';
 import { AgentSpawnRequest } from '../protocol/rpc/index.js';
 import { connectA2a, type A2aBinding, type A2aConnection } from '../server/runtime/a2a/client.js';
 import { cliMint, connectWs } from '../test/helpers/ws-client.js';
+import { IN_FLIGHT, SPEC } from './a2a.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,16 +35,6 @@ const { values } = parseArgs({
 });
 const binding = values.binding as A2aBinding;
 if (binding !== 'jsonrpc' && binding !== 'ws') throw new Error('--binding must be jsonrpc or ws');
-const IN_FLIGHT = 8;
-const SPEC = `
-metadata: {name: answerer, version: v0.1.0, created: "2026-12-03", workstream: Bench}
-spec: {name: answerer, domain: bench, priority: medium}
-capabilities: {primary: [answer]}
-objectives:
-  - {description: Answer at once, deliverable: the answer as the artifact, validation: it is there}
-tasks: {default: [{description: Answer, priority: low}]}
-security: {capabilities_required: []}
-`;
 
 interface Server {
   bin: string;

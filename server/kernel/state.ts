@@ -242,14 +242,9 @@ function columnOf(target: object): (field?: string) => StateColumn {
   return (field) => column(target, field);
 }
 
-class ReadOnlyHandler implements ProxyHandler<object> {
-  constructor(readonly label: string) {}
-
-  get(target: object, key: string | symbol, receiver: unknown): unknown {
-    if (key === COLUMN) return columnOf(target);
-    if (key === AT) return atOf(target, (found) => wrap(found, this));
-    return wrap(Reflect.get(target, key, receiver), this);
-  }
+/** The traps every read-only view shares: any change is refused with a `TypeError` naming what it shows. */
+abstract class RefusingChanges implements ProxyHandler<object> {
+  abstract readonly label: string;
 
   set(): boolean {
     return this.deny();
@@ -276,17 +271,31 @@ class ReadOnlyHandler implements ProxyHandler<object> {
   }
 }
 
+class ReadOnlyHandler extends RefusingChanges {
+  constructor(readonly label: string) {
+    super();
+  }
+
+  get(target: object, key: string | symbol, receiver: unknown): unknown {
+    if (key === COLUMN) return columnOf(target);
+    if (key === AT) return atOf(target, (found) => wrap(found, this));
+    return wrap(Reflect.get(target, key, receiver), this);
+  }
+}
+
 /**
  * The handler of the views of an event a registered handler applies: read-only, and readable only while its
  * `apply` runs (the handler must not keep the event: the caller owns it once the commit is over). Each view
  * made is remembered by the commit's writable views, so a part of the event written to the state is copied
  * from the event's own object.
  */
-class EventViewHandler implements ProxyHandler<object> {
+class EventViewHandler extends RefusingChanges {
   constructor(
     readonly owner: JournaledHandler,
     readonly label: string,
-  ) {}
+  ) {
+    super();
+  }
 
   get(target: object, key: string | symbol): unknown {
     this.#open();
@@ -308,30 +317,6 @@ class EventViewHandler implements ProxyHandler<object> {
 
   #show(value: unknown): unknown {
     return value === null || typeof value !== 'object' ? value : this.owner.remember(new Proxy(value, this), value);
-  }
-
-  set(): boolean {
-    return this.deny();
-  }
-
-  defineProperty(): boolean {
-    return this.deny();
-  }
-
-  deleteProperty(): boolean {
-    return this.deny();
-  }
-
-  setPrototypeOf(): boolean {
-    return this.deny();
-  }
-
-  preventExtensions(): boolean {
-    return this.deny();
-  }
-
-  deny(): never {
-    throw new TypeError(`${this.label} is read-only`);
   }
 
   /** Reads are refused once the apply has returned (the event is the caller's again). */
