@@ -150,13 +150,17 @@ describe('mcp-sampling runs requested over MCP (toka serve, SDK client over Stre
   it('a session that closes while its model is being asked fails the run with a typed reason', async () => {
     let asked = 0;
     let conn: { client: Client; transport: StreamableHTTPClientTransport } | undefined;
+    let toolAnswered!: () => void;
+    const answered = new Promise<void>((resolve) => (toolAnswered = resolve));
     conn = await connect({ tools: false }, async () => {
       asked++;
-      // The user walks away: the session ends (DELETE), the request is never answered.
-      setImmediate(() => void conn!.transport.terminateSession().then(() => conn!.client.close()));
+      // The user walks away once run_agent has answered (the run may ask the model before that): the session
+      // ends (DELETE), this request is never answered.
+      void answered.then(() => conn!.transport.terminateSession()).then(() => conn!.client.close());
       return new Promise(() => undefined);
     });
     const result = await conn.client.callTool({ name: 'run_agent', arguments: { agent, input: 'write a note', wait: false } });
+    toolAnswered();
     assert.ok(!result.isError, JSON.stringify(result));
     const id = (result.structuredContent as { runs: RunRecord[] }).runs[0].id;
     const run = await waitFor(async () => {
