@@ -244,7 +244,13 @@ export abstract class ChainedEventLog implements EventLog {
       });
       this.hub.publish(published);
     };
-    const syncing = this.syncPersisted();
+    let syncing: Promise<void> | null;
+    try {
+      syncing = this.syncPersisted();
+    } catch (err) {
+      // Could not even start the flush (the WAL file would not open): the same as a flush that failed.
+      syncing = Promise.reject(err);
+    }
     if (syncing === null) return answer();
     this.answered = Promise.all([this.answered, syncing]).then(
       () => {

@@ -122,6 +122,17 @@ describe('SqliteEventLog', () => {
       await log.close();
     });
 
+    it('a flush that cannot start refuses its commit and every later append; the process stays up', async () => {
+      const log = SqliteEventLog.open(path);
+      (log as unknown as { syncPersisted(): Promise<void> }).syncPersisted = () => {
+        throw new Error('EMFILE: too many open files');
+      };
+      await assert.rejects(log.append([ev(1)]), /EMFILE/);
+      await assert.rejects(log.append([ev(2)]), /EMFILE/);
+      assert.deepEqual(await log.read(), []);
+      await log.close();
+    });
+
     it('a flush that fails refuses its commit, every later one and every later append', async () => {
       const log = SqliteEventLog.open(path);
       const held = heldSync(log);
