@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LogRecord } from '../../protocol/events.js';
 import type { RunRecord } from '../../protocol/runtime.js';
+import type { EventLog } from '../../server/store/event-log.js';
 import { HostError } from '../../server/host/errors.js';
 import { Host, type Session } from '../../server/host/host.js';
 import { createLogger } from '../../server/host/logger.js';
@@ -50,12 +51,19 @@ function loadSpec() {
   return { spec: analysis.spec!, digest: analysis.digest!, document: analysis.document };
 }
 
-/** Everything a run needs, on a real SQLite data dir; `reopen` closes and starts it again on the same dir. */
-async function world(dir: string, transcript: ScriptedTranscript, options: { concurrency?: number } = {}) {
+/**
+ * Everything a run needs, on a real SQLite data dir (or on `eventLog`), with the built-in tools unless `tools`
+ * is given; `open` starts it again on the same dir.
+ */
+async function world(dir: string, transcript: ScriptedTranscript, options: { concurrency?: number; tools?: ToolRegistry; eventLog?: EventLog } = {}) {
   const open = async () => {
-    const host = await Host.open({ dataDir: join(dir, 'data'), logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
-    const tools = new ToolRegistry();
-    for (const tool of builtinTools()) tools.register(tool);
+    const store = options.eventLog ? { dataDir: null, eventLog: options.eventLog } : { dataDir: join(dir, 'data') };
+    const host = await Host.open({ ...store, logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
+    let tools = options.tools;
+    if (tools === undefined) {
+      tools = new ToolRegistry();
+      for (const tool of builtinTools()) tools.register(tool);
+    }
     const provider = scriptedProvider(parseTranscript(transcript));
     const runtime = await AgentRuntime.start({
       host,
@@ -294,7 +302,6 @@ describe('agent runtime', function () {
   });
 
   it('ends a run at its timeout during a tool call: the tool is aborted, the limit named, nothing after it recorded', async () => {
-    const host = await Host.open({ dataDir: join(dir, 'data'), logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
     let abortedWith: unknown = null;
     const tools = new ToolRegistry();
     tools.register({
@@ -307,8 +314,7 @@ describe('agent runtime', function () {
           });
         }),
     });
-    const provider = scriptedProvider(parseTranscript({ turns: [{ toolCalls: [{ id: 'w1', name: 'wait', arguments: {} }] }, { text: 'never' }] }));
-    const runtime = await AgentRuntime.start({ host, provider: () => provider, tools, workspaceRoot: join(dir, 'workspaces'), logger: quiet });
+    const { host, runtime } = await world(dir, { turns: [{ toolCalls: [{ id: 'w1', name: 'wait', arguments: {} }] }, { text: 'never' }] }, { tools });
     try {
       const dev = await userSession(host, USER);
       const { agent } = await runtime.spawn(dev, loadSpec());
@@ -419,7 +425,7 @@ describe('agent runtime', function () {
     }
 
     // A tool call: the call and every step before it are durable before the tool runs.
-    const host = await Host.open({ dataDir: join(dir, 'data'), logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
+    let host!: Host;
     const seenAtCall: string[][] = [];
     const tools = new ToolRegistry();
     tools.register({
@@ -430,8 +436,9 @@ describe('agent runtime', function () {
         return { content: 'probed', isError: false };
       },
     });
-    const provider = scriptedProvider(parseTranscript({ turns: [{ toolCalls: [{ id: 'p1', name: 'probe', arguments: {} }] }, { text: 'probed' }] }));
-    const runtime = await AgentRuntime.start({ host, provider: () => provider, tools, workspaceRoot: join(dir, 'workspaces'), logger: quiet });
+    const probed = await world(dir, { turns: [{ toolCalls: [{ id: 'p1', name: 'probe', arguments: {} }] }, { text: 'probed' }] }, { tools });
+    host = probed.host;
+    const runtime = probed.runtime;
     try {
       const dev = await userSession(host, USER);
       const { agent } = await runtime.spawn(dev, loadSpec());
@@ -447,9 +454,7 @@ describe('agent runtime', function () {
 
   it('tells a run request its run only once the submission is durable, though the run starts at once', async () => {
     const log = new HeldLog();
-    const host = await Host.open({ dataDir: null, eventLog: log, logger: quiet, handlers: RUNTIME_HANDLERS, rateLimit: false });
-    const provider = scriptedProvider(parseTranscript({ turns: [{ text: 'done' }] }));
-    const runtime = await AgentRuntime.start({ host, provider: () => provider, tools: new ToolRegistry(), workspaceRoot: join(dir, 'workspaces'), logger: quiet });
+    const { host, runtime } = await world(dir, { turns: [{ text: 'done' }] }, { eventLog: log });
     try {
       const dev = await userSession(host, USER);
       const { agent } = await runtime.spawn(dev, loadSpec());

@@ -7,6 +7,7 @@
  * (feed.ts: the log followed once, its latest task records kept), reading the log only for records the feed
  * no longer keeps, so nothing is missed or repeated; each update carries its log position.
  */
+import type { ServerResponse } from 'node:http';
 import {
   PushNotificationNotSupportedError,
   RequestMalformedError,
@@ -66,6 +67,15 @@ export const STATE = {
 export class Hangup {
   private listeners: (() => void)[] = [];
   private gone = false;
+
+  /** The hang-up of an HTTP request: only a response cut off before its end means the caller is gone. */
+  static of(res: ServerResponse): Hangup {
+    const hangup = new Hangup();
+    res.once('close', () => {
+      if (!res.writableFinished) hangup.hangUp();
+    });
+    return hangup;
+  }
 
   /** True once the caller is gone. */
   get happened(): boolean {

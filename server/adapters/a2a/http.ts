@@ -137,11 +137,7 @@ export function mountA2a(server: HttpServer, host: Host, options: A2aMountOption
         { connection: 'close' },
       );
     }
-    const hangup = new Hangup();
-    // Only a response cut off before its end means the caller is gone.
-    res.once('close', () => {
-      if (!res.writableFinished) hangup.hangUp();
-    });
+    const hangup = Hangup.of(res);
     const state = new Map<string, unknown>([[STATE.hangup, hangup]]);
     const lastEventId = headerOf(req, 'last-event-id');
     if (lastEventId !== undefined) {

@@ -175,11 +175,7 @@ export function restBinding(options: RestBindingOptions): (req: IncomingMessage,
       return fail(res, errorOf(err));
     }
 
-    const hangup = new Hangup();
-    // Only a response cut off before its end means the caller is gone.
-    res.once('close', () => {
-      if (!res.writableFinished) hangup.hangUp();
-    });
+    const hangup = Hangup.of(res);
     const state = new Map<string, unknown>([[STATE.hangup, hangup]]);
     const lastEventId = headerOf(req, 'last-event-id');
     if (lastEventId !== undefined && call.method === 'SubscribeToTask') {
