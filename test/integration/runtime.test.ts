@@ -476,7 +476,7 @@ describe('agent runtime', function () {
       const run = await runtime.waitForEnd(dev, runs[0]);
       assert.equal(run.state, 'completed');
       const types = (await runEvents(host, dev, runs[0])).map((r) => r.event.type);
-      assert.deepEqual(types, ['RunSubmitted', 'RunStarted', 'LlmTurnRecorded', 'RunCompleted'], 'taken in once: no step repeated');
+      assert.deepEqual(types, ['RunSubmitted', 'RunStarted', 'LlmTurnRecorded', 'RunCompleted'], 'each step recorded once, in order');
     } finally {
       await runtime.close();
       await host.close();
