@@ -312,7 +312,8 @@ describe('toka serve --stdio', function () {
     proc.connection.onNotification(EventsEventNotification.type, () => undefined);
     await proc.connection.sendRequest(EventsSubscribeRequest.type, { afterSeq: 0 });
     const { agent } = await spawnAgent(proc, 'busy');
-    await Promise.all(Array.from({ length: 50 }, (_, i) => submit(proc, { type: 'EmitObservation', agent, data: { i } })));
+    // Two waves of 25: a connection may have at most 32 requests in flight (MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION).
+    for (const wave of [0, 25]) await Promise.all(Array.from({ length: 25 }, (_, i) => submit(proc, { type: 'EmitObservation', agent, data: { i: wave + i } })));
     await proc.writeRaw(encodeFrame('not json'));
     await proc.waitForFrame((m) => (m.error as { code?: number } | undefined)?.code === ErrorCodes.ParseError);
     await proc.connection.sendRequest(LogVerifyRequest.type, { workDoneToken: 'busy' });
